@@ -1,0 +1,72 @@
+"""The ASGI application: routes, error rendering and the API-version header."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api import blobs, listing, manifests, uploads
+from registry.api.common import Services
+from registry.api.errors import HANDLERS
+from registry.auth.gate import Gate
+from registry.config.settings import Settings
+from registry.coord.local import LocalCoordinator
+from registry.model.registry import Registry
+from registry.storage.filesystem import FilesystemDriver
+
+NAME = "{name:path}"
+
+ROUTES = [
+    Route("/v2/", listing.ping, methods=["GET"], name="base"),
+    Route("/v2/_catalog", listing.catalog, methods=["GET"], name="catalog"),
+    Route(f"/v2/{NAME}/tags/list", listing.tags, methods=["GET"], name="tags"),
+    Route(
+        f"/v2/{NAME}/manifests/{{reference}}",
+        manifests.manifest,
+        methods=["GET", "PUT", "DELETE"],
+        name="manifest",
+    ),
+    Route(f"/v2/{NAME}/blobs/uploads/", uploads.start, methods=["POST"], name="upload_start"),
+    Route(f"/v2/{NAME}/blobs/uploads", uploads.start, methods=["POST"], name="upload_start_"),
+    Route(
+        f"/v2/{NAME}/blobs/uploads/{{upload_id}}",
+        uploads.session,
+        methods=["GET", "PATCH", "PUT", "DELETE"],
+        name="upload",
+    ),
+    Route(f"/v2/{NAME}/blobs/{{digest}}", blobs.blob, methods=["GET", "DELETE"], name="blob"),
+    Route(f"/v2/{NAME}/referrers/{{digest}}", listing.referrers, methods=["GET"], name="referrers"),
+]
+
+
+class APIVersionHeader:
+    """Adds `Docker-Distribution-API-Version` to every response; docker checks it on /v2/."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"docker-distribution-api-version", b"registry/2.0"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    datadir = settings.datadir.resolve()
+    storage = FilesystemDriver(datadir)
+    coord = LocalCoordinator(datadir / "_coord")
+    app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS))
+    app.state.services = Services(settings, Registry(storage, coord), Gate(settings))
+    return APIVersionHeader(app)

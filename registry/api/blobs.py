@@ -1,0 +1,44 @@
+"""`/v2/<name>/blobs/<digest>`: GET, HEAD (with ranges) and DELETE."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from registry.api.common import repository, services
+from registry.api.ranges import parse_range
+from registry.auth.scopes import DELETE, PULL, Scope
+from registry.oci.digests import Digest
+
+
+async def blob(request: Request) -> Response:
+    name = repository(request)
+    svc = services(request)
+    if request.method == "DELETE":
+        await svc.gate.require(request, Scope.repository(name, DELETE))
+        digest = Digest.parse(request.path_params["digest"])
+        await svc.registry.blobs.unlink(name, digest)
+        return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
+
+    await svc.gate.require(request, Scope.repository(name, PULL))
+    digest = Digest.parse(request.path_params["digest"])
+    size = await svc.registry.blobs.size(name, digest)
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+        "ETag": f'"{digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+    status, start, length = 200, 0, size
+    range_header = request.headers.get("range")
+    if range_header is not None:
+        start, end = parse_range(range_header, size)
+        length = end - start + 1
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    stream = svc.registry.blobs.stream(digest, start, length)
+    return StreamingResponse(stream, status_code=status, headers=headers)

@@ -1,0 +1,58 @@
+"""What every handler needs: the app's services, the validated name, the body, pagination."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from registry.auth.gate import Gate
+from registry.config.settings import Settings
+from registry.model.listing import Page
+from registry.model.registry import Registry
+from registry.oci.errors import PaginationInvalid
+from registry.oci.names import validate_name
+
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    registry: Registry
+    gate: Gate
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def repository(request: Request) -> str:
+    return validate_name(request.path_params["name"])
+
+
+async def body(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives, without the empty chunk ASGI ends with."""
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+def page_params(request: Request, default: int | None) -> tuple[int | None, str | None]:
+    raw = request.query_params.get("n")
+    last = request.query_params.get("last") or None
+    if raw is None or raw == "":
+        return default, last
+    if not raw.isdigit():
+        raise PaginationInvalid(f"n must be a non-negative whole number, not {raw[:50]!r}")
+    return min(int(raw), MAX_PAGE), last
+
+
+def link_header(path: str, page: Page, n: int | None) -> dict[str, str]:
+    if page.next_last is None or n is None:
+        return {}
+    query = urlencode({"last": page.next_last, "n": n})
+    return {"Link": f'<{path}?{query}>; rel="next"'}

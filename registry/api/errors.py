@@ -1,0 +1,66 @@
+"""Every failure leaves as the distribution-spec error envelope, never as a bare 500 page."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from registry.coord.base import LockTimeout
+from registry.oci.errors import (
+    BlobUploadInvalid,
+    NotFound,
+    RegistryError,
+    Unavailable,
+    Unsupported,
+)
+
+log = logging.getLogger("registry.api")
+
+
+def render(error: RegistryError) -> Response:
+    return JSONResponse(error.envelope(), status_code=error.status, headers=error.headers)
+
+
+async def registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return render(exc)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no route) and 405 (wrong method), in our envelope."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error: RegistryError = Unsupported(
+            f"{request.method} is not allowed on {request.url.path}", headers=exc.headers
+        )
+    elif exc.status_code == 404:
+        error = NotFound(f"no endpoint at {request.url.path}")
+    else:
+        error = RegistryError(exc.detail, headers=exc.headers)
+        error.status = exc.status_code
+    return render(error)
+
+
+async def disconnected(request: Request, exc: Exception) -> Response:
+    return render(BlobUploadInvalid("the client closed the connection before the body ended"))
+
+
+async def lock_timeout(request: Request, exc: Exception) -> Response:
+    return render(Unavailable("a lock is held by another request; retry"))
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render(RegistryError("internal error; the request changed nothing it had not finished"))
+
+
+HANDLERS = {
+    RegistryError: registry_error,
+    HTTPException: http_error,
+    ClientDisconnect: disconnected,
+    LockTimeout: lock_timeout,
+    Exception: unexpected,
+}

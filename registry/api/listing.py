@@ -1,0 +1,58 @@
+"""`/v2/`, `/v2/_catalog`, `/v2/<name>/tags/list` and `/v2/<name>/referrers/<digest>`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from registry.api.common import link_header, page_params, repository, services
+from registry.auth.scopes import PULL, Scope
+from registry.model.listing import paginate
+from registry.oci import mediatypes as mt
+from registry.oci.digests import Digest
+
+CATALOG_DEFAULT_PAGE = 1000
+
+
+async def ping(request: Request) -> Response:
+    await services(request).gate.identify(request)
+    return JSONResponse({})
+
+
+async def catalog(request: Request) -> Response:
+    svc = services(request)
+    principal = await svc.gate.require(request, Scope.catalog())
+    n, last = page_params(request, CATALOG_DEFAULT_PAGE)
+
+    async def visible(name: str) -> bool:
+        return await svc.gate.may(principal, Scope.repository(name, PULL))
+
+    page = paginate(await svc.registry.listing.repositories(visible), n, last)
+    return JSONResponse({"repositories": page.items}, headers=link_header("/v2/_catalog", page, n))
+
+
+async def tags(request: Request) -> Response:
+    name = repository(request)
+    svc = services(request)
+    await svc.gate.require(request, Scope.repository(name, PULL))
+    n, last = page_params(request, None)
+    page = paginate(await svc.registry.listing.tags(name), n, last)
+    return JSONResponse(
+        {"name": name, "tags": page.items},
+        headers=link_header(f"/v2/{name}/tags/list", page, n),
+    )
+
+
+async def referrers(request: Request) -> Response:
+    name = repository(request)
+    svc = services(request)
+    await svc.gate.require(request, Scope.repository(name, PULL))
+    subject = Digest.parse(request.path_params["digest"])
+    artifact_type = request.query_params.get("artifactType")
+    descriptors = await svc.registry.manifests.referrers(name, subject, artifact_type)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
+    return JSONResponse(
+        {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors},
+        headers=headers,
+        media_type=mt.OCI_INDEX,
+    )

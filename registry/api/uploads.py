@@ -1,0 +1,95 @@
+"""`/v2/<name>/blobs/uploads/`: start (or monolithic, or mount), PATCH, PUT, status, cancel."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.api.common import body, repository, services
+from registry.api.ranges import parse_content_range
+from registry.auth.scopes import PULL, PUSH, Scope
+from registry.model.uploads import CHUNK_MIN_LENGTH, Session, upload_range
+from registry.oci.digests import Digest
+from registry.oci.errors import DigestInvalid
+from registry.oci.names import validate_name
+
+
+def _session_headers(name: str, session: Session) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{session.id}",
+        "Range": upload_range(session),
+        "Docker-Upload-UUID": session.id,
+        "Content-Length": "0",
+    }
+
+
+def _created(name: str, digest: Digest) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+            "Content-Length": "0",
+        },
+    )
+
+
+async def start(request: Request) -> Response:
+    name = repository(request)
+    svc = services(request)
+    query = request.query_params
+    mount = query.get("mount")
+    if mount is not None:
+        source = query.get("from")
+        scopes = [Scope.repository(name, PUSH)]
+        if source:
+            scopes.append(Scope.repository(validate_name(source), PULL))
+        principal = await svc.gate.require(request, *scopes)
+        digest = Digest.parse(mount)
+
+        async def may_read(candidate: str) -> bool:
+            return await svc.gate.may(principal, Scope.repository(candidate, PULL))
+
+        if await svc.registry.blobs.mount(name, digest, source or None, may_read):
+            return _created(name, digest)
+    else:
+        principal = await svc.gate.require(request, Scope.repository(name, PUSH))
+        if "digest" in query:
+            digest = Digest.parse(query["digest"])
+            await svc.registry.uploads.monolithic(name, digest, body(request))
+            return _created(name, digest)
+
+    session = await svc.registry.uploads.start(name, principal.name)
+    headers = _session_headers(name, session)
+    headers["OCI-Chunk-Min-Length"] = str(CHUNK_MIN_LENGTH)
+    return Response(status_code=202, headers=headers)
+
+
+async def session(request: Request) -> Response:
+    name = repository(request)
+    svc = services(request)
+    upload_id = request.path_params["upload_id"]
+    await svc.gate.require(request, Scope.repository(name, PUSH))
+    uploads = svc.registry.uploads
+
+    if request.method == "GET":
+        found = await uploads.get(name, upload_id)
+        headers = _session_headers(name, found)
+        return Response(status_code=204, headers=headers)
+
+    if request.method == "DELETE":
+        await uploads.cancel(name, upload_id)
+        return Response(status_code=204, headers={"Content-Length": "0"})
+
+    if request.method == "PATCH":
+        content_range = parse_content_range(request.headers.get("content-range"))
+        found = await uploads.append(name, upload_id, body(request), content_range)
+        return Response(status_code=202, headers=_session_headers(name, found))
+
+    # PUT: the final (possibly empty) chunk and the digest that must match everything.
+    raw = request.query_params.get("digest")
+    if not raw:
+        raise DigestInvalid("the digest query parameter is required to complete an upload")
+    digest = Digest.parse(raw)
+    await uploads.finish(name, upload_id, digest, body(request))
+    return _created(name, digest)

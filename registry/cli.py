@@ -1,0 +1,103 @@
+"""`simple-registry serve | genhash | version`.
+
+Every error a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+
+import bcrypt
+
+from registry.config.flags import parse_serve, serve_parser
+from registry.config.settings import ConfigError
+
+VERSION = "0.1.0"
+USAGE = """usage: simple-registry <command> [flags]
+
+commands:
+  serve     run the registry (simple-registry serve -h for its flags)
+  genhash   print the bcrypt hash of a password read from the terminal or stdin
+  version   print the version
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    try:
+        if command == "serve":
+            return _serve(rest)
+        if command == "genhash":
+            return _genhash(rest)
+        if command in ("version", "-version", "--version"):
+            return _version(rest)
+    except ConfigError as exc:
+        print(f"simple-registry: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"simple-registry: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
+    return 2
+
+
+def _serve(argv: list[str]) -> int:
+    settings = parse_serve(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log = logging.getLogger("registry")
+    if settings.anonymous:
+        log.warning("no admin password: ANYONE can push, pull and delete (started with -anonymous)")
+    try:
+        settings.datadir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create data directory {settings.datadir}: {exc.strerror}"
+        ) from None
+    from registry.server import serve
+
+    try:
+        return serve(settings)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.addr}: {exc.strerror}") from None
+
+
+def _genhash(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="simple-registry genhash",
+        description="Print the bcrypt hash of a password. On a terminal the password is read "
+        "without echo; otherwise from stdin, with one trailing newline stripped.",
+    )
+    parser.parse_args(argv)
+    if sys.stdin.isatty():
+        password = getpass.getpass("Enter password (no echo): ", stream=sys.stderr)
+    else:
+        password = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ConfigError("refusing to hash an empty password")
+    if len(password.encode()) > 72:
+        raise ConfigError("bcrypt uses at most 72 bytes of a password; choose a shorter one")
+    print(bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode())
+    return 0
+
+
+def _version(argv: list[str]) -> int:
+    import argparse
+
+    argparse.ArgumentParser(prog="simple-registry version").parse_args(argv)
+    print(f"simple-registry\tv{VERSION}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "serve_parser"]

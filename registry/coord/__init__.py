@@ -1,0 +1,5 @@
+"""Coordination between workers: locks and upload session records. Knows nothing of HTTP."""
+
+from registry.coord.base import Coordinator, LockTimeout
+
+__all__ = ["Coordinator", "LockTimeout"]

@@ -1,0 +1,66 @@
+"""Blobs: content stored once by digest, made visible in a repository by a link."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from registry.model import paths
+from registry.oci.digests import Digest
+from registry.oci.errors import BlobUnknown
+from registry.storage.base import StorageDriver
+
+
+class Blobs:
+    def __init__(self, storage: StorageDriver) -> None:
+        self._storage = storage
+
+    async def size(self, name: str, digest: Digest) -> int:
+        """Size of a blob linked in `name`; BLOB_UNKNOWN when it is not."""
+        link, size = await asyncio.gather(
+            self._storage.size(paths.layer_link(name, digest)),
+            self._storage.size(paths.blob(digest)),
+        )
+        if link is None or size is None:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return size
+
+    async def linked(self, name: str, digest: Digest) -> bool:
+        try:
+            await self.size(name, digest)
+        except BlobUnknown:
+            return False
+        return True
+
+    def stream(self, digest: Digest, start: int, length: int) -> AsyncIterator[bytes]:
+        return self._storage.stream(paths.blob(digest), start, length)
+
+    async def link(self, name: str, digest: Digest) -> None:
+        await self._storage.write(paths.holder(digest, name), b"")
+        await self._storage.write(paths.layer_link(name, digest), str(digest).encode())
+
+    async def unlink(self, name: str, digest: Digest) -> None:
+        if not await self._storage.delete(paths.layer_link(name, digest)):
+            raise BlobUnknown(detail={"digest": str(digest)})
+        await self._storage.delete(paths.holder(digest, name))
+
+    async def mount(
+        self,
+        name: str,
+        digest: Digest,
+        source: str | None,
+        may_read: Callable[[str], Awaitable[bool]],
+    ) -> bool:
+        """Link a blob another repository holds; without `source`, any readable holder works."""
+        if source is not None:
+            candidates = [source]
+        else:
+            entries = await self._storage.list(paths.holders(digest))
+            candidates = sorted(paths.holder_name(e) for e in entries)
+        for candidate in candidates:
+            if candidate != name and not await may_read(candidate):
+                continue
+            if await self.linked(candidate, digest):
+                await self.link(name, digest)
+                return True
+        return False

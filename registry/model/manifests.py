@@ -1,0 +1,183 @@
+"""Manifests, tags and the referrers index.
+
+A manifest becomes visible only after every blob and child manifest it references was found in
+the repository; its content is stored like a blob, then linked as a revision, then indexed as a
+referrer, then tagged — so a reader never finds a tag whose manifest or content is missing.
+Tag files and revision links carry the digest, media type and size, so answering `HEAD` by tag
+costs one small read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from registry.model import paths
+from registry.model.blobs import Blobs
+from registry.oci import mediatypes as mt
+from registry.oci.digests import Digest, is_digest
+from registry.oci.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestChildUnknown,
+    ManifestUnknown,
+)
+from registry.oci.manifests import Manifest, parse_manifest
+from registry.oci.names import validate_tag
+from registry.storage.base import ObjectNotFound, StorageDriver
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRef:
+    digest: Digest
+    media_type: str
+    size: int
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"digest": str(self.digest), "mediaType": self.media_type, "size": self.size}
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> ManifestRef:
+        doc = json.loads(data)
+        return cls(Digest.parse(doc["digest"]), doc["mediaType"], doc["size"])
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    ref: ManifestRef
+    manifest: Manifest
+
+
+class Manifests:
+    def __init__(self, storage: StorageDriver, blobs: Blobs) -> None:
+        self._storage = storage
+        self._blobs = blobs
+
+    async def resolve(self, name: str, reference: str) -> ManifestRef:
+        """Tag or digest to the stored reference; MANIFEST_UNKNOWN when absent."""
+        key = (
+            paths.revision(name, Digest.parse(reference))
+            if is_digest(reference)
+            else paths.tag(name, validate_tag(reference))
+        )
+        try:
+            return ManifestRef.decode(await self._storage.read(key))
+        except ObjectNotFound:
+            raise ManifestUnknown(detail={"reference": reference}) from None
+
+    async def content(self, ref: ManifestRef) -> bytes:
+        try:
+            return await self._storage.read(paths.blob(ref.digest))
+        except ObjectNotFound:
+            raise ManifestUnknown(detail={"digest": str(ref.digest)}) from None
+
+    async def put(self, name: str, reference: str, body: bytes, content_type: str | None) -> Stored:
+        tag = None if is_digest(reference) else validate_tag(reference)
+        if tag is None:
+            wanted = Digest.parse(reference)
+            digest = Digest.of(body, wanted.algorithm)
+            if digest != wanted:
+                raise DigestInvalid(
+                    f"manifest digest is {digest}, not {wanted}", detail={"digest": reference}
+                )
+        else:
+            digest = Digest.of(body)
+        manifest = parse_manifest(body, content_type)
+        await self._check_references(name, manifest)
+
+        ref = ManifestRef(digest, manifest.media_type, len(body))
+        if await self._storage.size(paths.blob(digest)) != len(body):
+            await self._storage.write(paths.blob(digest), body)
+        await self._storage.write(paths.revision(name, digest), ref.encode())
+        if manifest.subject is not None:
+            await self._storage.write(
+                paths.referrer(name, manifest.subject.digest, digest),
+                json.dumps(_referrer_descriptor(ref, manifest)).encode(),
+            )
+        if tag is not None:
+            await self._storage.write(paths.tag(name, tag), ref.encode())
+        return Stored(ref, manifest)
+
+    async def _check_references(self, name: str, manifest: Manifest) -> None:
+        wanted = [d for d in manifest.blobs if d.distributable]
+        found = await asyncio.gather(*(self._blobs.linked(name, d.digest) for d in wanted))
+        for descriptor, ok in zip(wanted, found, strict=True):
+            if not ok:
+                raise ManifestBlobUnknown(
+                    f"blob {descriptor.digest} is not in repository {name}",
+                    detail={"digest": str(descriptor.digest)},
+                )
+        sizes = await asyncio.gather(
+            *(self._storage.size(paths.revision(name, d.digest)) for d in manifest.children)
+        )
+        for descriptor, size in zip(manifest.children, sizes, strict=True):
+            if size is None:
+                raise ManifestChildUnknown(
+                    f"manifest {descriptor.digest} is not in repository {name}",
+                    detail={"digest": str(descriptor.digest)},
+                )
+
+    async def delete(self, name: str, reference: str) -> None:
+        """By tag: the tag goes. By digest: the manifest, its tags and its referrer entry go."""
+        if not is_digest(reference):
+            if not await self._storage.delete(paths.tag(name, validate_tag(reference))):
+                raise ManifestUnknown(detail={"reference": reference})
+            return
+        digest = Digest.parse(reference)
+        ref = await self.resolve(name, reference)
+        for tag in await self._storage.list(paths.tags(name)):
+            try:
+                if ManifestRef.decode(await self._storage.read(paths.tag(name, tag))) == ref:
+                    await self._storage.delete(paths.tag(name, tag))
+            except ObjectNotFound:
+                continue
+        subject = _subject_of(await self._storage.read(paths.blob(digest)))
+        if subject is not None:
+            await self._storage.delete(paths.referrer(name, subject, digest))
+        if not await self._storage.delete(paths.revision(name, digest)):
+            raise ManifestUnknown(detail={"reference": reference})
+
+    async def referrers(
+        self, name: str, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        prefix = paths.referrers(name, subject)
+        entries = sorted(await self._storage.list(prefix))
+        blobs = await asyncio.gather(*(self._read_optional(f"{prefix}/{e}") for e in entries))
+        descriptors = [json.loads(b) for b in blobs if b is not None]
+        if artifact_type is not None:
+            descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
+        return descriptors
+
+    async def _read_optional(self, key: str) -> bytes | None:
+        try:
+            return await self._storage.read(key)
+        except ObjectNotFound:
+            return None
+
+
+def _referrer_descriptor(ref: ManifestRef, manifest: Manifest) -> dict[str, Any]:
+    descriptor: dict[str, Any] = {
+        "mediaType": ref.media_type,
+        "digest": str(ref.digest),
+        "size": ref.size,
+    }
+    if manifest.referrer_artifact_type:
+        descriptor["artifactType"] = manifest.referrer_artifact_type
+    if manifest.annotations:
+        descriptor["annotations"] = manifest.annotations
+    return descriptor
+
+
+def _subject_of(body: bytes) -> Digest | None:
+    try:
+        subject = parse_manifest(body, None).subject
+    except Exception:
+        return None
+    return subject.digest if subject is not None else None
+
+
+__all__ = ["ManifestRef", "Manifests", "Stored", "mt"]

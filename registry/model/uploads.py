@@ -1,0 +1,265 @@
+"""Blob uploads: sessions that any worker can continue, and digest-verified commits.
+
+The session record lives in the coordinator and holds the offset and the saved hash state, so
+a PATCH that lands on another worker resumes hashing where the previous one stopped instead of
+re-reading the data. Each step runs under the upload's lock. The data becomes a blob only after
+its digest was verified, by a move within the store (never a copy).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from registry.coord.base import Coordinator, LockTimeout
+from registry.model import paths
+from registry.model.blobs import Blobs
+from registry.oci.digests import Digest
+from registry.oci.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    Unavailable,
+)
+from registry.oci.hashing import ResumableHash, resumable_available
+from registry.storage.base import StorageDriver
+
+# Chunks under this cannot be S3 multipart parts; clients that honour it send fewer requests.
+CHUNK_MIN_LENGTH = 5 * 1024 * 1024
+LOCK_TIMEOUT = 30.0
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    name: str
+    owner: str
+    started: float
+    offset: int = 0
+    hash_state: bytes | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "name": self.name,
+                "owner": self.owner,
+                "started": self.started,
+                "offset": self.offset,
+                "hash": base64.b64encode(self.hash_state).decode() if self.hash_state else None,
+            }
+        ).encode()
+
+    @classmethod
+    def decode(cls, session_id: str, record: bytes) -> Session:
+        doc = json.loads(record)
+        state = doc.get("hash")
+        return cls(
+            id=session_id,
+            name=doc["name"],
+            owner=doc["owner"],
+            started=doc["started"],
+            offset=doc["offset"],
+            hash_state=base64.b64decode(state) if state else None,
+        )
+
+
+class Uploads:
+    def __init__(self, storage: StorageDriver, coord: Coordinator, blobs: Blobs) -> None:
+        self._storage = storage
+        self._coord = coord
+        self._blobs = blobs
+
+    async def start(self, name: str, owner: str) -> Session:
+        session = Session(id=uuid.uuid4().hex, name=name, owner=owner, started=time.time())
+        if resumable_available():
+            session.hash_state = ResumableHash().save()
+        await self._coord.put_session(session.id, session.encode())
+        return session
+
+    async def get(self, name: str, upload_id: str) -> Session:
+        if not _valid_id(upload_id):
+            raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
+        record = await self._coord.get_session(upload_id)
+        if record is None:
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
+        session = Session.decode(upload_id, record)
+        if session.name != name:
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
+        return session
+
+    async def append(
+        self,
+        name: str,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
+    ) -> Session:
+        """Add one chunk; a `Content-Range` must start at the current offset (else 416)."""
+        async with self._locked(upload_id):
+            session = await self.get(name, upload_id)
+            if content_range is not None:
+                start, end = content_range
+                if start != session.offset or end < start:
+                    raise RangeInvalid(
+                        f"chunk starts at {start}, upload is at {session.offset}",
+                        headers={"Range": _range(session.offset)},
+                    )
+                chunks = _exactly(chunks, end - start + 1)
+            await self._write(session, chunks)
+            await self._coord.put_session(session.id, session.encode())
+            return session
+
+    async def finish(
+        self, name: str, upload_id: str, digest: Digest, chunks: AsyncIterable[bytes] | None
+    ) -> None:
+        """Append the final chunk, verify the digest, make the blob visible in `name`."""
+        async with self._locked(upload_id):
+            session = await self.get(name, upload_id)
+            await self._write(session, chunks or _nothing())
+            actual = await self._digest_of(session, digest.algorithm)
+            if actual != digest.hex:
+                await self._discard(session.id)
+                raise DigestInvalid(
+                    f"content digest is {digest.algorithm}:{actual}, not {digest}",
+                    detail={"digest": str(digest)},
+                )
+            await self._commit(session.id, name, digest)
+
+    async def cancel(self, name: str, upload_id: str) -> None:
+        async with self._locked(upload_id):
+            session = await self.get(name, upload_id)
+            await self._discard(session.id)
+
+    async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
+        """A whole blob in one request with its digest known up front: no session record."""
+        upload_id = uuid.uuid4().hex
+        hasher = _hasher(digest.algorithm)
+        try:
+            await self._storage.append(paths.upload_data(upload_id), 0, _hashed(chunks, hasher))
+            if hasher.hexdigest() != digest.hex:
+                raise DigestInvalid(
+                    f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
+                    detail={"digest": str(digest)},
+                )
+            await self._commit(upload_id, name, digest)
+        finally:
+            await self._storage.delete_prefix(paths.upload_dir(upload_id))
+
+    async def _write(self, session: Session, chunks: AsyncIterable[bytes]) -> None:
+        hasher = self._resume_hasher(session)
+        source = chunks if hasher is None else _hashed(chunks, hasher)
+        session.offset = await self._storage.append(
+            paths.upload_data(session.id), session.offset, source
+        )
+        if hasher is not None:
+            session.hash_state = hasher.save()
+
+    def _resume_hasher(self, session: Session) -> ResumableHash | None:
+        if session.hash_state is None:
+            return None
+        try:
+            return ResumableHash("sha256", session.hash_state)
+        except ValueError:
+            session.hash_state = None  # corrupt state: fall back to re-reading at commit
+            return None
+
+    async def _digest_of(self, session: Session, algorithm: str) -> str:
+        """The saved hash state when it fits; otherwise read the data back once."""
+        if algorithm == "sha256" and session.hash_state is not None:
+            return ResumableHash("sha256", session.hash_state).hexdigest()
+        hasher = _hasher(algorithm)
+        async for chunk in self._storage.stream(paths.upload_data(session.id)):
+            hasher.update(chunk)
+        return hasher.hexdigest()
+
+    async def _commit(self, upload_id: str, name: str, digest: Digest) -> None:
+        if await self._storage.size(paths.blob(digest)) is None:
+            await self._storage.move(paths.upload_data(upload_id), paths.blob(digest))
+        await self._blobs.link(name, digest)
+        await self._discard(upload_id)
+
+    async def _discard(self, upload_id: str) -> None:
+        await self._storage.delete_prefix(paths.upload_dir(upload_id))
+        await self._coord.delete_session(upload_id)
+
+    def _locked(self, upload_id: str) -> _UploadLock:
+        return _UploadLock(self._coord, upload_id)
+
+
+class _UploadLock:
+    """The upload's lock; a lock that cannot be had in time is a retryable 503."""
+
+    def __init__(self, coord: Coordinator, upload_id: str) -> None:
+        self._cm = coord.lock(f"upload:{upload_id}", timeout=LOCK_TIMEOUT)
+
+    async def __aenter__(self) -> None:
+        try:
+            await self._cm.__aenter__()
+        except LockTimeout:
+            raise Unavailable("the upload is busy with another request") from None
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._cm.__aexit__(*exc)  # type: ignore[arg-type]
+
+
+class _Hasher:
+    """hashlib fallback where libcrypto's resumable functions are missing."""
+
+    def __init__(self, algorithm: str) -> None:
+        import hashlib
+
+        self._h = hashlib.new(algorithm)
+
+    def update(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def _hasher(algorithm: str) -> ResumableHash | _Hasher:
+    return ResumableHash(algorithm) if resumable_available(algorithm) else _Hasher(algorithm)
+
+
+async def _hashed(
+    chunks: AsyncIterable[bytes], hasher: ResumableHash | _Hasher
+) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+async def _exactly(chunks: AsyncIterable[bytes], length: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > length:
+            raise RangeInvalid("chunk is longer than its Content-Range")
+        yield chunk
+    if seen != length:
+        raise RangeInvalid("chunk is shorter than its Content-Range")
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+def _valid_id(upload_id: str) -> bool:
+    return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
+
+
+def _range(offset: int) -> str:
+    return f"0-{max(offset - 1, 0)}"
+
+
+def upload_range(session: Session) -> str:
+    return _range(session.offset)
+
+
+__all__ = ["CHUNK_MIN_LENGTH", "BlobUploadInvalid", "Session", "Uploads", "upload_range"]

@@ -1,0 +1,103 @@
+"""Run the application under Hypercorn, in one process or as a group of worker processes.
+
+The listening sockets are bound and put into listen state here, before any worker starts, so
+the "listening on" line is true when printed: a client that connects right after it waits in
+the backlog instead of being refused. Workers are spawned processes sharing those sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+from functools import partial
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
+
+from registry.config.settings import Settings
+
+log = logging.getLogger("registry.server")
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    config.bind = [settings.addr]
+    config.workers = settings.workers
+    config.accesslog = None
+    config.errorlog = "-"
+    config.loglevel = "WARNING"
+    config.include_server_header = False
+    config.keep_alive_timeout = 75
+    if settings.tls:
+        config.certfile = str(settings.certfile)
+        config.keyfile = str(settings.keyfile)
+    return config
+
+
+def _serve_worker(
+    settings: Settings, config: Config, sockets: Sockets, shutdown_event: EventType | None
+) -> None:
+    from registry.api.app import create_app
+
+    app = wrap_app(create_app(settings), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    trigger: Any = None
+    if shutdown_event is not None:
+        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
+    asyncio.run(worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger))
+
+
+def serve(settings: Settings) -> int:
+    config = hypercorn_config(settings)
+    sockets = config.create_sockets()
+    listening = sockets.secure_sockets or sockets.insecure_sockets
+    for sock in listening:
+        sock.listen(config.backlog)
+    scheme = "https" if settings.tls else "http"
+    for sock in listening:
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+        print(
+            f"simple-registry listening on {scheme}://{shown}:{port}", file=sys.stderr, flush=True
+        )
+
+    if settings.workers == 1:
+        _serve_worker(settings, config, sockets, None)
+        return 0
+    return _supervise(settings, config, sockets)
+
+
+def _supervise(settings: Settings, config: Config, sockets: Sockets) -> int:
+    ctx = multiprocessing.get_context("spawn")
+    shutdown_event = ctx.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    processes = [
+        ctx.Process(target=_serve_worker, args=(settings, config, sockets, shutdown_event))
+        for _ in range(settings.workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def stop(*_: object) -> None:
+        shutdown_event.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    from multiprocessing.connection import wait
+
+    wait([p.sentinel for p in processes])
+    shutdown_event.set()
+    code = 0
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        code = code or (process.exitcode or 0)
+    return code

@@ -1,0 +1,50 @@
+"""Shared fixtures: a running registry (real hypercorn process) and unique repository names."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server import RunningRegistry, start
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """One server for the session, with the admin password; tests use their own repositories."""
+    server = start(tmp_path_factory.mktemp("data"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
+    """Start a dedicated server with extra flags; stopped at the end of the test."""
+    started: list[RunningRegistry] = []
+
+    def factory(*extra: str, password: str | None = "s3cret-Pa55") -> RunningRegistry:
+        server = start(tmp_path / f"data{len(started)}", *extra, password=password)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def client(registry_server: RunningRegistry) -> Iterator[httpx.Client]:
+    with registry_server.client() as http:
+        yield http
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name no other test uses, nested to exercise multi-component names."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")
+    return f"test/{base[:60].strip('-')}-{next(_names)}"

@@ -1,0 +1,92 @@
+"""Start the real server (`python -m registry serve`) on a free port for a test.
+
+Readiness is the server's own "listening on" line: the socket is already in listen state when
+it is printed, so no polling or sleeping is needed. Server output is kept and shown when a
+test fails to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ADMIN = "admin"
+PASSWORD = "s3cret-Pa55"
+_LISTENING = re.compile(r"listening on (https?)://([^\s]+)")
+
+
+@dataclass
+class RunningRegistry:
+    process: subprocess.Popen[str]
+    url: str
+    datadir: Path
+    username: str | None = ADMIN
+    password: str | None = PASSWORD
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        """`127.0.0.1:PORT`, the form registry clients put in image references."""
+        return self.url.split("://", 1)[1]
+
+    def client(self, *, auth: bool = True, **kwargs: object) -> httpx.Client:
+        credentials = (self.username, self.password) if auth and self.username else None
+        return httpx.Client(
+            base_url=self.url,
+            auth=credentials,  # type: ignore[arg-type]
+            timeout=60,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start(datadir: Path, *extra: str, password: str | None = PASSWORD) -> RunningRegistry:
+    args = [sys.executable, "-m", "registry", "serve", "-addr", "127.0.0.1:0", "-datadir",
+            str(datadir), *extra]
+    if password is not None:
+        args += ["-adminpwd", password]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+    process = subprocess.Popen(
+        args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+    )
+    assert process.stderr is not None
+    output: list[str] = []
+    ready = threading.Event()
+    found: list[str] = []
+
+    def drain() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            output.append(line)
+            match = _LISTENING.search(line)
+            if match and not found:
+                found.append(f"{match.group(1)}://{match.group(2)}")
+                ready.set()
+        ready.set()  # EOF: the process ended before it listened
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not ready.wait(timeout=60) or not found:
+        process.kill()
+        process.wait()
+        raise RuntimeError("registry did not start:\n" + "".join(output))
+    return RunningRegistry(
+        process, found[0], datadir,
+        username=ADMIN if password else None, password=password, output=output,
+    )
