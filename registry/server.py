@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from functools import partial
+from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
@@ -54,11 +55,22 @@ def _serve_worker(
 
 
 def serve(settings: Settings) -> int:
+    """Bind, install the stop signals, announce, then run; returns the exit status."""
     config = hypercorn_config(settings)
     sockets = config.create_sockets()
     listening = sockets.secure_sockets or sockets.insecure_sockets
     for sock in listening:
         sock.listen(config.backlog)
+
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+
+    # Workers inherit an ignored SIGINT, so Ctrl-C reaches only this process, which stops them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, request_stop)
     scheme = "https" if settings.tls else "http"
     for sock in listening:
         host, port = sock.getsockname()[:2]
@@ -68,31 +80,18 @@ def serve(settings: Settings) -> int:
         )
 
     if settings.workers == 1:
-        _serve_worker(settings, config, sockets, None)
+        signal.signal(signal.SIGINT, request_stop)
+        _serve_worker(settings, config, sockets, stop)
         return 0
-    return _supervise(settings, config, sockets)
-
-
-def _supervise(settings: Settings, config: Config, sockets: Sockets) -> int:
-    ctx = multiprocessing.get_context("spawn")
-    shutdown_event = ctx.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     processes = [
-        ctx.Process(target=_serve_worker, args=(settings, config, sockets, shutdown_event))
+        ctx.Process(target=_serve_worker, args=(settings, config, sockets, stop))
         for _ in range(settings.workers)
     ]
     for process in processes:
         process.start()
-
-    def stop(*_: object) -> None:
-        shutdown_event.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    from multiprocessing.connection import wait
-
+    signal.signal(signal.SIGINT, request_stop)
     wait([p.sentinel for p in processes])
-    shutdown_event.set()
+    stop.set()
     code = 0
     for process in processes:
         process.join(timeout=30)

@@ -7,6 +7,7 @@ test fails to start it.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -57,9 +58,24 @@ class RunningRegistry:
         return self.process.returncode
 
 
+def basic_header(server: RunningRegistry) -> str:
+    """The `Authorization` value for raw-socket tests."""
+    token = base64.b64encode(f"{server.username}:{server.password}".encode()).decode()
+    return f"Basic {token}"
+
+
 def start(datadir: Path, *extra: str, password: str | None = PASSWORD) -> RunningRegistry:
-    args = [sys.executable, "-m", "registry", "serve", "-addr", "127.0.0.1:0", "-datadir",
-            str(datadir), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "registry",
+        "serve",
+        "-addr",
+        "127.0.0.1:0",
+        "-datadir",
+        str(datadir),
+        *extra,
+    ]
     if password is not None:
         args += ["-adminpwd", password]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
@@ -87,6 +103,10 @@ def start(datadir: Path, *extra: str, password: str | None = PASSWORD) -> Runnin
         process.wait()
         raise RuntimeError("registry did not start:\n" + "".join(output))
     return RunningRegistry(
-        process, found[0], datadir,
-        username=ADMIN if password else None, password=password, output=output,
+        process,
+        found[0],
+        datadir,
+        username=ADMIN if password else None,
+        password=password,
+        output=output,
     )

@@ -33,8 +33,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 (no route) and 405 (wrong method), in our envelope."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
+        allowed = sorted((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
         error: RegistryError = Unsupported(
-            f"{request.method} is not allowed on {request.url.path}", headers=exc.headers
+            f"{request.method} is not allowed on {request.url.path}",
+            headers={"Allow": ", ".join(a for a in allowed if a)},
         )
     elif exc.status_code == 404:
         error = NotFound(f"no endpoint at {request.url.path}")

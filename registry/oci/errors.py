@@ -111,7 +111,9 @@ class Unsupported(RegistryError):
 
 
 class NotFound(RegistryError):
-    code, status, default_message = "NOT_FOUND", 404, "no such endpoint"
+    """No route matches; the spec has no code for that, and UNSUPPORTED says it truthfully."""
+
+    code, status, default_message = "UNSUPPORTED", 404, "no such endpoint"
 
 
 class Unavailable(RegistryError):

@@ -54,8 +54,9 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
-    if doc.get("schemaVersion") != 2 or isinstance(doc.get("schemaVersion"), bool):
-        if doc.get("schemaVersion") == 1:
+    version = doc.get("schemaVersion")
+    if isinstance(version, bool) or version != 2:
+        if version == 1 and not isinstance(version, bool):
             raise ManifestInvalid("Docker schema 1 manifests are not supported")
         raise ManifestInvalid("schemaVersion must be 2")
 

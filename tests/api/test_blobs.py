@@ -1,0 +1,94 @@
+"""Blob GET/HEAD with ranges, and DELETE."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from tests.oci import digest_of, error_codes, push_blob
+
+
+@pytest.fixture
+def blob(client: httpx.Client, repo: str) -> bytes:
+    data = os.urandom(3000)
+    push_blob(client, repo, data)
+    return data
+
+
+def test_get_and_head(client: httpx.Client, repo: str, blob: bytes) -> None:
+    digest = digest_of(blob)
+    r = client.get(f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 200
+    assert r.content == blob
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert r.headers["Content-Length"] == str(len(blob))
+    assert r.headers["Accept-Ranges"] == "bytes"
+    head = client.head(f"/v2/{repo}/blobs/{digest}")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["Content-Length"] == str(len(blob))
+    assert head.headers["Docker-Content-Digest"] == digest
+
+
+@pytest.mark.parametrize(
+    ("spec", "start", "end"),
+    [("0-0", 0, 0), ("100-199", 100, 199), ("2990-", 2990, 2999), ("-10", 2990, 2999)],
+)
+def test_range(
+    client: httpx.Client, repo: str, blob: bytes, spec: str, start: int, end: int
+) -> None:
+    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": f"bytes={spec}"})
+    assert r.status_code == 206
+    assert r.content == blob[start : end + 1]
+    assert r.headers["Content-Range"] == f"bytes {start}-{end}/3000"
+    assert r.headers["Content-Length"] == str(end - start + 1)
+
+
+@pytest.mark.parametrize("spec", ["bytes=3000-", "bytes=10-5", "bytes=0-1,5-6", "lines=1-2"])
+def test_bad_range_is_416(client: httpx.Client, repo: str, blob: bytes, spec: str) -> None:
+    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": spec})
+    assert r.status_code == 416
+    assert r.headers["Content-Range"] == "bytes */3000"
+
+
+def test_unknown_blob(client: httpx.Client, repo: str) -> None:
+    missing = digest_of(b"never pushed")
+    r = client.get(f"/v2/{repo}/blobs/{missing}")
+    assert r.status_code == 404
+    assert error_codes(r) == ["BLOB_UNKNOWN"]
+    assert client.head(f"/v2/{repo}/blobs/{missing}").status_code == 404
+
+
+def test_blob_is_only_visible_where_linked(client: httpx.Client, repo: str, blob: bytes) -> None:
+    r = client.get(f"/v2/{repo}-other/blobs/{digest_of(blob)}")
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha256:abc", "md5:" + "a" * 32, "sha256:" + "A" * 64, "nodigest"]
+)
+def test_invalid_digest_is_400(client: httpx.Client, repo: str, digest: str) -> None:
+    r = client.get(f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 400
+    assert error_codes(r) == ["DIGEST_INVALID"]
+
+
+def test_delete(client: httpx.Client, repo: str, blob: bytes) -> None:
+    digest = digest_of(blob)
+    r = client.delete(f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 202
+    assert client.get(f"/v2/{repo}/blobs/{digest}").status_code == 404
+    r = client.delete(f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 404
+    assert error_codes(r) == ["BLOB_UNKNOWN"]
+
+
+def test_sha512_blob(client: httpx.Client, repo: str) -> None:
+    data = os.urandom(777)
+    digest = digest_of(data, "sha512")
+    r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+    assert r.status_code == 201
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert client.get(f"/v2/{repo}/blobs/{digest}").content == data

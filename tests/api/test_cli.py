@@ -1,0 +1,225 @@
+"""The command line: flags, environment fallbacks, errors without tracebacks, genhash, TLS."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+
+from tests.oci import digest_of, push_image
+from tests.server import PASSWORD, RunningRegistry
+
+
+def _run(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_version() -> None:
+    result = _run("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("simple-registry\tv")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["-h"], ["serve", "-h"], ["serve", "--help"], ["genhash", "-h"], ["version", "-h"]],
+)
+def test_help(command: list[str]) -> None:
+    result = _run(*command)
+    assert "usage" in (result.stdout + result.stderr).lower()
+    assert result.returncode == (2 if not command else 0)
+
+
+def test_serve_help_names_every_flag() -> None:
+    text = _run("serve", "-h").stdout
+    for flag in (
+        "-addr",
+        "-datadir",
+        "-adminname",
+        "-adminpwd",
+        "-adminpwdfile",
+        "-certfile",
+        "-keyfile",
+        "-cert",
+        "-key",
+        "-workers",
+        "-cfgdir",
+        "-anonymous",
+    ):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["frobnicate"], "unknown command"),
+        (["serve", "-datadir", "{tmp}"], "no admin password"),
+        (["serve", "-adminpwdfile", "{tmp}/missing"], "cannot read -adminpwdfile"),
+        (["serve", "-adminpwd", "x", "-workers", "many"], "-workers must be a whole number"),
+        (["serve", "-adminpwd", "x", "-workers", "0"], "-workers must be between"),
+        (["serve", "-adminpwd", "x", "-addr", "nowhere"], "-addr must be HOST:PORT"),
+        (["serve", "-adminpwd", "x", "-certfile", "{tmp}/c.pem"], "go together"),
+        (
+            ["serve", "-adminpwd", "x", "-certfile", "{tmp}/c", "-keyfile", "{tmp}/k"],
+            "no such file",
+        ),
+        (["serve", "-adminpwd", ""], "empty"),
+        (["serve", "-bogus"], "unrecognized arguments"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = _run(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(registry_server: RunningRegistry, tmp_path: Path) -> None:
+    result = _run(
+        "serve", "-adminpwd", "x", "-datadir", str(tmp_path), "-addr", registry_server.host
+    )
+    assert result.returncode != 0
+    assert "cannot listen on" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_genhash_from_stdin_strips_one_newline() -> None:
+    result = _run("genhash", stdin="correct horse\n")
+    assert result.returncode == 0
+    hashed = result.stdout.strip().encode()
+    assert bcrypt.checkpw(b"correct horse", hashed)
+    assert not bcrypt.checkpw(b"correct horse\n", hashed)
+
+
+def test_genhash_refuses_empty_password() -> None:
+    result = _run("genhash", stdin="\n")
+    assert result.returncode != 0
+    assert "empty" in result.stderr
+
+
+def _serve_with_env(
+    tmp_path: Path, env: dict[str, str], *args: str
+) -> tuple[subprocess.Popen[str], str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "registry", "serve", *args],
+        env={**base, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "listening on" in line:
+            return process, line.rsplit(" ", 1)[1].strip()
+    process.wait()
+    raise AssertionError("server did not start")
+
+
+def test_environment_fallbacks_and_flag_precedence(tmp_path: Path) -> None:
+    env = {
+        "SIMPLE_REGISTRY_ADDR": "127.0.0.1:0",
+        "SIMPLE_REGISTRY_DATADIR": str(tmp_path / "from-env"),
+        "SIMPLE_REGISTRY_ADMINNAME": "root",
+        "SIMPLE_REGISTRY_ADMINPWD": "env-password",
+    }
+    process, url = _serve_with_env(tmp_path, env, "--adminpwd", "flag-password")
+    try:
+        assert httpx.get(f"{url}/v2/", auth=("root", "flag-password")).status_code == 200
+        assert httpx.get(f"{url}/v2/", auth=("root", "env-password")).status_code == 401
+        assert httpx.get(f"{url}/v2/", auth=("admin", "flag-password")).status_code == 401
+        assert (tmp_path / "from-env").is_dir()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_password_file_drops_the_trailing_newline(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-a-file\n")
+    server = start_registry("-adminpwdfile", str(secret), password=None)
+    assert httpx.get(f"{server.url}/v2/", auth=("admin", "from-a-file")).status_code == 200
+    assert httpx.get(f"{server.url}/v2/", auth=("admin", "from-a-file\n")).status_code == 401
+
+
+def test_sigterm_stops_the_server(start_registry: Callable[..., RunningRegistry]) -> None:
+    server = start_registry("-workers", "2")
+    assert server.stop() == 0
+
+
+def test_workers_share_uploads(start_registry: Callable[..., RunningRegistry]) -> None:
+    """Each chunk on a new connection, so consecutive chunks reach different worker processes."""
+    server = start_registry("-workers", "3")
+    data = os.urandom(40 * 1000)
+    with server.client() as http:
+        location = http.post("/v2/multi/blobs/uploads/").headers["Location"]
+    for i in range(0, len(data), 1000):
+        with server.client() as fresh:
+            r = fresh.patch(
+                location, content=data[i : i + 1000], headers={"Content-Range": f"{i}-{i + 999}"}
+            )
+            assert r.status_code == 202
+    with server.client() as http:
+        assert http.put(location, params={"digest": digest_of(data)}).status_code == 201
+        assert http.get(f"/v2/multi/blobs/{digest_of(data)}").content == data
+        pushed = push_image(http, "multi", "v1")
+    with server.client() as other:
+        assert other.get("/v2/multi/manifests/v1").content == pushed.body
+
+
+def test_https(start_registry: Callable[..., RunningRegistry], tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = start_registry("-cert", str(cert), "-key", str(key))
+    assert server.url.startswith("https://")
+    context = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(base_url=server.url, verify=context, auth=("admin", PASSWORD)) as http:
+        assert http.get("/v2/").status_code == 200
+    with pytest.raises(httpx.ConnectError), httpx.Client(base_url=server.url) as untrusted:
+        untrusted.get("/v2/")
+    host, port = server.host.split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert not sock.recv(100).startswith(b"HTTP/1.1 200")

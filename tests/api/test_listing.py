@@ -1,0 +1,96 @@
+"""Tags list and catalog: sorting, `n`/`last` pagination with `Link`, nested repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.oci import error_codes, push_image
+from tests.server import RunningRegistry
+
+
+def _follow(client: httpx.Client, path: str, key: str, n: int) -> list[str]:
+    """Walk every page through the `Link` header; each page has at most n entries."""
+    seen: list[str] = []
+    url: str | None = f"{path}?n={n}"
+    for _ in range(100):
+        if url is None:
+            return seen
+        r = client.get(url)
+        assert r.status_code == 200
+        page = r.json()[key]
+        assert len(page) <= n
+        seen += page
+        link = r.headers.get("Link")
+        if link is None:
+            url = None
+        else:
+            assert link.endswith('>; rel="next"')
+            url = link[1 : link.index(">")]
+            assert parse_qs(urlsplit(url).query)["n"] == [str(n)]
+    raise AssertionError("pagination did not end")
+
+
+def test_tags_are_sorted_and_paginated(client: httpx.Client, repo: str) -> None:
+    pushed = push_image(client, repo, "b")
+    for tag in ["a", "C", "c", "1.0", "z_z"]:
+        r = client.put(
+            f"/v2/{repo}/manifests/{tag}",
+            content=pushed.body,
+            headers={"Content-Type": pushed.media_type},
+        )
+        assert r.status_code == 201
+    expected = sorted(["a", "b", "C", "c", "1.0", "z_z"])
+    r = client.get(f"/v2/{repo}/tags/list")
+    assert r.json() == {"name": repo, "tags": expected}
+    assert "Link" not in r.headers
+    assert _follow(client, f"/v2/{repo}/tags/list", "tags", 2) == expected
+    assert client.get(f"/v2/{repo}/tags/list", params={"last": "b"}).json()["tags"] == ["c", "z_z"]
+    assert client.get(f"/v2/{repo}/tags/list", params={"n": 0}).json()["tags"] == []
+    r = client.get(f"/v2/{repo}/tags/list", params={"n": 6})
+    assert r.json()["tags"] == expected
+    assert "Link" not in r.headers
+
+
+@pytest.mark.parametrize("n", ["-1", "ten", "1.5", "0x10"])
+def test_bad_n_is_400(client: httpx.Client, repo: str, n: str) -> None:
+    push_image(client, repo)
+    for path in (f"/v2/{repo}/tags/list", "/v2/_catalog"):
+        r = client.get(path, params={"n": n})
+        assert r.status_code == 400
+        assert error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
+
+
+def test_tags_of_unknown_repository(client: httpx.Client, repo: str) -> None:
+    r = client.get(f"/v2/{repo}/tags/list")
+    assert r.status_code == 404
+    assert error_codes(r) == ["NAME_UNKNOWN"]
+
+
+def test_catalog_lists_nested_repositories_in_order(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    server = start_registry()
+    names = ["a", "a/b", "a/b/c", "a-z", "a.b", "b", "lib/x", "lib/x/y"]
+    with server.client() as http:
+        assert http.get("/v2/_catalog").json() == {"repositories": []}
+        for name in names:
+            push_image(http, name)
+        r = http.get("/v2/_catalog")
+        assert r.json() == {"repositories": sorted(names)}
+        assert _follow(http, "/v2/_catalog", "repositories", 3) == sorted(names)
+        assert http.get("/v2/_catalog", params={"last": "a", "n": 2}).json() == {
+            "repositories": ["a-z", "a.b"]
+        }
+        for name in names:
+            assert http.get(f"/v2/{name}/tags/list").json() == {"name": name, "tags": ["latest"]}
+
+
+def test_repository_with_only_blobs_has_no_tags(client: httpx.Client, repo: str) -> None:
+    from tests.oci import push_blob
+
+    push_blob(client, repo, b"lonely")
+    assert client.get(f"/v2/{repo}/tags/list").json() == {"name": repo, "tags": []}

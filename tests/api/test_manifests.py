@@ -1,0 +1,294 @@
+"""Manifests: every media type, validation on PUT, GET/HEAD by tag and digest, DELETE."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pytest
+
+from tests.oci import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    descriptor,
+    digest_of,
+    error_codes,
+    image_manifest,
+    push_blob,
+    push_image,
+)
+
+
+@pytest.mark.parametrize("media_type", [OCI_MANIFEST, DOCKER_MANIFEST])
+def test_image_round_trip(client: httpx.Client, repo: str, media_type: str) -> None:
+    pushed = push_image(client, repo, "v1", media_type=media_type, layers=2)
+    for reference in ("v1", pushed.digest):
+        r = client.get(f"/v2/{repo}/manifests/{reference}", headers={"Accept": media_type})
+        assert r.status_code == 200
+        assert r.content == pushed.body
+        assert r.headers["Content-Type"] == media_type
+        assert r.headers["Docker-Content-Digest"] == pushed.digest
+        head = client.head(f"/v2/{repo}/manifests/{reference}")
+        assert head.status_code == 200
+        assert head.headers["Content-Length"] == str(len(pushed.body))
+        assert head.headers["Docker-Content-Digest"] == pushed.digest
+        assert head.headers["Content-Type"] == media_type
+
+
+def test_put_answers_location_and_digest(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo)
+    r = client.put(f"/v2/{repo}/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 201
+    assert r.headers["Location"] == f"/v2/{repo}/manifests/{digest_of(body)}"
+    assert r.headers["Docker-Content-Digest"] == digest_of(body)
+    assert "OCI-Subject" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("index_type", "child_type"), [(OCI_INDEX, OCI_MANIFEST), (DOCKER_LIST, DOCKER_MANIFEST)]
+)
+def test_index_of_children(
+    client: httpx.Client, repo: str, index_type: str, child_type: str
+) -> None:
+    children = [push_image(client, repo, f"c{i}", media_type=child_type) for i in range(2)]
+    index = {
+        "schemaVersion": 2,
+        "mediaType": index_type,
+        "manifests": [
+            {**descriptor(child_type, c.body), "platform": {"os": "linux", "architecture": arch}}
+            for c, arch in zip(children, ["amd64", "arm64"], strict=True)
+        ],
+    }
+    body = json.dumps(index).encode()
+    r = client.put(
+        f"/v2/{repo}/manifests/multi", content=body, headers={"Content-Type": index_type}
+    )
+    assert r.status_code == 201
+    r = client.get(f"/v2/{repo}/manifests/multi")
+    assert r.content == body
+    assert r.headers["Content-Type"] == index_type
+
+
+def test_index_with_missing_child_is_rejected(client: httpx.Client, repo: str) -> None:
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [descriptor(OCI_MANIFEST, b"{}")],
+        }
+    ).encode()
+    r = client.put(f"/v2/{repo}/manifests/multi", content=body, headers={"Content-Type": OCI_INDEX})
+    assert r.status_code == 400
+    assert error_codes(r) == ["MANIFEST_UNKNOWN"]
+    assert client.get(f"/v2/{repo}/manifests/multi").status_code == 404
+
+
+def test_manifest_with_missing_blob_is_rejected(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo, layers=1)
+    missing = os.urandom(10)
+    doc = json.loads(body)
+    doc["layers"].append(descriptor("application/vnd.oci.image.layer.v1.tar", missing))
+    r = client.put(
+        f"/v2/{repo}/manifests/v1",
+        content=json.dumps(doc).encode(),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 400
+    assert error_codes(r) == ["MANIFEST_BLOB_UNKNOWN"]
+    assert r.json()["errors"][0]["detail"] == {"digest": digest_of(missing)}
+    assert client.get(f"/v2/{repo}/manifests/v1").status_code == 404
+
+
+def test_blobs_of_another_repository_do_not_count(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, f"{repo}-elsewhere")
+    r = client.put(f"/v2/{repo}/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 400
+    assert error_codes(r) == ["MANIFEST_BLOB_UNKNOWN"]
+
+
+def test_foreign_layers_need_not_exist(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo, media_type=DOCKER_MANIFEST)
+    doc = json.loads(body)
+    doc["layers"].append(
+        descriptor(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            b"windows",
+            urls=["https://example.invalid/layer"],
+        )
+    )
+    r = client.put(
+        f"/v2/{repo}/manifests/win",
+        content=json.dumps(doc).encode(),
+        headers={"Content-Type": DOCKER_MANIFEST},
+    )
+    assert r.status_code == 201
+
+
+def test_put_by_digest(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo)
+    r = client.put(
+        f"/v2/{repo}/manifests/{digest_of(body)}",
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201
+    assert client.get(f"/v2/{repo}/manifests/{digest_of(body)}").content == body
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == []
+
+
+def test_put_by_wrong_digest_is_digest_invalid(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo)
+    wrong = digest_of(body + b" ")
+    r = client.put(
+        f"/v2/{repo}/manifests/{wrong}", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 400
+    assert error_codes(r) == ["DIGEST_INVALID"]
+    assert client.get(f"/v2/{repo}/manifests/{wrong}").status_code == 404
+    assert client.get(f"/v2/{repo}/manifests/{digest_of(body)}").status_code == 404
+
+
+def test_sha512_manifest_reference(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo)
+    digest = digest_of(body, "sha512")
+    r = client.put(
+        f"/v2/{repo}/manifests/{digest}", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 201
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert client.get(f"/v2/{repo}/manifests/{digest}").content == body
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"not json at all", OCI_MANIFEST),
+        (
+            b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}',
+            OCI_MANIFEST,
+        ),
+        (b'{"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": []}', "application/json"),
+        (b"[1, 2]", OCI_MANIFEST),
+    ],
+)
+def test_invalid_manifest_is_400(
+    client: httpx.Client, repo: str, body: bytes, content_type: str
+) -> None:
+    r = client.put(
+        f"/v2/{repo}/manifests/bad", content=body, headers={"Content-Type": content_type}
+    )
+    assert r.status_code == 400
+    assert error_codes(r) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/{repo}/manifests/bad").status_code == 404
+
+
+def test_content_type_must_agree_with_media_type(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo)
+    r = client.put(
+        f"/v2/{repo}/manifests/v1", content=body, headers={"Content-Type": DOCKER_MANIFEST}
+    )
+    assert r.status_code == 400
+    assert error_codes(r) == ["MANIFEST_INVALID"]
+    assert "does not match" in r.json()["errors"][0]["message"]
+
+
+def test_oversized_manifest_is_413(client: httpx.Client, repo: str) -> None:
+    body, _ = image_manifest(client, repo)
+    doc = json.loads(body)
+    doc["annotations"] = {"padding": "x" * (4 * 1024 * 1024)}
+    big = json.dumps(doc).encode()
+    r = client.put(f"/v2/{repo}/manifests/big", content=big, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 413
+    assert error_codes(r) == ["SIZE_INVALID"]
+
+    def streamed() -> object:
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    r = client.put(
+        f"/v2/{repo}/manifests/big",
+        content=streamed(),  # type: ignore[arg-type]
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 413
+    assert client.get(f"/v2/{repo}/manifests/big").status_code == 404
+
+
+@pytest.mark.parametrize("reference", ["-bad", "a" * 129, "bad:tag", "sha256:zzz"])
+def test_invalid_reference(client: httpx.Client, repo: str, reference: str) -> None:
+    r = client.get(f"/v2/{repo}/manifests/{reference}")
+    assert r.status_code == 400
+    assert error_codes(r)[0] in ("TAG_INVALID", "DIGEST_INVALID")
+
+
+def test_unknown_manifest(client: httpx.Client, repo: str) -> None:
+    for reference in ("nope", digest_of(b"nope")):
+        r = client.get(f"/v2/{repo}/manifests/{reference}")
+        assert r.status_code == 404
+        assert error_codes(r) == ["MANIFEST_UNKNOWN"]
+        assert client.head(f"/v2/{repo}/manifests/{reference}").status_code == 404
+
+
+def test_manifest_is_only_visible_in_its_repository(client: httpx.Client, repo: str) -> None:
+    pushed = push_image(client, repo)
+    assert client.get(f"/v2/{repo}-other/manifests/{pushed.digest}").status_code == 404
+
+
+def test_retag_moves_the_tag(client: httpx.Client, repo: str) -> None:
+    first = push_image(client, repo, "moving")
+    second = push_image(client, repo, "moving")
+    r = client.get(f"/v2/{repo}/manifests/moving")
+    assert r.headers["Docker-Content-Digest"] == second.digest
+    assert client.get(f"/v2/{repo}/manifests/{first.digest}").status_code == 200
+
+
+def test_delete_by_tag_removes_only_the_tag(client: httpx.Client, repo: str) -> None:
+    pushed = push_image(client, repo, "a")
+    client.put(
+        f"/v2/{repo}/manifests/b", content=pushed.body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert client.delete(f"/v2/{repo}/manifests/a").status_code == 202
+    assert client.get(f"/v2/{repo}/manifests/a").status_code == 404
+    assert client.get(f"/v2/{repo}/manifests/b").status_code == 200
+    assert client.get(f"/v2/{repo}/manifests/{pushed.digest}").status_code == 200
+    assert client.delete(f"/v2/{repo}/manifests/a").status_code == 404
+
+
+def test_delete_by_digest_removes_manifest_and_its_tags(client: httpx.Client, repo: str) -> None:
+    pushed = push_image(client, repo, "a")
+    client.put(
+        f"/v2/{repo}/manifests/b", content=pushed.body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    other = push_image(client, repo, "keep")
+    r = client.delete(f"/v2/{repo}/manifests/{pushed.digest}")
+    assert r.status_code == 202
+    for reference in ("a", "b", pushed.digest):
+        assert client.get(f"/v2/{repo}/manifests/{reference}").status_code == 404
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["keep"]
+    assert client.get(f"/v2/{repo}/manifests/{other.digest}").status_code == 200
+    r = client.delete(f"/v2/{repo}/manifests/{pushed.digest}")
+    assert r.status_code == 404
+    assert error_codes(r) == ["MANIFEST_UNKNOWN"]
+
+
+def test_artifact_with_empty_config(client: httpx.Client, repo: str) -> None:
+    empty = b"{}"
+    push_blob(client, repo, empty)
+    payload = os.urandom(64)
+    push_blob(client, repo, payload)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.thing",
+        "config": descriptor("application/vnd.oci.empty.v1+json", empty),
+        "layers": [descriptor("application/octet-stream", payload)],
+    }
+    body = json.dumps(doc).encode()
+    r = client.put(
+        f"/v2/{repo}/manifests/art", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 201
+    assert client.get(f"/v2/{repo}/manifests/art").content == body

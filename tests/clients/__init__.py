@@ -1,0 +1,1 @@
+"""End-to-end tests that drive real registry clients against the server."""

@@ -1,0 +1,211 @@
+"""Private dockerd and containerd instances for the client tests.
+
+Each daemon gets its own short directory under /tmp (unix socket paths must stay under ~100
+characters, which pytest's temporary paths do not promise), its own sockets and state, and a log
+file that is shown when it fails to start. Readiness is a bounded number of probe commands; the
+pause between two probes is a wait on the daemon process itself, so a daemon that dies is noticed
+at once. Stopping is SIGTERM, a bounded wait, then SIGKILL of the daemon's own process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.clients.tools import clean_env, run
+
+PROBE_TRIES = 240
+PROBE_INTERVAL = 0.25  # seconds, spent waiting on the daemon process (returns early if it dies)
+STOP_TIMEOUT = 30
+
+
+class DaemonError(RuntimeError):
+    pass
+
+
+def short_tempdir(prefix: str) -> Path:
+    """A fresh directory with a short path: /tmp/<prefix>XXXXXXXX."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+@dataclass
+class Daemon:
+    name: str
+    args: list[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=clean_env)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(self.env),
+                start_new_session=True,  # its own process group, for the SIGKILL fallback
+            )
+
+    def log(self, tail: int = 12000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except FileNotFoundError:
+            return "(no log)"
+
+    def wait_ready(self, probe: Callable[[], bool]) -> None:
+        """Run `probe` until it succeeds, at most PROBE_TRIES times; fail with the log."""
+        assert self.process is not None
+        for _ in range(PROBE_TRIES):
+            if probe():
+                return
+            try:
+                code = self.process.wait(timeout=PROBE_INTERVAL)
+            except subprocess.TimeoutExpired:
+                continue
+            raise DaemonError(f"{self.name} exited with {code} before it was ready:\n{self.log()}")
+        raise DaemonError(f"{self.name} not ready after {PROBE_TRIES} probes:\n{self.log()}")
+
+    def stop(self) -> int | None:
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        return process.returncode
+
+
+@dataclass
+class Dockerd:
+    """A private dockerd on `unix://<root>/d.sock`, with vfs storage and no networking."""
+
+    root: Path
+    docker: str
+    daemon: Daemon
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.root / 'd.sock'}"
+
+    def env(self, config_dir: Path) -> dict[str, str]:
+        """Environment for the docker CLI: this daemon and a private client config dir."""
+        return clean_env({"DOCKER_HOST": self.host, "DOCKER_CONFIG": str(config_dir)})
+
+    def cli(
+        self, config_dir: Path, *args: str, input: str | bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return run([self.docker, *args], env=self.env(config_dir), input=input, check=check)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_dockerd(dockerd: str, docker: str) -> Dockerd:
+    root = short_tempdir("dk")
+    (root / "daemon.json").write_text("{}")
+    args = [
+        dockerd,
+        "--config-file", str(root / "daemon.json"),
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        "--storage-driver=vfs",
+        "--data-root", str(root / "data"),
+        "--exec-root", str(root / "x"),
+        "--pidfile", str(root / "pid"),
+        "--host", f"unix://{root / 'd.sock'}",
+        "--containerd-namespace", "srtest",
+        "--containerd-plugins-namespace", "srtest-plugins",
+    ]  # fmt: skip
+    daemon = Daemon("dockerd", args, root / "dockerd.log")
+    instance = Dockerd(root, docker, daemon)
+    daemon.start()
+    probe_config = root / "probe-config"
+
+    def probe() -> bool:
+        return instance.cli(probe_config, "version", check=False).returncode == 0
+
+    try:
+        daemon.wait_ready(probe)
+    except BaseException:
+        instance.stop()
+        raise
+    return instance
+
+
+_CONTAINERD_CONFIG = """\
+version = 2
+root = "{root}/root"
+state = "{root}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{root}/c.sock"
+
+[ttrpc]
+  address = "{root}/c.sock.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+"""
+
+
+@dataclass
+class Containerd:
+    """A private containerd; `ctr` talks to it in its own namespace."""
+
+    root: Path
+    ctr_binary: str
+    daemon: Daemon
+    namespace: str = "srtest"
+
+    @property
+    def address(self) -> str:
+        return str(self.root / "c.sock")
+
+    def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [self.ctr_binary, "--address", self.address, "--namespace", self.namespace]
+        return run([*command, *args], env=clean_env(), check=check)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_containerd(containerd: str, ctr: str) -> Containerd:
+    root = short_tempdir("cd")
+    config = root / "config.toml"
+    config.write_text(_CONTAINERD_CONFIG.format(root=root))
+    daemon = Daemon("containerd", [containerd, "--config", str(config)], root / "containerd.log")
+    instance = Containerd(root, ctr, daemon)
+    daemon.start()
+
+    def probe() -> bool:
+        return instance.ctr("version", check=False).returncode == 0
+
+    try:
+        daemon.wait_ready(probe)
+    except BaseException:
+        instance.stop()
+        raise
+    return instance
