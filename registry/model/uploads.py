@@ -20,7 +20,6 @@ from registry.model import paths
 from registry.model.blobs import Blobs
 from registry.oci.digests import Digest
 from registry.oci.errors import (
-    BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
     RangeInvalid,
@@ -140,7 +139,7 @@ class Uploads:
         upload_id = uuid.uuid4().hex
         hasher = _hasher(digest.algorithm)
         try:
-            await self._storage.append(paths.upload_data(upload_id), 0, _hashed(chunks, hasher))
+            await self._storage.append(paths.upload_data(upload_id), 0, chunks, hasher.update)
             if hasher.hexdigest() != digest.hex:
                 raise DigestInvalid(
                     f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
@@ -152,9 +151,11 @@ class Uploads:
 
     async def _write(self, session: Session, chunks: AsyncIterable[bytes]) -> None:
         hasher = self._resume_hasher(session)
-        source = chunks if hasher is None else _hashed(chunks, hasher)
         session.offset = await self._storage.append(
-            paths.upload_data(session.id), session.offset, source
+            paths.upload_data(session.id),
+            session.offset,
+            chunks,
+            hasher.update if hasher is not None else None,
         )
         if hasher is not None:
             session.hash_state = hasher.save()
@@ -215,7 +216,7 @@ class _Hasher:
 
         self._h = hashlib.new(algorithm)
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._h.update(data)
 
     def hexdigest(self) -> str:
@@ -224,14 +225,6 @@ class _Hasher:
 
 def _hasher(algorithm: str) -> ResumableHash | _Hasher:
     return ResumableHash(algorithm) if resumable_available(algorithm) else _Hasher(algorithm)
-
-
-async def _hashed(
-    chunks: AsyncIterable[bytes], hasher: ResumableHash | _Hasher
-) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk
 
 
 async def _exactly(chunks: AsyncIterable[bytes], length: int) -> AsyncIterator[bytes]:
@@ -260,6 +253,3 @@ def _range(offset: int) -> str:
 
 def upload_range(session: Session) -> str:
     return _range(session.offset)
-
-
-__all__ = ["CHUNK_MIN_LENGTH", "BlobUploadInvalid", "Session", "Uploads", "upload_range"]

@@ -7,7 +7,7 @@ Every write is atomic: a reader sees the old object or the new one, never a part
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Protocol
 
 
@@ -46,11 +46,18 @@ class StorageDriver(Protocol):
         """Yield a byte range of an object in bounded chunks."""
         ...
 
-    async def append(self, key: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def append(
+        self,
+        key: str,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        observe: Callable[[bytes], None] | None = None,
+    ) -> int:
         """Write `chunks` into the object at `offset`, discarding anything past it first.
 
-        Returns the new size. If the iterable raises, the object is cut back to `offset`, so a
-        failed chunk leaves the upload exactly as it was.
+        `observe` sees every byte written, in order (the model hashes there), possibly in a
+        worker thread. Returns the new size. If the iterable raises, the object is cut back to
+        `offset`, so a failed chunk leaves the upload exactly as it was.
         """
         ...
 
