@@ -52,7 +52,7 @@ def _serve_worker(
 
     # Hypercorn reads 64 KiB at a time; layer uploads are megabytes, and every read costs a
     # trip through h11 and the ASGI queue; bigger reads make fewer trips (see bench/README.md).
-    tcp_server.MAX_RECV = RECV_BYTES  # type: ignore[attr-defined]
+    tcp_server.MAX_RECV = RECV_BYTES
 
     app = wrap_app(create_app(settings), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     trigger: Any = None

@@ -16,6 +16,7 @@ from typing import Any
 
 from registry.model import paths
 from registry.model.blobs import Blobs
+from registry.model.cache import ContentCache
 from registry.oci import mediatypes as mt
 from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import (
@@ -56,6 +57,7 @@ class Manifests:
     def __init__(self, storage: StorageDriver, blobs: Blobs) -> None:
         self._storage = storage
         self._blobs = blobs
+        self._cache = ContentCache()
 
     async def resolve(self, name: str, reference: str) -> ManifestRef:
         """Tag or digest to the stored reference; MANIFEST_UNKNOWN when absent."""
@@ -70,10 +72,16 @@ class Manifests:
             raise ManifestUnknown(detail={"reference": reference}) from None
 
     async def content(self, ref: ManifestRef) -> bytes:
+        key = str(ref.digest)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         try:
-            return await self._storage.read(paths.blob(ref.digest))
+            body = await self._storage.read(paths.blob(ref.digest))
         except ObjectNotFound:
-            raise ManifestUnknown(detail={"digest": str(ref.digest)}) from None
+            raise ManifestUnknown(detail={"digest": key}) from None
+        self._cache.put(key, body)
+        return body
 
     async def put(self, name: str, reference: str, body: bytes, content_type: str | None) -> Stored:
         tag = None if is_digest(reference) else validate_tag(reference)

@@ -26,35 +26,50 @@ class FilesystemDriver:
     name = "filesystem"
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.root / "_tmp"
-        self._tmp.mkdir(exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = str(root.resolve())
+        self._tmp = os.path.join(self.root, "_tmp")
+        os.makedirs(self._tmp, exist_ok=True)
 
-    def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or any(p in ("", ".", "..") for p in parts) or "\x00" in key:
+    def _path(self, key: str) -> str:
+        """Keys come from validated parts; this re-checks them as a second line of defence."""
+        if not key or "\x00" in key or key[0] == "/" or "//" in key or key[-1] == "/":
             raise ValueError(f"unsafe storage key {key!r}")
-        return self.root.joinpath(*parts)
+        if "." in key and any(p in (".", "..") for p in key.split("/")):
+            raise ValueError(f"unsafe storage key {key!r}")
+        return f"{self.root}/{key}"
 
     async def read(self, key: str) -> bytes:
+        # Small objects on the request path: plain os calls, no thread hop, no pathlib.
         try:
-            return self._path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(key) from None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except IsADirectoryError:
+            raise ObjectNotFound(key) from None
+        finally:
+            os.close(fd)
 
     async def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = self._tmp / uuid.uuid4().hex
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _pwrite_all(fd, data, 0)
+        finally:
+            os.close(fd)
         self._install(tmp, path)
 
-    def _install(self, tmp: Path, path: Path) -> None:
+    def _install(self, tmp: str, path: str) -> None:
         try:
             os.replace(tmp, path)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(tmp, path)
 
     async def size(self, key: str) -> int | None:
@@ -109,7 +124,7 @@ class FilesystemDriver:
         observe: Callable[[bytes], None] | None = None,
     ) -> int:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.ftruncate(fd, offset)
