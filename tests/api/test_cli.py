@@ -223,3 +223,62 @@ def test_https(start_registry: Callable[..., RunningRegistry], tmp_path: Path) -
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
         assert not sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_genhash_on_a_terminal_reads_without_echo() -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "registry", "genhash"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    output = b""
+    while b"password" not in output.lower():
+        output += os.read(controller, 1024)
+    os.write(controller, b"typed secret\n")
+    while True:
+        try:
+            chunk = os.read(controller, 1024)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    assert b"typed secret" not in output  # not echoed
+    hashed = output.strip().splitlines()[-1].strip()
+    assert bcrypt.checkpw(b"typed secret", hashed)
+
+
+def test_concurrent_pushes_of_one_blob_and_one_tag(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = start_registry("-workers", "2")
+    data = os.urandom(200_000)
+
+    def push(i: int) -> tuple[int, str]:
+        with server.client() as http:
+            r = http.post(
+                "/v2/race/blobs/uploads/", params={"digest": digest_of(data)}, content=data
+            )
+            assert r.status_code == 201
+            pushed = push_image(http, "race", "same-tag")
+            return r.status_code, pushed.digest
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(push, range(8)))
+    with server.client() as http:
+        assert http.get(f"/v2/race/blobs/{digest_of(data)}").content == data
+        final = http.get("/v2/race/manifests/same-tag")
+        assert final.status_code == 200
+        assert final.headers["Docker-Content-Digest"] in {d for _, d in results}
+        for _, digest in results:
+            assert http.head(f"/v2/race/manifests/{digest}").status_code == 200
