@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.clients.tools import clean_env, run
+from tests.clients.tools import COMMAND_TIMEOUT, clean_env, run
 
 PROBE_TRIES = 240
 PROBE_INTERVAL = 0.25  # seconds, spent waiting on the daemon process (returns early if it dies)
+PROBE_TIMEOUT = 30  # one probe command; a hung daemon fails the start instead of blocking it
 STOP_TIMEOUT = 30
 
 
@@ -105,9 +106,15 @@ class Dockerd:
         return clean_env({"DOCKER_HOST": self.host, "DOCKER_CONFIG": str(config_dir)})
 
     def cli(
-        self, config_dir: Path, *args: str, input: str | bytes | None = None, check: bool = True
+        self,
+        config_dir: Path,
+        *args: str,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float = COMMAND_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
-        return run([self.docker, *args], env=self.env(config_dir), input=input, check=check)
+        env = self.env(config_dir)
+        return run([self.docker, *args], env=env, input=input, check=check, timeout=timeout)
 
     def stop(self) -> None:
         self.daemon.stop()
@@ -137,7 +144,10 @@ def start_dockerd(dockerd: str, docker: str) -> Dockerd:
     probe_config = root / "probe-config"
 
     def probe() -> bool:
-        return instance.cli(probe_config, "version", check=False).returncode == 0
+        return (
+            instance.cli(probe_config, "version", check=False, timeout=PROBE_TIMEOUT).returncode
+            == 0
+        )
 
     try:
         daemon.wait_ready(probe)
@@ -183,9 +193,11 @@ class Containerd:
     def address(self) -> str:
         return str(self.root / "c.sock")
 
-    def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def ctr(
+        self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
         command = [self.ctr_binary, "--address", self.address, "--namespace", self.namespace]
-        return run([*command, *args], env=clean_env(), check=check)
+        return run([*command, *args], env=clean_env(), check=check, timeout=timeout)
 
     def stop(self) -> None:
         self.daemon.stop()
@@ -201,7 +213,7 @@ def start_containerd(containerd: str, ctr: str) -> Containerd:
     daemon.start()
 
     def probe() -> bool:
-        return instance.ctr("version", check=False).returncode == 0
+        return instance.ctr("version", check=False, timeout=PROBE_TIMEOUT).returncode == 0
 
     try:
         daemon.wait_ready(probe)

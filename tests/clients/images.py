@@ -21,10 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 REF_NAME = "org.opencontainers.image.ref.name"
 
 MiB = 1024 * 1024
@@ -183,26 +188,32 @@ class OCILayout:
         layers: Sequence[Layer],
         plat: Platform | None = None,
         *,
-        labels: dict[str, str] | None = None,
+        docker_types: bool = False,
     ) -> Image:
+        """An image manifest (OCI, or Docker schema 2 with `docker_types`) and its blobs."""
         plat = plat or host_platform()
-        layer_descs = tuple(self.write_blob(layer.compressed, OCI_LAYER_GZIP) for layer in layers)
+        manifest_type, config_type, layer_type = (
+            (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP)
+            if docker_types
+            else (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP)
+        )
+        layer_descs = tuple(self.write_blob(layer.compressed, layer_type) for layer in layers)
         config = {
             "architecture": plat.architecture,
             "os": plat.os,
             "created": "2024-01-01T00:00:00Z",
-            "config": {"Labels": dict(labels or {}), "Cmd": ["/bin/true"]},
+            "config": {"Cmd": ["/bin/true"]},
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
             "history": [{"created": "2024-01-01T00:00:00Z", "comment": "test layer"}] * len(layers),
         }
-        config_desc = self.write_blob(canonical_json(config), OCI_CONFIG)
+        config_desc = self.write_blob(canonical_json(config), config_type)
         manifest = {
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
+            "mediaType": manifest_type,
             "config": config_desc.to_json(),
             "layers": [desc.to_json() for desc in layer_descs],
         }
-        manifest_desc = self.write_blob(canonical_json(manifest), OCI_MANIFEST)
+        manifest_desc = self.write_blob(canonical_json(manifest), manifest_type)
         return Image(manifest_desc.with_platform(plat), config_desc, layer_descs)
 
     def add_index(self, images: Sequence[Image]) -> ImageIndex:
@@ -270,10 +281,22 @@ class OCILayout:
         (self.root / "index.json").write_text(json.dumps(doc, indent=2))
 
 
-def image_tree(layout: OCILayout, image: Image) -> Tree:
-    """The tree the writer built for `image` (to compare with one read back)."""
-    return layout.read_tree(image.manifest)
-
-
-def index_tree(layout: OCILayout, index: ImageIndex) -> Tree:
-    return layout.read_tree(index.index)
+def push_over_http(
+    http: httpx.Client, repo: str, layout: OCILayout, image: Image, tag: str
+) -> None:
+    """Upload an image with plain API calls (monolithic POSTs, then the manifest PUT)."""
+    for desc in (image.config, *image.layers):
+        done = http.post(
+            f"/v2/{repo}/blobs/uploads/",
+            params={"digest": desc.digest},
+            content=layout.read_blob(desc.digest),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert done.status_code == 201, f"blob {desc.digest}: {done.status_code} {done.text}"
+    put = http.put(
+        f"/v2/{repo}/manifests/{tag}",
+        content=layout.read_blob(image.manifest.digest),
+        headers={"Content-Type": image.manifest.media_type},
+    )
+    assert put.status_code == 201, f"manifest: {put.status_code} {put.text}"
+    assert put.headers["docker-content-digest"] == image.manifest.digest
