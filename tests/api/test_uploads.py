@@ -299,3 +299,19 @@ def test_truncated_body_is_not_committed(
     assert client.head(f"/v2/{repo}/blobs/{digest_of(b'y' * 1000)}").status_code == 404
     r = client.put(location, params={"digest": digest_of(b"0123456789")})
     assert r.status_code == 201
+
+
+def test_body_in_thousands_of_tiny_pieces(client: httpx.Client, repo: str) -> None:
+    """Many small reads must not overflow a scatter-gather write."""
+    data = os.urandom(30_000)
+
+    def tiny() -> object:
+        for i in range(0, len(data), 7):
+            yield data[i : i + 7]
+
+    location = _start(client, repo)
+    r = client.patch(location, content=tiny())  # type: ignore[arg-type]
+    assert r.status_code == 202
+    r = client.put(location, params={"digest": digest_of(data)})
+    assert r.status_code == 201
+    _blob_is(client, repo, data)
