@@ -37,6 +37,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.loglevel = "WARNING"
     config.include_server_header = False
     config.keep_alive_timeout = 75
+    # Hypercorn closes a connection after 1000 requests by default; clients that pull many
+    # layers or poll manifests would reconnect for nothing.
+    config.keep_alive_max_requests = 1_000_000
     if settings.tls:
         config.certfile = str(settings.certfile)
         config.keyfile = str(settings.keyfile)
@@ -61,13 +64,42 @@ def _serve_worker(
     asyncio.run(worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger))
 
 
+def _worker_sockets(config: Config, workers: int) -> list[Sockets]:
+    """One listening socket set per worker, all on the same port with SO_REUSEPORT.
+
+    With a single shared socket, whichever worker wakes first accepts most connections and
+    keep-alive clients pile onto it; separate SO_REUSEPORT sockets let the kernel spread
+    connections across workers. A port of 0 is resolved by the first socket and reused.
+    """
+    if workers > 1:
+        _refuse_taken_port(config)
+    first = config.create_sockets()
+    result = [first]
+    sock = (first.secure_sockets or first.insecure_sockets)[0]
+    host, port = sock.getsockname()[:2]
+    config.bind = [f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"]
+    for _ in range(workers - 1):
+        result.append(config.create_sockets())
+    for sockets in result:
+        for listening in sockets.secure_sockets or sockets.insecure_sockets:
+            listening.listen(config.backlog)
+    return result
+
+
+def _refuse_taken_port(config: Config) -> None:
+    """SO_REUSEPORT would let us share a port another registry already serves; bind once
+    without it first, so a taken port is an error as it is with a single worker."""
+    probe = Config()
+    probe.bind = config.bind
+    for sock in probe.create_sockets().insecure_sockets:
+        sock.close()
+
+
 def serve(settings: Settings) -> int:
     """Bind, install the stop signals, announce, then run; returns the exit status."""
     config = hypercorn_config(settings)
-    sockets = config.create_sockets()
-    listening = sockets.secure_sockets or sockets.insecure_sockets
-    for sock in listening:
-        sock.listen(config.backlog)
+    per_worker = _worker_sockets(config, settings.workers)
+    listening = per_worker[0].secure_sockets or per_worker[0].insecure_sockets
 
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
@@ -88,11 +120,11 @@ def serve(settings: Settings) -> int:
 
     if settings.workers == 1:
         signal.signal(signal.SIGINT, request_stop)
-        _serve_worker(settings, config, sockets, stop)
+        _serve_worker(settings, config, per_worker[0], stop)
         return 0
     processes = [
         ctx.Process(target=_serve_worker, args=(settings, config, sockets, stop))
-        for _ in range(settings.workers)
+        for sockets in per_worker
     ]
     for process in processes:
         process.start()

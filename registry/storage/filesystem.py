@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from anyio import to_thread
 
 from registry.storage.base import ObjectNotFound
 
-CHUNK = 1024 * 1024
-READ_CHUNK = 2 * 1024 * 1024
+BATCH = 2 * 1024 * 1024
+MAX_BATCHES = 4
+READ_CHUNK = 4 * 1024 * 1024
 MAX_IOVECS = 512  # well under IOV_MAX (1024 on Linux)
 
 
@@ -167,10 +169,13 @@ class FilesystemDriver:
 
 
 class _PipelinedWriter:
-    """Gathers the body into ~1 MiB batches and hashes and writes each in a worker thread
-    while the event loop receives the next, so network, hashing and disk overlap on two cores.
-    Batches are lists of the received chunks written with pwritev: no byte is copied in
-    Python. At most one batch is in flight; `observe` sees the chunks in order.
+    """Writes the body in batches from worker threads while the event loop keeps receiving.
+
+    Each batch (a list of received chunks, so no byte is copied in Python) is written with
+    pwritev at its own offset by one thread and hashed by another; hashing is chained so the
+    hash sees batches in order, while writes may complete in any order. A few batches may be
+    in flight at once, which keeps both cores busy (receive, hash and page-cache copy are each
+    close to a core's worth of work) and bounds memory to MAX_BATCHES * BATCH per upload.
     """
 
     def __init__(self, fd: int, offset: int, observe: Callable[[bytes], None] | None) -> None:
@@ -179,49 +184,67 @@ class _PipelinedWriter:
         self._observe = observe
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._inflight: asyncio.Future[int] | None = None
+        self._batches: deque[list[asyncio.Future[None]]] = deque()
+        self._hash_tail: asyncio.Future[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
         self._pending.append(chunk)
         self._pending_size += len(chunk)
-        if self._pending_size >= CHUNK or len(self._pending) >= MAX_IOVECS:
+        if self._pending_size >= BATCH or len(self._pending) >= MAX_IOVECS:
             await self._submit()
 
     async def _submit(self) -> None:
         batch, size = self._pending, self._pending_size
         self._pending, self._pending_size = [], 0
-        if self._inflight is not None:
-            await self._inflight
-        self._inflight = asyncio.ensure_future(
-            to_thread.run_sync(_observe_and_write, self._fd, batch, self._position, self._observe)
-        )
+        while len(self._batches) >= MAX_BATCHES:
+            for task in self._batches.popleft():
+                await task
+        tasks: list[asyncio.Future[None]] = [
+            asyncio.ensure_future(self._write(batch, self._position))
+        ]
+        if self._observe is not None:
+            self._hash_tail = asyncio.ensure_future(self._hash(self._hash_tail, batch))
+            tasks.append(self._hash_tail)
+        self._batches.append(tasks)
         self._position += size
+
+    async def _write(self, batch: list[bytes], position: int) -> None:
+        await to_thread.run_sync(_pwritev_all, self._fd, batch, position)
+
+    async def _hash(self, previous: asyncio.Future[None] | None, batch: list[bytes]) -> None:
+        if previous is not None:
+            await previous
+        observe = self._observe
+        assert observe is not None
+        await to_thread.run_sync(_observe_all, observe, batch)
 
     async def close(self) -> int:
         if self._pending:
             await self._submit()
-        if self._inflight is not None:
-            await self._inflight
+        while self._batches:
+            for task in self._batches.popleft():
+                await task
         return self._position
 
     async def abandon(self) -> None:
-        """Let the write in flight finish before the caller cuts the file back."""
-        if self._inflight is not None:
+        """Let every thread still using the file finish before the caller cuts it back."""
+        tasks = [task for batch in self._batches for task in batch]
+        self._batches.clear()
+        if tasks:
             with contextlib.suppress(BaseException):
-                await asyncio.shield(self._inflight)
+                await asyncio.wait(tasks)
 
 
-def _observe_and_write(
-    fd: int, batch: list[bytes], position: int, observe: Callable[[bytes], None] | None
-) -> int:
-    if observe is not None:
-        for chunk in batch:
-            observe(chunk)
+def _observe_all(observe: Callable[[bytes], None], batch: list[bytes]) -> None:
+    for chunk in batch:
+        observe(chunk)
+
+
+def _pwritev_all(fd: int, batch: list[bytes], position: int) -> None:
     total = sum(len(chunk) for chunk in batch)
     written = os.pwritev(fd, batch, position)
     if written < total:  # a short write (rare): finish the rest piece by piece
         _pwrite_all(fd, b"".join(batch)[written:], position + written)
-    return total
 
 
 def _pwrite_all(fd: int, data: bytes, position: int) -> int:

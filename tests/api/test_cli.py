@@ -94,9 +94,21 @@ def test_errors_are_one_line_without_traceback(
     assert "Traceback" not in result.stderr
 
 
-def test_port_in_use_is_a_clear_error(registry_server: RunningRegistry, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_is_a_clear_error(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path, workers: str
+) -> None:
+    taken = start_registry("-workers", "2")  # its sockets use SO_REUSEPORT
     result = _run(
-        "serve", "-adminpwd", "x", "-datadir", str(tmp_path), "-addr", registry_server.host
+        "serve",
+        "-adminpwd",
+        "x",
+        "-datadir",
+        str(tmp_path),
+        "-addr",
+        taken.host,
+        "-workers",
+        workers,
     )
     assert result.returncode != 0
     assert "cannot listen on" in result.stderr
