@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 LUA = """wrk.method = "{method}"
@@ -42,6 +42,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     client_cpu: float
+    messages: list[str] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -69,7 +70,8 @@ def run_wrk(
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bench.lua"
         script.write_text(LUA.format(method=method, headers=lines))
-        args = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration:.0f}s"]
+        seconds = max(1, round(duration))
+        args = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
         args += ["--timeout", "10s", "-s", str(script), url]
         cpu0 = _children_cpu()
         done = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
@@ -99,14 +101,21 @@ class _Tally:
     errors: int = 0
     non_2xx: int = 0
     budget: int = 0
+    connects: int = 0
+    messages: list[str] = field(default_factory=list)
 
 
 async def _one_client(
     host: str, port: int, request: bytes, head: bool, deadline: float, tally: _Tally
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    """Requests one after another on a keep-alive connection, reopened when the server
+    answers `Connection: close` (Hypercorn does after 1000 requests by default)."""
+    writer: asyncio.StreamWriter | None = None
     try:
         while time.perf_counter() < deadline and tally.budget > 0:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, port)
+                tally.connects += 1
             tally.budget -= 1
             started = time.perf_counter()
             writer.write(request)
@@ -120,10 +129,16 @@ async def _one_client(
             tally.latencies.append(time.perf_counter() - started)
             if not 200 <= status < 400:
                 tally.non_2xx += 1
-    except (OSError, asyncio.IncompleteReadError, ValueError):
+            if b"\r\nconnection: close\r\n" in lower:
+                writer.close()
+                writer = None
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         tally.errors += 1
+        if len(tally.messages) < 5:
+            tally.messages.append(f"{exc!r} after {len(tally.latencies)} responses")
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 def run_python(
@@ -173,6 +188,7 @@ def run_python(
         latencies[n // 2] * 1000 if n else 0.0,
         latencies[min(n - 1, n * 99 // 100)] * 1000 if n else 0.0,
         cpu,
+        tally.messages,
     )
 
 

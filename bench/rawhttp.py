@@ -198,6 +198,8 @@ class Connection:
         kept: list[bytes] = []
         for _ in range(1_000_000):
             while b"\r\n" not in rest:
+                if len(rest) > MAX_HEAD:
+                    raise HTTPFailure("chunk size line too long", "", rest[:200].decode("latin-1"))
                 rest += self._recv_some()
             size_line, _, rest = rest.partition(b"\r\n")
             size = int(size_line.split(b";")[0], 16)

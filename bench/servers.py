@@ -204,11 +204,16 @@ def _is_worker(pid: int) -> bool:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of all threads of `pid` so far."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of all threads of `pid` so far."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
+        return 0.0, 0.0
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -266,3 +271,44 @@ class Meter:
         cpu = {p: cpu_seconds(p) - self._cpu0.get(p, 0.0) for p in chosen}
         peak = {p: status_kib(p, "VmHWM") for p in chosen}
         return Usage(cpu, peak)
+
+
+def wait_for_quiet(limit: float = 0.25, timeout: float = 120.0) -> float:
+    """Wait (at most `timeout` s) until other processes used under `limit` cores over 1 s.
+
+    Returns the cores busy in the last window: another job on the machine (a build, someone
+    else's benchmark) would otherwise be measured as a slow registry.
+    """
+    deadline = time.monotonic() + timeout
+    mine = {os.getpid()}
+    while True:
+        before, t0 = userland_cpu(), time.monotonic()
+        time.sleep(1.0)
+        busy = foreign_cpu(before, userland_cpu(), mine) / (time.monotonic() - t0)
+        if busy < limit or time.monotonic() >= deadline:
+            return busy
+
+
+def _stat(pid: str) -> tuple[int, float] | None:
+    """(flags, CPU seconds) of one process, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[6]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def userland_cpu() -> dict[int, float]:
+    """CPU seconds so far of every user-space process (kernel threads left out)."""
+    out: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            found = _stat(entry)
+            if found is not None and not found[0] & 0x00200000:  # PF_KTHREAD
+                out[int(entry)] = found[1]
+    return out
+
+
+def foreign_cpu(before: dict[int, float], after: dict[int, float], ours: set[int]) -> float:
+    """CPU seconds that processes other than `ours` used between two `userland_cpu()` calls."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items() if pid not in ours)

