@@ -17,13 +17,13 @@ from typing import Any
 from registry.model import paths
 from registry.model.blobs import Blobs
 from registry.model.cache import ContentCache
-from registry.oci import mediatypes as mt
 from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestChildUnknown,
     ManifestUnknown,
+    RegistryError,
 )
 from registry.oci.manifests import Manifest, parse_manifest
 from registry.oci.names import validate_tag
@@ -181,11 +181,9 @@ def _referrer_descriptor(ref: ManifestRef, manifest: Manifest) -> dict[str, Any]
 
 
 def _subject_of(body: bytes) -> Digest | None:
+    """The subject of a stored manifest (it passed validation when it was put)."""
     try:
         subject = parse_manifest(body, None).subject
-    except Exception:
+    except RegistryError:
         return None
     return subject.digest if subject is not None else None
-
-
-__all__ = ["ManifestRef", "Manifests", "Stored", "mt"]
