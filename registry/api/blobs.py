@@ -7,7 +7,7 @@ from starlette.responses import Response, StreamingResponse
 
 from registry.api.common import repository, services
 from registry.api.ranges import parse_range
-from registry.auth.scopes import DELETE, PULL, Scope
+from registry.auth.scopes import Need
 from registry.oci.digests import Digest
 
 
@@ -15,12 +15,12 @@ async def blob(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
     if request.method == "DELETE":
-        await svc.gate.require(request, Scope.repository(name, DELETE))
+        await svc.gate.require(request, Need("blobs", name, "DELETE"))
         digest = Digest.parse(request.path_params["digest"])
         await svc.registry.blobs.unlink(name, digest)
         return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
 
-    await svc.gate.require(request, Scope.repository(name, PULL))
+    await svc.gate.require(request, Need.read("blobs", name))
     digest = Digest.parse(request.path_params["digest"])
     size = await svc.registry.blobs.size(name, digest)
     headers = {

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from registry.api.common import link_header, page_params, repository, services
-from registry.auth.scopes import PULL, Scope
+from registry.auth.scopes import Need
 from registry.model.listing import paginate
 from registry.oci import mediatypes as mt
 from registry.oci.digests import Digest
@@ -21,11 +21,13 @@ async def ping(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     svc = services(request)
-    principal = await svc.gate.require(request, Scope.catalog())
+    principal = await svc.gate.require(request, Need.catalog())
     n, last = page_params(request, CATALOG_DEFAULT_PAGE)
 
     async def visible(name: str) -> bool:
-        return await svc.gate.may(principal, Scope.repository(name, PULL))
+        return await svc.gate.may(principal, Need.read("tags", name)) or await svc.gate.may(
+            principal, Need.read("manifests", name)
+        )
 
     page = paginate(await svc.registry.listing.repositories(visible), n, last)
     return JSONResponse({"repositories": page.items}, headers=link_header("/v2/_catalog", page, n))
@@ -34,7 +36,7 @@ async def catalog(request: Request) -> Response:
 async def tags(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
-    await svc.gate.require(request, Scope.repository(name, PULL))
+    await svc.gate.require(request, Need.read("tags", name))
     n, last = page_params(request, None)
     page = paginate(await svc.registry.listing.tags(name), n, last)
     return JSONResponse(
@@ -46,7 +48,7 @@ async def tags(request: Request) -> Response:
 async def referrers(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
-    await svc.gate.require(request, Scope.repository(name, PULL))
+    await svc.gate.require(request, Need.read("manifests", name))
     subject = Digest.parse(request.path_params["digest"])
     artifact_type = request.query_params.get("artifactType")
     descriptors = await svc.registry.manifests.referrers(name, subject, artifact_type)

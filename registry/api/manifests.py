@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import repository, services
-from registry.auth.scopes import DELETE, PULL, PUSH, Scope
+from registry.auth.scopes import Need
+from registry.oci.digests import is_digest
 from registry.oci.errors import PayloadTooLarge
 from registry.oci.manifests import MAX_MANIFEST_BYTES
 
@@ -16,9 +17,11 @@ async def manifest(request: Request) -> Response:
     reference = request.path_params["reference"]
     svc = services(request)
     manifests = svc.registry.manifests
+    tag = None if is_digest(reference) else reference
+    need = Need("manifests", name, "GET" if request.method == "HEAD" else request.method, tag)
 
     if request.method in ("GET", "HEAD"):
-        await svc.gate.require(request, Scope.repository(name, PULL))
+        await svc.gate.require(request, need)
         ref = await manifests.resolve(name, reference)
         headers = {
             "Docker-Content-Digest": str(ref.digest),
@@ -31,11 +34,11 @@ async def manifest(request: Request) -> Response:
         return Response(await manifests.content(ref), headers=headers)
 
     if request.method == "DELETE":
-        await svc.gate.require(request, Scope.repository(name, DELETE))
+        await svc.gate.require(request, need)
         await manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
 
-    await svc.gate.require(request, Scope.repository(name, PUSH))
+    await svc.gate.require(request, need)
     content = await _read_limited(request, MAX_MANIFEST_BYTES)
     stored = await manifests.put(name, reference, content, request.headers.get("content-type"))
     headers = {

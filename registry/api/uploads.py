@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from registry.api.common import body, repository, services
 from registry.api.ranges import parse_content_range
-from registry.auth.scopes import PULL, PUSH, Scope
+from registry.auth.scopes import Need
 from registry.model.uploads import CHUNK_MIN_LENGTH, Session, upload_range
 from registry.oci.digests import Digest
 from registry.oci.errors import DigestInvalid
@@ -41,19 +41,19 @@ async def start(request: Request) -> Response:
     mount = query.get("mount")
     if mount is not None:
         source = query.get("from")
-        scopes = [Scope.repository(name, PUSH)]
+        needs = [Need("blobs", name, "POST")]
         if source:
-            scopes.append(Scope.repository(validate_name(source), PULL))
-        principal = await svc.gate.require(request, *scopes)
+            needs.append(Need.read("blobs", validate_name(source)))
+        principal = await svc.gate.require(request, *needs)
         digest = Digest.parse(mount)
 
         async def may_read(candidate: str) -> bool:
-            return await svc.gate.may(principal, Scope.repository(candidate, PULL))
+            return await svc.gate.may(principal, Need.read("blobs", candidate))
 
         if await svc.registry.blobs.mount(name, digest, source or None, may_read):
             return _created(name, digest)
     else:
-        principal = await svc.gate.require(request, Scope.repository(name, PUSH))
+        principal = await svc.gate.require(request, Need("blobs", name, "POST"))
         if "digest" in query:
             digest = Digest.parse(query["digest"])
             await svc.registry.uploads.monolithic(name, digest, body(request))
@@ -69,21 +69,24 @@ async def session(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
     upload_id = request.path_params["upload_id"]
-    await svc.gate.require(request, Scope.repository(name, PUSH))
+    # Every step of an upload is push (the status GET too, unlike the seed) and only the
+    # principal who opened the session may continue it.
+    verb = "POST" if request.method == "GET" else request.method
+    principal = await svc.gate.require(request, Need("blobs", name, verb))
     uploads = svc.registry.uploads
 
     if request.method == "GET":
-        found = await uploads.get(name, upload_id)
+        found = await uploads.get(name, upload_id, principal.name)
         headers = _session_headers(name, found)
         return Response(status_code=204, headers=headers)
 
     if request.method == "DELETE":
-        await uploads.cancel(name, upload_id)
+        await uploads.cancel(name, upload_id, principal.name)
         return Response(status_code=204, headers={"Content-Length": "0"})
 
     if request.method == "PATCH":
         content_range = parse_content_range(request.headers.get("content-range"))
-        found = await uploads.append(name, upload_id, body(request), content_range)
+        found = await uploads.append(name, upload_id, principal.name, body(request), content_range)
         return Response(status_code=202, headers=_session_headers(name, found))
 
     # PUT: the final (possibly empty) chunk and the digest that must match everything.
@@ -91,5 +94,5 @@ async def session(request: Request) -> Response:
     if not raw:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = Digest.parse(raw)
-    await uploads.finish(name, upload_id, digest, body(request))
+    await uploads.finish(name, upload_id, principal.name, digest, body(request))
     return _created(name, digest)

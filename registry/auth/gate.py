@@ -13,7 +13,7 @@ import hmac
 
 from starlette.requests import HTTPConnection
 
-from registry.auth.scopes import ANONYMOUS, Principal, Scope
+from registry.auth.scopes import ANONYMOUS, Need, Principal
 from registry.config.settings import Settings
 from registry.oci.errors import Unauthorized
 
@@ -41,16 +41,16 @@ class Gate:
             raise self._unauthorized("invalid username or password")
         return Principal(user)
 
-    async def may(self, principal: Principal, scope: Scope) -> bool:
+    async def may(self, principal: Principal, need: Need) -> bool:
         """Anonymous mode grants everything; otherwise only the admin gets this far."""
-        del principal, scope
+        del principal, need
         return True
 
-    async def require(self, request: HTTPConnection, *scopes: Scope) -> Principal:
+    async def require(self, request: HTTPConnection, *needs: Need) -> Principal:
         principal = await self.identify(request)
-        for scope in scopes:
-            if not await self.may(principal, scope):
-                raise self._unauthorized(f"access to {scope} is denied")
+        for need in needs:
+            if not await self.may(principal, need):
+                raise self._unauthorized(f"access to {need.token_scope} is denied")
         return principal
 
 

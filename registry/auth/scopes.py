@@ -1,7 +1,9 @@
-"""What a request needs, in the Docker token specification's vocabulary.
+"""What a request needs, in the words of both access models we speak.
 
-Every handler states its need as a `Scope` (`repository:<name>:pull`), so the same words serve
-the Basic check now, and the token service and RBAC later, without touching the handlers.
+A handler states one `Need` per check: the seed project's RBAC vocabulary (a resource, a
+repository, an HTTP verb, maybe a tag) from which the Docker token vocabulary (`repository:
+<name>:pull`) is derived. The same statement thus serves Basic credentials checked against
+RBAC and bearer tokens checked against their `access` claim, without handlers knowing which.
 """
 
 from __future__ import annotations
@@ -12,21 +14,46 @@ PULL, PUSH, DELETE = "pull", "push", "delete"
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
-    type: str  # "repository" or "registry"
-    name: str  # repository name, or "catalog"
-    action: str  # pull | push | delete | *
+class Need:
+    resource: str  # "catalog", "tags", "blobs" or "manifests"
+    name: str  # the repository; "" for the catalog
+    verb: str  # GET, POST, PUT, PATCH or DELETE (a HEAD is checked as GET)
+    tag: str | None = None
 
     @classmethod
-    def repository(cls, name: str, action: str) -> Scope:
-        return cls("repository", name, action)
+    def catalog(cls) -> Need:
+        return cls("catalog", "", "GET")
 
     @classmethod
-    def catalog(cls) -> Scope:
-        return cls("registry", "catalog", "*")
+    def read(cls, resource: str, name: str, tag: str | None = None) -> Need:
+        return cls(resource, name, "GET", tag)
 
-    def __str__(self) -> str:
-        return f"{self.type}:{self.name}:{self.action}"
+    @property
+    def action(self) -> str:
+        if self.verb == "GET":
+            return PULL
+        if self.verb == "DELETE":
+            return DELETE
+        return PUSH
+
+    @property
+    def token_type(self) -> str:
+        return "registry" if self.resource == "catalog" else "repository"
+
+    @property
+    def token_name(self) -> str:
+        return "catalog" if self.resource == "catalog" else self.name
+
+    @property
+    def token_scope(self) -> str:
+        """The scope a bearer token needs, as a `WWW-Authenticate` challenge names it."""
+        if self.resource == "catalog":
+            return "registry:catalog:*"
+        return f"repository:{self.name}:{self.action}"
+
+
+def verb_of(method: str) -> str:
+    return "GET" if method == "HEAD" else method
 
 
 @dataclass(frozen=True, slots=True)

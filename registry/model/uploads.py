@@ -80,14 +80,19 @@ class Uploads:
         await self._coord.put_session(session.id, session.encode())
         return session
 
-    async def get(self, name: str, upload_id: str) -> Session:
+    async def get(self, name: str, upload_id: str, owner: str) -> Session:
+        """The session, if it belongs to `name` and was opened by `owner`; else unknown.
+
+        Someone else's session answers exactly like a missing one, so upload ids cannot be
+        probed and continued by another principal.
+        """
         if not _valid_id(upload_id):
             raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
         record = await self._coord.get_session(upload_id)
         if record is None:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         session = Session.decode(upload_id, record)
-        if session.name != name:
+        if session.name != name or session.owner != owner:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         return session
 
@@ -95,12 +100,13 @@ class Uploads:
         self,
         name: str,
         upload_id: str,
+        owner: str,
         chunks: AsyncIterable[bytes],
         content_range: tuple[int, int] | None,
     ) -> Session:
         """Add one chunk; a `Content-Range` must start at the current offset (else 416)."""
         async with self._locked(upload_id):
-            session = await self.get(name, upload_id)
+            session = await self.get(name, upload_id, owner)
             if content_range is not None:
                 start, end = content_range
                 if start != session.offset or end < start:
@@ -114,11 +120,16 @@ class Uploads:
             return session
 
     async def finish(
-        self, name: str, upload_id: str, digest: Digest, chunks: AsyncIterable[bytes] | None
+        self,
+        name: str,
+        upload_id: str,
+        owner: str,
+        digest: Digest,
+        chunks: AsyncIterable[bytes] | None,
     ) -> None:
         """Append the final chunk, verify the digest, make the blob visible in `name`."""
         async with self._locked(upload_id):
-            session = await self.get(name, upload_id)
+            session = await self.get(name, upload_id, owner)
             await self._write(session, chunks or _nothing())
             actual = await self._digest_of(session, digest.algorithm)
             if actual != digest.hex:
@@ -129,9 +140,9 @@ class Uploads:
                 )
             await self._commit(session.id, name, digest)
 
-    async def cancel(self, name: str, upload_id: str) -> None:
+    async def cancel(self, name: str, upload_id: str, owner: str) -> None:
         async with self._locked(upload_id):
-            session = await self.get(name, upload_id)
+            session = await self.get(name, upload_id, owner)
             await self._discard(session.id)
 
     async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
