@@ -1,4 +1,4 @@
-"""`simple-registry serve | genhash | version`.
+"""`simple-registry serve | check-config | genhash | version`.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
 """
@@ -19,9 +19,10 @@ VERSION = "0.1.0"
 USAGE = """usage: simple-registry <command> [flags]
 
 commands:
-  serve     run the registry (simple-registry serve -h for its flags)
-  genhash   print the bcrypt hash of a password read from the terminal or stdin
-  version   print the version
+  serve         run the registry (simple-registry serve -h for its flags)
+  check-config  validate the YAML manifests of -cfgdir folders; -explain USER REPO
+  genhash       print the bcrypt hash of a password read from the terminal or stdin
+  version       print the version
 """
 
 
@@ -34,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "serve":
             return _serve(rest)
+        if command == "check-config":
+            from registry.config.check import check_config
+
+            return check_config(rest)
         if command == "genhash":
             return _genhash(rest)
         if command in ("version", "-version", "--version"):
@@ -51,7 +56,7 @@ def _serve(argv: list[str]) -> int:
     settings = parse_serve(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("registry")
-    if settings.anonymous:
+    if any(b.name == "simple-registry:anonymous" for b in settings.manifests.bindings):
         log.warning("no admin password: ANYONE can push, pull and delete (started with -anonymous)")
     try:
         settings.datadir.mkdir(parents=True, exist_ok=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api import blobs, listing, manifests, uploads
+from registry.api import blobs, listing, manifests, token, uploads
 from registry.api.common import Services
 from registry.api.errors import HANDLERS
 from registry.auth.gate import Gate
+from registry.auth.keys import TokenKeys, load_or_create_secret
+from registry.auth.policy import Policy
+from registry.auth.tokens import TokenIssuer
 from registry.config.settings import Settings
 from registry.coord.local import LocalCoordinator
 from registry.model.registry import Registry
@@ -18,6 +23,7 @@ from registry.storage.filesystem import FilesystemDriver
 NAME = "{name:path}"
 
 ROUTES = [
+    Route("/token", token.token, methods=["GET", "POST"], name="token"),
     Route("/v2/", listing.ping, methods=["GET"], name="base"),
     Route("/v2/_catalog", listing.catalog, methods=["GET"], name="catalog"),
     Route(f"/v2/{NAME}/tags/list", listing.tags, methods=["GET"], name="tags"),
@@ -68,5 +74,23 @@ def create_app(settings: Settings) -> ASGIApp:
     storage = FilesystemDriver(datadir)
     coord = LocalCoordinator(datadir / "_coord")
     app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS))
-    app.state.services = Services(settings, Registry(storage, coord), Gate(settings))
+    gate = Gate(
+        settings,
+        Policy(settings.manifests),
+        TokenIssuer(
+            _token_keys(settings, datadir),
+            issuer="simple-registry",
+            lifetime_seconds=settings.token_lifetime,
+        ),
+    )
+    app.state.services = Services(settings, Registry(storage, coord), gate)
     return APIVersionHeader(app)
+
+
+def _token_keys(settings: Settings, datadir: Path) -> TokenKeys:
+    """A configured key or secret; otherwise the one every worker shares in the data dir."""
+    if settings.token_key_file is not None:
+        return TokenKeys.from_pem_file(settings.token_key_file)
+    if settings.token_secret is not None:
+        return TokenKeys.from_secret(settings.token_secret)
+    return TokenKeys.from_secret(load_or_create_secret(datadir))

@@ -1,65 +1,130 @@
-"""Authentication and authorization for the embedded default.
+"""Authentication and authorization on the request path, and the challenges that follow.
 
-With an admin password, every `/v2/` request must carry that user's Basic credentials and the
-admin may do everything; with `-anonymous` and no password, everyone may do everything. The
-class is the seam the RBAC policy replaces: handlers only call `require` and `may`.
+Every `/v2/` request is answered as the Docker token specification expects: credentials are
+Basic (a user's password or a static token), a bearer JWT issued by `/token`, or a static
+token as a bearer; without any, the caller is `anonymous` when the manifests define that user.
+A refusal says what would help: 401 with a `Bearer` challenge naming the realm, the service and
+the scope (plus `error="invalid_token"` or `error="insufficient_scope"` for bearer tokens), and
+403 `DENIED` only for a caller who logged in with a password and still lacks the right, since
+authenticating again cannot change that.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 
 from starlette.requests import HTTPConnection
 
-from registry.auth.scopes import ANONYMOUS, Need, Principal
+from registry.auth.policy import Policy
+from registry.auth.scopes import Need, Principal
+from registry.auth.tokens import InvalidToken, TokenIssuer, allows
 from registry.config.settings import Settings
-from registry.oci.errors import Unauthorized
+from registry.oci.errors import Denied, Unauthorized
 
 
 class Gate:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, policy: Policy, issuer: TokenIssuer) -> None:
         self._settings = settings
-        self._challenge = f'Basic realm="{settings.realm}", charset="UTF-8"'
+        self.policy = policy
+        self.issuer = issuer
 
-    def _unauthorized(self, message: str) -> Unauthorized:
-        return Unauthorized(message, headers={"WWW-Authenticate": self._challenge})
+    # -- who -------------------------------------------------------------------------------
 
-    async def identify(self, request: HTTPConnection) -> Principal:
+    async def identify(self, request: HTTPConnection, *needs: Need) -> Principal:
         """The caller, or 401 with a challenge when credentials are missing or wrong."""
         header = request.headers.get("authorization")
-        if self._settings.admin_password is None:
-            return ANONYMOUS
         if header is None:
-            raise self._unauthorized("authentication required")
-        user, password = _basic_credentials(header)
-        if user is None or password is None:
-            raise self._unauthorized("only Basic credentials are accepted")
-        name_ok = hmac.compare_digest(user.encode(), self._settings.admin_name.encode())
-        if not (self._settings.admin_password.matches(password) and name_ok):
-            raise self._unauthorized("invalid username or password")
-        return Principal(user)
+            anonymous = self.policy.anonymous()
+            if anonymous is None:
+                raise self.challenge(request, needs, "authentication required")
+            return anonymous
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() == "basic":
+            user, password = basic_credentials(value)
+            principal = None
+            if user is not None and password is not None:
+                principal = await self.policy.by_password(user, password)
+            if principal is None:
+                raise self.challenge(request, needs, "invalid username or password")
+            return principal
+        if scheme.lower() == "bearer":
+            return self._bearer(request, value, needs)
+        raise self.challenge(request, needs, f"unsupported authorization scheme {scheme[:20]!r}")
 
-    async def may(self, principal: Principal, need: Need) -> bool:
-        """Anonymous mode grants everything; otherwise only the admin gets this far."""
-        del principal, need
-        return True
-
-    async def require(self, request: HTTPConnection, *needs: Need) -> Principal:
-        principal = await self.identify(request)
-        for need in needs:
-            if not await self.may(principal, need):
-                raise self._unauthorized(f"access to {need.token_scope} is denied")
+    def _bearer(self, request: HTTPConnection, value: str, needs: tuple[Need, ...]) -> Principal:
+        static = self.policy.by_token(value)
+        if static is not None:
+            return static
+        try:
+            verified = self.issuer.verify(value, self.service(request))
+        except InvalidToken as exc:
+            raise self.challenge(request, needs, exc.reason, error="invalid_token") from None
+        principal = Principal(verified.subject, verified.subject == "anonymous", verified.access)
+        if not self.policy.exists(principal):
+            raise self.challenge(request, needs, "the token's user is gone", error="invalid_token")
         return principal
 
+    # -- may -------------------------------------------------------------------------------
 
-def _basic_credentials(header: str) -> tuple[str | None, str | None]:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None, None
+    async def may(self, principal: Principal, need: Need) -> bool:
+        """RBAC decides; a bearer token can only narrow that to its `access` claim."""
+        if principal.access is not None and not allows(
+            principal.access, need.token_type, need.token_name, need.action
+        ):
+            return False
+        return self.policy.may(principal, need)
+
+    async def require(self, request: HTTPConnection, *needs: Need) -> Principal:
+        principal = await self.identify(request, *needs)
+        for need in needs:
+            if await self.may(principal, need):
+                continue
+            message = f"{principal.name} may not {need.verb} {need.resource} of {need.name!r}"
+            if principal.access is not None:
+                raise self.challenge(request, needs, message, error="insufficient_scope")
+            if principal.anonymous:
+                raise self.challenge(request, needs, message)
+            raise Denied(message, detail={"scope": need.token_scope})
+        return principal
+
+    # -- the challenge ---------------------------------------------------------------------
+
+    def service(self, request: HTTPConnection) -> str:
+        return self._settings.service or self._host(request)
+
+    def realm(self, request: HTTPConnection) -> str:
+        scheme = request.url.scheme
+        if self._settings.trust_forwarded:
+            scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+        return f"{scheme}://{self._host(request)}/token"
+
+    def _host(self, request: HTTPConnection) -> str:
+        host = request.headers.get("host", "")
+        if self._settings.trust_forwarded:
+            host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
+        return host or "registry"
+
+    def challenge(
+        self,
+        request: HTTPConnection,
+        needs: tuple[Need, ...],
+        message: str,
+        error: str | None = None,
+    ) -> Unauthorized:
+        parts = [f'realm="{self.realm(request)}"', f'service="{self.service(request)}"']
+        scopes = " ".join(dict.fromkeys(need.token_scope for need in needs))
+        if scopes:
+            parts.append(f'scope="{scopes}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return Unauthorized(message, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
+
+
+def basic_credentials(value: str) -> tuple[str | None, str | None]:
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None, None
     user, sep, password = decoded.partition(":")

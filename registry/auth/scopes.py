@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.auth.tokens import Access
+
 PULL, PUSH, DELETE = "pull", "push", "delete"
 
 
@@ -60,6 +62,8 @@ def verb_of(method: str) -> str:
 class Principal:
     name: str
     anonymous: bool = False
+    # For a bearer JWT: the `access` claim, which narrows what RBAC grants. None otherwise.
+    access: tuple[Access, ...] | None = None
 
 
 ANONYMOUS = Principal("anonymous", anonymous=True)

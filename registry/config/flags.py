@@ -9,7 +9,10 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from registry.config.settings import ConfigError, PasswordCheck, Settings
+from registry.config.builtin import with_flag_users
+from registry.config.manifests import load_manifests
+from registry.config.model import Manifests
+from registry.config.settings import ConfigError, Settings
 
 ENV_PREFIX = "SIMPLE_REGISTRY_"
 
@@ -60,6 +63,37 @@ def serve_parser() -> argparse.ArgumentParser:
     add("keyfile", "key", metavar="FILE", help="TLS private key (PEM)")
     add("workers", metavar="N", help="worker processes (default 1)")
     add(
+        "tokensecret",
+        metavar="SECRET",
+        help="secret that signs bearer tokens (HS256); "
+        "default: generated once and kept in the data directory",
+    )
+    add("tokensecretfile", metavar="FILE", help="file holding the token secret")
+    add(
+        "tokenkeyfile",
+        metavar="FILE",
+        help="PEM private key (RSA or EC) to sign bearer "
+        "tokens with RS256/ES256 instead of a shared secret",
+    )
+    add(
+        "tokentimeout",
+        "toketimeout",
+        metavar="SECONDS",
+        help="bearer token lifetime in seconds, at least 60 (default 300)",
+    )
+    add(
+        "service",
+        metavar="NAME",
+        help="the token service name (audience); default: the host clients use",
+    )
+    add(
+        "trustforwarded",
+        action="store_const",
+        const="true",
+        help="build the token realm "
+        "from X-Forwarded-Proto/-Host (only behind a reverse proxy that sets them)",
+    )
+    add(
         "cfgdir",
         metavar="DIR",
         action="append",
@@ -69,6 +103,7 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags win over environment variables, which win over the manifests, then defaults."""
     env = os.environ if environ is None else environ
     args = serve_parser().parse_args(list(argv))
 
@@ -78,25 +113,32 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
             return str(value) if not isinstance(value, list) else ",".join(value)
         return env.get(ENV_PREFIX + name.upper())
 
+    cfgdirs = tuple(Path(p) for p in (pick("cfgdir") or "").split(",") if p.strip())
+    manifests = load_manifests(cfgdirs, env) if cfgdirs else Manifests()
+    web = manifests.configuration.web
+
     password = pick("adminpwd")
     password_file = pick("adminpwdfile")
     if password_file:
-        try:
-            password = Path(password_file).read_text(encoding="utf-8").removesuffix("\n")
-            password = password.removesuffix("\r")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read -adminpwdfile {password_file}: {exc.strerror}"
-            ) from None
+        password = _read_secret_file(password_file, "-adminpwdfile")
     if password == "":
         raise ConfigError("the admin password is empty")
-
     anonymous = _env_bool(pick("anonymous") or "false")
-    if password is None and not anonymous:
+    if anonymous and cfgdirs:
+        raise ConfigError(
+            "-anonymous is for a registry without manifests; with -cfgdir, define a User "
+            "named anonymous and bind it to a role"
+        )
+    if password is None and not anonymous and not cfgdirs:
         raise ConfigError(
             "no admin password: give -adminpwd, -adminpwdfile or SIMPLE_REGISTRY_ADMINPWD "
             "(or -anonymous to allow everyone read/write, which is unsafe)"
         )
+    manifests = with_flag_users(
+        manifests, pick("adminname") or "admin", password, anonymous and password is None
+    )
+    if not manifests.users:
+        raise ConfigError("the manifests define no User, so nobody could use the registry")
 
     workers_text = pick("workers") or "1"
     try:
@@ -106,28 +148,65 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     if not 1 <= workers <= 256:
         raise ConfigError("-workers must be between 1 and 256")
 
-    certfile, keyfile = pick("certfile"), pick("keyfile")
+    certfile = pick("certfile") or web.certfile
+    keyfile = pick("keyfile") or web.keyfile
     if bool(certfile) != bool(keyfile):
         raise ConfigError("-certfile and -keyfile go together")
     for path in (certfile, keyfile):
         if path and not Path(path).is_file():
             raise ConfigError(f"no such file: {path}")
 
-    addr = pick("addr") or "0.0.0.0:5000"
+    addr = pick("addr") or web.addr or "0.0.0.0:5000"
     _check_addr(addr)
-    cfgdirs = tuple(Path(p) for p in (pick("cfgdir") or "").split(",") if p.strip())
 
+    secret_text = pick("tokensecret")
+    secret_file = pick("tokensecretfile")
+    if secret_file:
+        secret_text = _read_secret_file(secret_file, "-tokensecretfile")
+    if secret_text is None:
+        secret_text = web.token_secret
+    if secret_text == "":
+        raise ConfigError("the token secret is empty")
+    key_file = pick("tokenkeyfile")
+    if key_file and not Path(key_file).is_file():
+        raise ConfigError(f"no such file: {key_file}")
+
+    lifetime_text = pick("tokentimeout")
+    if lifetime_text is not None:
+        if not lifetime_text.isdigit():
+            raise ConfigError(f"-tokentimeout takes whole seconds, not {lifetime_text!r}")
+        lifetime = int(lifetime_text)
+    else:
+        lifetime = web.token_timeout_seconds or 300
+    if lifetime < 60:
+        raise ConfigError("the token lifetime must be at least 60 seconds (clients assume 60)")
+
+    trust = pick("trustforwarded")
     return Settings(
         addr=addr,
-        datadir=Path(pick("datadir") or "./data"),
-        admin_name=pick("adminname") or "admin",
-        admin_password=PasswordCheck.of(password) if password is not None else None,
-        anonymous=password is None and anonymous,
+        datadir=Path(pick("datadir") or manifests.configuration.data_dir or "./data"),
         certfile=Path(certfile) if certfile else None,
         keyfile=Path(keyfile) if keyfile else None,
         workers=workers,
         cfgdirs=cfgdirs,
+        manifests=manifests,
+        token_secret=secret_text.encode() if secret_text is not None else None,
+        token_key_file=Path(key_file) if key_file else None,
+        token_lifetime=lifetime,
+        service=pick("service") or web.service,
+        trust_forwarded=_env_bool(trust)
+        if trust is not None
+        else bool(web.trust_forwarded_headers),
     )
+
+
+def _read_secret_file(path: str, flag: str) -> str:
+    """A secret kept in a file: the content, without one trailing newline."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {flag} {path}: {exc.strerror}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _check_addr(addr: str) -> None:

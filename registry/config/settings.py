@@ -1,17 +1,16 @@
 """The validated, immutable settings every other layer reads.
 
 Settings are built once in the CLI process and handed to each worker process; they are plain
-data so they pickle across the process boundary. No secret is kept in clear: the admin
-password is reduced to a salted hash before the settings object exists.
+data so they pickle across the process boundary. No password is kept in clear: the admin
+password from the flags is bcrypt-hashed into a User before the settings object exists.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from registry.config.model import Manifests
 
 
 class ConfigError(Exception):
@@ -19,40 +18,25 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class PasswordCheck:
-    """A salted SHA-256 of a password given in clear, compared in constant time.
-
-    The password arrives in clear (flag, file or environment), so a slow hash buys nothing
-    against someone who can read the process; a fast salted one keeps every request cheap.
-    """
-
-    salt: bytes
-    digest: bytes
-
-    @classmethod
-    def of(cls, password: str) -> PasswordCheck:
-        salt = os.urandom(16)
-        return cls(salt, hashlib.sha256(salt + password.encode()).digest())
-
-    def matches(self, password: str) -> bool:
-        candidate = hashlib.sha256(self.salt + password.encode()).digest()
-        return hmac.compare_digest(candidate, self.digest)
-
-    def __repr__(self) -> str:
-        return "PasswordCheck(<redacted>)"
-
-
-@dataclass(frozen=True, slots=True)
 class Settings:
     addr: str = "0.0.0.0:5000"
     datadir: Path = Path("./data")
-    admin_name: str = "admin"
-    admin_password: PasswordCheck | None = None
-    anonymous: bool = False
     certfile: Path | None = None
     keyfile: Path | None = None
     workers: int = 1
     cfgdirs: tuple[Path, ...] = field(default_factory=tuple)
+    # Users, roles, bindings and tokens: from the manifests, plus the admin (and anonymous)
+    # that the flags define.
+    manifests: Manifests = field(default_factory=Manifests)
+    # Bearer tokens: a shared secret (HS256) or a PEM private key (RS256/ES256); with neither,
+    # a secret is generated once and kept in the data directory.
+    token_secret: bytes | None = field(default=None, repr=False)
+    token_key_file: Path | None = None
+    token_lifetime: int = 300
+    # The token `service` (audience); None: the host the client used.
+    service: str | None = None
+    # Honour X-Forwarded-Proto/-Host when building the token realm (behind a proxy only).
+    trust_forwarded: bool = False
     realm: str = "simple-registry"
 
     @property

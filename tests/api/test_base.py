@@ -23,7 +23,8 @@ def test_ping_without_credentials_is_challenged(registry_server: RunningRegistry
     with registry_server.client(auth=False) as anonymous:
         r = anonymous.get("/v2/")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"].startswith('Basic realm="')
+    host = registry_server.host
+    assert r.headers["WWW-Authenticate"] == (f'Bearer realm="http://{host}/token",service="{host}"')
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     assert error_codes(r) == ["UNAUTHORIZED"]
 

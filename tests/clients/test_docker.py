@@ -162,7 +162,7 @@ def test_wrong_password_and_no_credentials_are_refused(
     import_image(dockerd, config, ref, size=4096)
     push = dockerd.cli(config, "push", ref, check=False)
     assert push.returncode != 0, "push without credentials succeeded"
-    assert "no basic auth credentials" in push.stderr + push.stdout, push.stderr
+    assert "unauthorized" in (push.stderr + push.stdout).lower(), push.stderr
     with registry_server.client() as http:
         assert http.get(f"/v2/{repo}/tags/list").status_code == 404
         assert http.head(f"/v2/{repo}/manifests/v1").status_code == 404

@@ -1,0 +1,111 @@
+"""`/token`: the Docker token endpoint (GET) and its OAuth2 form (POST).
+
+Credentials are checked, then each requested scope is cut down to what RBAC grants: a user
+asking for `pull,push` where only `pull` is allowed gets a token for `pull` (the registry then
+answers the push with `insufficient_scope`). Only wrong credentials are refused.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from registry.api.common import services
+from registry.auth.gate import basic_credentials
+from registry.auth.scopes import Principal
+from registry.auth.tokens import InvalidToken, parse_scopes
+from registry.oci.errors import RegistryError, Unauthorized, Unsupported
+
+MAX_FORM_BYTES = 64 * 1024
+
+
+class _BadRequest(RegistryError):
+    code, status = "UNSUPPORTED", 400
+
+
+async def token(request: Request) -> Response:
+    svc = services(request)
+    gate = svc.gate
+    if request.method == "POST":
+        return await _oauth2(request)
+    query = request.query_params
+    principal = await _login(request)
+    service = gate.service(request)
+    parsed = parse_scopes(query.getlist("scope"))
+    granted = gate.policy.grant(principal, parsed.access)
+    issued = gate.issuer.issue(principal.name, service, granted)
+    body: dict[str, object] = {
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+    }
+    if query.get("offline_token") == "true" and not principal.anonymous:
+        body["refresh_token"] = gate.issuer.issue_refresh(principal.name, service)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def _login(request: Request) -> Principal:
+    """Basic credentials, or anonymous when the manifests allow it (never a bearer token)."""
+    gate = services(request).gate
+    header = request.headers.get("authorization")
+    challenge = {"WWW-Authenticate": f'Basic realm="{services(request).settings.realm}"'}
+    if header is None:
+        anonymous = gate.policy.anonymous()
+        if anonymous is None:
+            raise Unauthorized("credentials required", headers=challenge)
+        return anonymous
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("the token endpoint takes Basic credentials", headers=challenge)
+    user, password = basic_credentials(value.strip())
+    principal = None
+    if user is not None and password is not None:
+        principal = await gate.policy.by_password(user, password)
+    if principal is None:
+        raise Unauthorized("invalid username or password", headers=challenge)
+    return principal
+
+
+async def _oauth2(request: Request) -> Response:
+    """`grant_type=password` or `refresh_token`, form-encoded, as containerd and docker send."""
+    gate = services(request).gate
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_FORM_BYTES:
+            raise _BadRequest("the form is too large")
+    form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+    service = form.get("service") or gate.service(request)
+    grant = form.get("grant_type")
+    if grant == "password":
+        principal = await gate.policy.by_password(
+            form.get("username", ""), form.get("password", "")
+        )
+        if principal is None:
+            raise Unauthorized("invalid username or password")
+    elif grant == "refresh_token":
+        try:
+            subject = gate.issuer.verify_refresh(form.get("refresh_token", ""), service)
+        except InvalidToken as exc:
+            raise Unauthorized(exc.reason) from None
+        principal = Principal(subject)
+        if not gate.policy.exists(principal):
+            raise Unauthorized("the token's user is gone")
+    else:
+        raise Unsupported(f"grant_type {str(grant)[:40]!r} is not supported")
+    parsed = parse_scopes(form.get("scope", "").split())
+    granted = gate.policy.grant(principal, parsed.access)
+    issued = gate.issuer.issue(principal.name, service, granted)
+    body: dict[str, object] = {
+        "access_token": issued.token,
+        "token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at,
+        "scope": " ".join(str(a) for a in granted),
+    }
+    if form.get("access_type") == "offline" or grant == "refresh_token":
+        body["refresh_token"] = gate.issuer.issue_refresh(principal.name, service)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

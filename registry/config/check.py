@@ -1,0 +1,190 @@
+"""`simple-registry check-config`: validate the manifests, summarize them, explain a user's rights.
+
+    simple-registry check-config -cfgdir DIR [-cfgdir DIR2] [-explain USER REPO[:TAG]]
+
+The validation is `load_manifests`, the very one `serve` runs. Secrets (token values, password
+hashes, token secrets, upstream passwords) are never printed: only whether they are set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from registry.config.explain import EXPLAINED_RESOURCES, EXPLAINED_VERBS, allowed
+from registry.config.manifests import load_manifests, manifest_files
+from registry.config.model import Manifests
+from registry.config.settings import ConfigError
+
+ENV_CFGDIR = "SIMPLE_REGISTRY_CFGDIR"
+
+
+def check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simple-registry check-config",
+        description="Validate the YAML manifests of the -cfgdir folders as serve would, print "
+        "a summary, and with -explain what USER may do on REPO. Exit 0 when valid, 2 otherwise. "
+        f"Without -cfgdir, {ENV_CFGDIR} (a comma list) is used.",
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "-cfgdir",
+        "--cfgdir",
+        dest="cfgdir",
+        metavar="DIR",
+        action="append",
+        help="folder of YAML manifests (repeatable)",
+    )
+    parser.add_argument(
+        "-explain",
+        "--explain",
+        dest="explain",
+        nargs=2,
+        metavar=("USER", "REPO"),
+        help="show, for each resource and verb, whether USER may act on REPO (REPO:TAG for a "
+        "request by tag) and which bindings grant it",
+    )
+    return parser
+
+
+def check_config(
+    argv: Sequence[str], out: TextIO | None = None, environ: Mapping[str, str] | None = None
+) -> int:
+    """Run the command; `ConfigError` for an invalid configuration (the CLI prints it)."""
+    stream = sys.stdout if out is None else out
+    env = os.environ if environ is None else environ
+    args = check_parser().parse_args(list(argv))
+    if args.cfgdir:
+        dirs = [Path(d) for d in args.cfgdir]
+    else:
+        dirs = [Path(d.strip()) for d in env.get(ENV_CFGDIR, "").split(",") if d.strip()]
+    if not dirs:
+        raise ConfigError(f"check-config needs -cfgdir DIR (or {ENV_CFGDIR})")
+    manifests = load_manifests(dirs, env)
+    files = manifest_files(dirs)
+    stream.write(summary(manifests, dirs, len(files)))
+    if args.explain:
+        user, target = args.explain
+        stream.write("\n" + explain(manifests, user, target))
+    return 0
+
+
+def _names(title: str, items: Sequence[str]) -> list[str]:
+    lines = [f"{title} ({len(items)}):"]
+    lines += [f"  {item}" for item in items] or ["  (none)"]
+    return lines
+
+
+def summary(manifests: Manifests, dirs: Sequence[Path], file_count: int) -> str:
+    """The human summary; names and facts only, never a secret."""
+    folders = ", ".join(str(d) for d in dirs)
+    lines = [f"configuration is valid: {file_count} file(s) in {folders}"]
+    config = manifests.configuration
+    web = config.web
+    settings = [
+        ("dataDir", config.data_dir),
+        ("web.addr", web.addr),
+        ("web.tokenSecret", None if web.token_secret is None else "(set)"),
+        (
+            "web.tokenTimeout",
+            None if web.token_timeout_seconds is None else f"{web.token_timeout_seconds}s",
+        ),
+        ("web.ui", None if web.ui is None else str(web.ui).lower()),
+        ("web.certfile", web.certfile),
+        ("web.keyfile", web.keyfile),
+        (
+            "web.trustForwardedHeaders",
+            None
+            if web.trust_forwarded_headers is None
+            else str(web.trust_forwarded_headers).lower(),
+        ),
+        ("web.service", web.service),
+    ]
+    set_settings = [f"  {key}: {value}" for key, value in settings if value is not None]
+    set_settings += [
+        f"  {name}: (keys: {', '.join(sorted(values)) or 'none'})"
+        for name, values in sorted(config.sections.items())
+    ]
+    lines.append("configuration:")
+    lines += set_settings or ["  (defaults)"]
+    lines += _names(
+        "users",
+        [
+            f"{user.name}: groups [{', '.join(user.groups)}], "
+            f"password {'set' if user.password_hash else 'not set'}"
+            + (" (unauthenticated access is on)" if user.name == "anonymous" else "")
+            for user in manifests.users
+        ],
+    )
+    lines += _names(
+        "roles",
+        [
+            f"{role.name}: resources [{', '.join(sorted(role.resources))}], "
+            f"verbs [{', '.join(sorted(role.verbs))}]"
+            for role in manifests.roles
+        ],
+    )
+    lines += _names(
+        "bindings",
+        [
+            f"{binding.name}: "
+            + ", ".join(f"{s.kind} {s.name}" for s in binding.subjects)
+            + f" -> role {binding.role} on "
+            + ", ".join(scope.pattern for scope in binding.scopes)
+            for binding in manifests.bindings
+        ],
+    )
+    lines += _names(
+        "tokens",
+        [
+            f"{token.name}: user {token.username}, "
+            + (
+                f"expires {token.expires_at.isoformat()}"
+                if token.expires_at is not None
+                else "never expires"
+            )
+            for token in manifests.tokens
+        ],
+    )
+    lines += _names(
+        "caches",
+        [
+            f"{cache.name}: {cache.upstream.url} for "
+            + ", ".join(scope.pattern for scope in cache.scopes)
+            + (", with credentials" if cache.upstream.username else "")
+            for cache in manifests.caches
+        ],
+    )
+    lines += _names("warnings", list(manifests.warnings))
+    return "\n".join(lines) + "\n"
+
+
+def explain(manifests: Manifests, user: str, target: str) -> str:
+    """What `user` may do on `target` (`repo` or `repo:tag`), resource by resource."""
+    repository, _, tag_text = target.partition(":")
+    tag = tag_text or None
+    found = next((u for u in manifests.users if u.name == user), None)
+    about = f'repository "{repository}"' + (f', tag "{tag}"' if tag else "")
+    if found is None:
+        hint = (
+            " (define a User named anonymous to allow unauthenticated access)"
+            if user == "anonymous"
+            else ""
+        )
+        return f'explain: no User named "{user}": every request is denied{hint}\n'
+    groups = ", ".join(found.groups) or "none"
+    lines = [f'explain: user "{user}" (groups: {groups}) on {about}']
+    for resource in EXPLAINED_RESOURCES:
+        for verb in EXPLAINED_VERBS:
+            bindings = allowed(manifests, user, resource, repository, verb, tag)
+            decision = f"allowed by {', '.join(bindings)}" if bindings else "denied"
+            lines.append(f"  {resource:<10} {verb:<7} {decision}")
+    lines.append('  (the catalog is checked against the repository "")')
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["check_config", "check_parser", "explain", "summary"]

@@ -1,0 +1,844 @@
+"""Load the YAML manifests of `-cfgdir` folders into `Manifests`, validating them strictly.
+
+Every mistake is a `ConfigError` with one message naming the file, the document number, the
+manifest when known, and the field path, e.g.::
+
+    config/users.yaml, document 2 (User "alice"): spec.groups: expected a list of strings, ...
+
+Unlike the seed project, nothing is silently ignored: unknown fields, wrong types, missing
+folders, duplicate names, invalid regexes and dangling references are all errors. Secrets
+(token values, passwords, password hashes) never appear in a message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from registry.config.model import (
+    ACTIONS,
+    HTTP_VERBS,
+    RESOURCES,
+    Configuration,
+    Manifests,
+    PullThroughCache,
+    Role,
+    RoleBinding,
+    Source,
+    StaticToken,
+    Subject,
+    Upstream,
+    User,
+)
+from registry.config.settings import ConfigError
+
+# PyYAML ships no type hints; it is used only here, through this untyped handle.
+_yaml: Any = importlib.import_module("yaml")
+
+API_VERSION = "simple-registry.dev/v1"
+SEED_API_VERSION = "simple-registry.jlsalvador.online/v1beta1"
+API_VERSIONS = (API_VERSION, SEED_API_VERSION)
+KINDS = ("Configuration", "User", "Role", "RoleBinding", "PullThroughCache", "Token")
+# Configuration sections kept as plain mappings until their features give them types.
+SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
+ANONYMOUS = "anonymous"
+MIN_TOKEN_TIMEOUT = 60
+
+_BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+")
+_WHOLE = re.compile(r"[0-9]+")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_DURATION_HINT = "a duration such as 30s, 10m, 1h, 30d, or whole seconds"
+
+
+# --------------------------------------------------------------------------- YAML parsing
+
+
+def _construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
+    """A mapping constructor that refuses duplicate keys (PyYAML keeps the last silently)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            raise _yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise _yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+    result: dict[Any, Any] = _yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    return result
+
+
+def _make_loader() -> Any:
+    base = _yaml.SafeLoader
+    # Timestamps stay strings: `expiresAt` is parsed (and checked for a time zone) by us.
+    resolvers = {
+        first: [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:timestamp"]
+        for first, entries in base.yaml_implicit_resolvers.items()
+    }
+    loader: Any = type("StrictLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+    return loader
+
+
+_Loader = _make_loader()
+
+
+def _documents(path: Path) -> Iterator[tuple[int, object]]:
+    """(1-based document number, parsed document) for each document of a file, empty ones too."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    loader = _Loader(text)
+    number = 0
+
+    def malformed(exc: Any, document: int) -> ConfigError:
+        return ConfigError(f"{path}, document {document}: malformed YAML: {_yaml_problem(exc)}")
+
+    try:
+        while True:
+            try:
+                if not loader.check_node():
+                    return
+                node = loader.get_node()
+            except _yaml.YAMLError as exc:
+                raise malformed(exc, number + 1) from None
+            number += 1
+            try:
+                document = loader.construct_document(node)
+            except _yaml.YAMLError as exc:
+                raise malformed(exc, number) from None
+            yield number, document
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: Any) -> str:
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
+
+
+def manifest_files(dirs: Sequence[Path]) -> list[Path]:
+    """The `*.yaml` / `*.yml` files of each folder (not recursive), folder by folder, each
+    folder's files in lexical order. A missing or unreadable folder is an error."""
+    files: list[Path] = []
+    for directory in dirs:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            raise ConfigError(f"config directory {directory}: no such directory") from None
+        except NotADirectoryError:
+            raise ConfigError(f"config directory {directory}: not a directory") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"config directory {directory}: cannot read: {exc.strerror or exc}"
+            ) from None
+        for entry in entries:
+            if not entry.name.lower().endswith((".yaml", ".yml")):
+                continue
+            path = Path(directory) / entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                files.append(path)
+    return files
+
+
+# --------------------------------------------------------------------------- field access
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a YAML {type(value).__name__}"
+
+
+@dataclass(frozen=True, slots=True)
+class _At:
+    """A document, for messages: `file, document N (Kind "name")`."""
+
+    source: Source
+    kind: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source.file}, document {self.source.document}"
+        if self.kind and self.name is not None:
+            return f'{where} ({self.kind} "{self.name}")'
+        if self.kind:
+            return f"{where} ({self.kind})"
+        return where
+
+    def fail(self, path: str, message: str) -> NoReturn:
+        raise ConfigError(f"{self}: {path}: {message}" if path else f"{self}: {message}")
+
+
+def _unknown_field(key: str, allowed: Sequence[str], hint: str | None) -> str:
+    if hint:
+        return hint
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    if close:
+        return f"unknown field (did you mean {close[0]!r}?)"
+    return "unknown field (expected one of: " + ", ".join(allowed) + ")"
+
+
+class _Fields:
+    """A mapping in a document whose keys are checked against a closed list."""
+
+    def __init__(
+        self,
+        at: _At,
+        path: str,
+        value: object,
+        allowed: Sequence[str],
+        hints: Mapping[str, str] | None = None,
+    ) -> None:
+        self.at = at
+        self.path = path
+        if not isinstance(value, dict):
+            at.fail(path, f"expected a mapping, got {_type_name(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                at.fail(path, f"keys must be strings, got {_type_name(key)}")
+            if key not in allowed:
+                hint = (hints or {}).get(key)
+                at.fail(self.sub_path(key), _unknown_field(key, allowed, hint))
+        self.values: dict[str, object] = value
+
+    def sub_path(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        self.at.fail(self.sub_path(key), message)
+
+    def get(self, key: str, required: bool = False) -> object:
+        """The value, or None when absent or null; a required one must be present."""
+        value = self.values.get(key)
+        if value is None and required:
+            self.fail(key, "required field is missing")
+        return value
+
+    def has(self, key: str) -> bool:
+        return self.values.get(key) is not None
+
+    def mapping(
+        self,
+        key: str,
+        allowed: Sequence[str],
+        hints: Mapping[str, str] | None = None,
+        required: bool = False,
+    ) -> _Fields | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        return _Fields(self.at, self.sub_path(key), value, allowed, hints)
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            hint = " (quote it)" if isinstance(value, int | float | bool) else ""
+            self.fail(key, f"expected a string, got {_type_name(value)}{hint}")
+        if not value.strip():
+            self.fail(key, "must not be empty")
+        return value
+
+    def flag(self, key: str) -> bool | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.fail(key, f"expected a boolean (true or false), got {_type_name(value)}")
+        return value
+
+    def texts(self, key: str, required: bool = False) -> tuple[str, ...] | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            got = _type_name(value)
+            if isinstance(value, list):
+                bad = next(item for item in value if not isinstance(item, str))
+                got = f"a list holding {_type_name(bad)}"
+            self.fail(key, f"expected a list of strings, got {got}")
+        for index, item in enumerate(value):
+            if not item.strip():
+                self.at.fail(f"{self.sub_path(key)}[{index}]", "must not be empty")
+        if required and not value:
+            self.fail(key, "must list at least one entry")
+        return tuple(value)
+
+    def duration(self, key: str) -> float | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        seconds = _duration(value)
+        if seconds is None:
+            self.fail(key, f"expected {_DURATION_HINT}, got {_describe_duration(value)}")
+        return seconds
+
+    def secret(self, key: str, environ: Mapping[str, str]) -> str | None:
+        """`key`, `keyFile` or `keyEnv` (at most one): the secret itself, never shown."""
+        file_key, env_key = f"{key}File", f"{key}Env"
+        given = [k for k in (key, file_key, env_key) if self.has(k)]
+        if len(given) > 1:
+            self.fail(given[1], f"give only one of {key}, {file_key} and {env_key}")
+        if self.has(key):
+            return self.text(key)
+        if self.has(file_key):
+            name = self.text(file_key)
+            assert name is not None
+            try:
+                content = Path(name).read_text(encoding="utf-8")
+            except OSError as exc:
+                self.fail(file_key, f"cannot read {name}: {exc.strerror or exc}")
+            except UnicodeDecodeError:
+                self.fail(file_key, f"{name} is not UTF-8 text")
+            content = content.removesuffix("\n").removesuffix("\r")
+            if not content:
+                self.fail(file_key, f"{name} is empty")
+            return content
+        if self.has(env_key):
+            variable = self.text(env_key)
+            assert variable is not None
+            if variable not in environ:
+                self.fail(env_key, f"environment variable {variable} is not set")
+            if not environ[variable]:
+                self.fail(env_key, f"environment variable {variable} is empty")
+            return environ[variable]
+        return None
+
+
+def _describe_duration(value: object) -> str:
+    # Durations are not secrets, but keep messages short and free of huge values.
+    if isinstance(value, str) and len(value) <= 40:
+        return repr(value)
+    return _type_name(value)
+
+
+def _duration(value: object) -> float | None:
+    """Seconds from whole seconds or `30s`, `10m`, `1h30m`, `30d`, `500ms`; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _WHOLE.fullmatch(text):
+        return float(text)
+    if not _DURATION.fullmatch(text):
+        return None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+
+
+def _regexes(fields: _Fields, key: str) -> tuple[re.Pattern[str], ...]:
+    patterns = fields.texts(key, required=True)
+    assert patterns is not None
+    compiled = []
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            hint = " (Python regexes: write \\Z, not Go's \\z)" if "\\z" in pattern else ""
+            fields.at.fail(f"{fields.sub_path(key)}[{index}]", f"invalid regex: {exc}{hint}")
+    return tuple(compiled)
+
+
+def _rfc3339(fields: _Fields, key: str) -> datetime | None:
+    text = fields.text(key)
+    if text is None:
+        return None
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        fields.fail(
+            key,
+            f"expected an RFC 3339 time with a time zone, such as 2030-01-31T12:00:00Z, "
+            f"got {text!r}",
+        )
+    day, clock, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    micro = f".{(fraction or '0')[:6].ljust(6, '0')}"
+    try:
+        return datetime.fromisoformat(f"{day}T{clock}{micro}{zone}")
+    except ValueError as exc:
+        fields.fail(key, f"invalid time {text!r}: {exc}")
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """What the documents said, before cross-checks."""
+
+    configuration: Configuration = field(default_factory=Configuration)
+    users: list[User] = field(default_factory=list)
+    roles: list[Role] = field(default_factory=list)
+    bindings: list[RoleBinding] = field(default_factory=list)
+    tokens: list[StaticToken] = field(default_factory=list)
+    caches: list[PullThroughCache] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    names: dict[tuple[str, str], Source] = field(default_factory=dict)
+    # Where each cross-reference was made, to name it when its target is missing.
+    role_refs: list[tuple[_At, str, str]] = field(default_factory=list)
+    token_users: list[tuple[_At, str, str]] = field(default_factory=list)
+    subjects: list[tuple[_At, str, Subject]] = field(default_factory=list)
+
+
+_TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
+
+
+def _header(source: Source, document: object) -> tuple[_At, _Fields]:
+    at = _At(source)
+    if not isinstance(document, dict):
+        at.fail("", f"expected a manifest (a mapping), got {_type_name(document)}")
+    api_version = document.get("apiVersion")
+    if api_version is None:
+        at.fail("apiVersion", "required field is missing")
+    if api_version not in API_VERSIONS:
+        shown = repr(api_version) if isinstance(api_version, str) else _type_name(api_version)
+        at.fail("apiVersion", f"unknown apiVersion {shown} (expected {' or '.join(API_VERSIONS)})")
+    kind = document.get("kind")
+    if kind is None:
+        at.fail("kind", "required field is missing")
+    if kind not in KINDS:
+        shown = repr(kind) if isinstance(kind, str) else _type_name(kind)
+        at.fail("kind", f"unknown kind {shown} (expected one of: {', '.join(KINDS)})")
+    at = _At(source, str(kind))
+    metadata_hints = {
+        "passwordHash": "unknown field: passwordHash belongs under spec (spec.passwordHash), "
+        "not metadata",
+        "groups": "unknown field: groups belong under spec (spec.groups), not metadata",
+    }
+    raw_metadata = document.get("metadata")
+    if raw_metadata is None:
+        at.fail("metadata.name", "required field is missing")
+    # Name the manifest in messages about its metadata when the name itself is fine.
+    early_name = raw_metadata.get("name") if isinstance(raw_metadata, dict) else None
+    if isinstance(early_name, str) and early_name.strip():
+        at = _At(source, str(kind), early_name)
+    metadata = _Fields(at, "metadata", raw_metadata, ("name",), metadata_hints)
+    name = metadata.text("name", required=True)
+    assert name is not None
+    at = _At(source, str(kind), name)
+    top = _Fields(at, "", document, _TOP_FIELDS)
+    return at, top
+
+
+def _user(at: _At, spec: _Fields | None, loaded: _Loaded) -> None:
+    assert at.name is not None
+    if ":" in at.name:
+        at.fail("metadata.name", "a user name cannot contain ':' (Basic credentials split on it)")
+    password_hash = groups = None
+    if spec is not None:
+        password_hash = spec.text("passwordHash")
+        if password_hash is not None and not _BCRYPT.fullmatch(password_hash):
+            spec.fail(
+                "passwordHash",
+                "not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters); "
+                "make one with: simple-registry genhash",
+            )
+        groups = spec.texts("groups")
+    if at.name == ANONYMOUS and password_hash is not None:
+        loaded.warnings.append(
+            f"{at}: spec.passwordHash: the anonymous user is used without credentials; "
+            "its password is never needed"
+        )
+    unique_groups = tuple(dict.fromkeys(groups or ()))
+    loaded.users.append(User(at.name, password_hash, unique_groups, at.source))
+
+
+def _role(at: _At, spec: _Fields, loaded: _Loaded) -> None:
+    assert at.name is not None
+    resources = spec.texts("resources", required=True)
+    verbs = spec.texts("verbs", required=True)
+    assert resources is not None and verbs is not None
+    for index, resource in enumerate(resources):
+        if resource not in RESOURCES:
+            expected = ", ".join(sorted(RESOURCES - {"*"})) + " or *"
+            at.fail(
+                f"spec.resources[{index}]", f"unknown resource {resource!r} (expected {expected})"
+            )
+    if "*" in resources and len(set(resources)) > 1:
+        spec.fail("resources", "'*' already means every resource; list it alone")
+    normalized: list[str] = []
+    for index, verb in enumerate(verbs):
+        word = verb.strip()
+        if word.upper() in HTTP_VERBS:
+            normalized.append(word.upper())
+        elif word.lower() in ACTIONS:
+            normalized.append(word.lower())
+        elif word == "*":
+            normalized.append("*")
+        else:
+            at.fail(
+                f"spec.verbs[{index}]",
+                f"unknown verb {verb!r} (expected HEAD, GET, POST, PUT, PATCH, DELETE, "
+                "pull, push, delete or *)",
+            )
+    if "*" in normalized and len(set(normalized)) > 1:
+        spec.fail("verbs", "'*' already means every verb; list it alone")
+    role = Role(at.name, frozenset(resources), frozenset(normalized), at.source)
+    reads_manifests = "manifests" in role.resources and bool(role.verbs & {"GET", "pull", "*"})
+    if reads_manifests and "tags" not in role.resources:
+        loaded.warnings.append(
+            f"{at}: spec.resources: grants reading manifests but not tags, so its holders "
+            "cannot list tags (add tags)"
+        )
+    loaded.roles.append(role)
+
+
+def _binding(at: _At, spec: _Fields, loaded: _Loaded) -> None:
+    assert at.name is not None
+    raw_subjects = spec.get("subjects", required=True)
+    if not isinstance(raw_subjects, list):
+        spec.fail("subjects", f"expected a list of {{kind, name}}, got {_type_name(raw_subjects)}")
+    if not raw_subjects:
+        spec.fail("subjects", "must list at least one subject")
+    subjects = []
+    for index, raw in enumerate(raw_subjects):
+        entry = _Fields(at, f"spec.subjects[{index}]", raw, ("kind", "name"))
+        kind = entry.text("kind", required=True)
+        name = entry.text("name", required=True)
+        assert kind is not None and name is not None
+        if kind not in ("User", "Group"):
+            entry.fail("kind", f"expected User or Group, got {kind!r}")
+        subject = Subject(kind, name)
+        subjects.append(subject)
+        loaded.subjects.append((at, f"spec.subjects[{index}]", subject))
+    role_ref = spec.mapping("roleRef", ("name", "kind"), required=True)
+    assert role_ref is not None
+    ref_kind = role_ref.text("kind")
+    if ref_kind is not None and ref_kind != "Role":
+        role_ref.fail("kind", f"expected Role, got {ref_kind!r}")
+    role = role_ref.text("name", required=True)
+    assert role is not None
+    loaded.role_refs.append((at, "spec.roleRef.name", role))
+    scopes = _regexes(spec, "scopes")
+    loaded.bindings.append(RoleBinding(at.name, tuple(subjects), role, scopes, at.source))
+
+
+def _token(at: _At, spec: _Fields, loaded: _Loaded) -> None:
+    assert at.name is not None
+    given = [key for key in ("value", "valueSha256") if spec.has(key)]
+    if not given:
+        spec.fail("valueSha256", "required field is missing (or give spec.value)")
+    if len(given) > 1:
+        spec.fail("value", "give only one of value and valueSha256")
+    if given[0] == "value":
+        value = spec.text("value")
+        assert value is not None
+        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
+        loaded.warnings.append(
+            f"{at}: spec.value: the token is written in clear; replace it with "
+            "spec.valueSha256 (the output of: printf %s TOKEN | sha256sum)"
+        )
+    else:
+        text = spec.text("valueSha256")
+        assert text is not None
+        if not _SHA256_HEX.fullmatch(text):
+            spec.fail("valueSha256", "expected 64 lowercase hexadecimal digits (a SHA-256)")
+        digest = text
+    username = spec.text("username", required=True)
+    assert username is not None
+    loaded.token_users.append((at, "spec.username", username))
+    expires_at = _rfc3339(spec, "expiresAt")
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        loaded.warnings.append(f"{at}: spec.expiresAt: the token has already expired")
+    loaded.tokens.append(StaticToken(at.name, username, digest, expires_at, at.source))
+
+
+_UPSTREAM_FIELDS = (
+    "url",
+    "timeout",
+    "ttl",
+    "username",
+    "password",
+    "passwordFile",
+    "passwordEnv",
+)
+
+
+def _upstream_url(fields: _Fields) -> str:
+    url = fields.text("url", required=True)
+    assert url is not None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        fields.fail("url", f"invalid URL: {exc}")
+    del port
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fields.fail("url", "expected an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        fields.fail("url", "put credentials in username and password, not in the URL")
+    if parts.query or parts.fragment:
+        fields.fail("url", "a query or fragment is not allowed")
+    return url.strip().rstrip("/")
+
+
+def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) -> None:
+    assert at.name is not None
+    fields = spec.mapping("upstream", _UPSTREAM_FIELDS, required=True)
+    assert fields is not None
+    url = _upstream_url(fields)
+    username = fields.text("username")
+    password = fields.secret("password", environ)
+    if password is not None and username is None:
+        fields.fail("username", "required when a password is given")
+    if username is not None and password is None:
+        fields.fail("password", "required when a username is given (or passwordFile/passwordEnv)")
+    upstream = Upstream(
+        url=url,
+        timeout_seconds=fields.duration("timeout"),
+        username=username,
+        password=password,
+        ttl_seconds=fields.duration("ttl"),
+    )
+    scopes = _regexes(spec, "scopes")
+    loaded.caches.append(PullThroughCache(at.name, upstream, scopes, at.source))
+
+
+_WEB_FIELDS = (
+    "addr",
+    "tokenSecret",
+    "tokenSecretFile",
+    "tokenSecretEnv",
+    "tokenTimeout",
+    "ui",
+    "certfile",
+    "keyfile",
+    "trustForwardedHeaders",
+    "service",
+)
+_WEB_HINTS = {
+    "certFile": "unknown field (the name is certfile, all lower case)",
+    "keyFile": "unknown field (the name is keyfile, all lower case)",
+}
+
+
+def _plain(at: _At, path: str, value: object) -> object:
+    """Check that every mapping inside has string keys; return plain dicts and lists."""
+    if isinstance(value, dict):
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                at.fail(path, f"keys must be strings, got {_type_name(key)}")
+            result[key] = _plain(at, f"{path}.{key}", item)
+        return result
+    if isinstance(value, list):
+        return [_plain(at, f"{path}[{index}]", item) for index, item in enumerate(value)]
+    return value
+
+
+def _configuration(
+    at: _At, spec: _Fields | None, loaded: _Loaded, environ: Mapping[str, str]
+) -> None:
+    if spec is None:
+        return
+    current = loaded.configuration
+    data_dir = spec.text("dataDir")
+    web = current.web
+    fields = spec.mapping("web", _WEB_FIELDS, _WEB_HINTS)
+    if fields is not None:
+        changes: dict[str, Any] = {}
+        addr = fields.text("addr")
+        if addr is not None:
+            _, sep, port = addr.rpartition(":")
+            if not sep or not port.isdigit() or int(port) > 65535:
+                fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
+            changes["addr"] = addr
+        secret = fields.secret("tokenSecret", environ)
+        if secret is not None:
+            changes["token_secret"] = secret
+        if fields.has("tokenTimeout"):
+            seconds = _duration(fields.get("tokenTimeout"))
+            if seconds is None or seconds != int(seconds) or seconds < MIN_TOKEN_TIMEOUT:
+                fields.fail(
+                    "tokenTimeout",
+                    f"expected whole seconds >= {MIN_TOKEN_TIMEOUT} or a duration such as "
+                    f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
+                )
+            changes["token_timeout_seconds"] = int(seconds)
+        for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
+            flag = fields.flag(key)
+            if flag is not None:
+                changes[attribute] = flag
+        for key in ("certfile", "keyfile", "service"):
+            text = fields.text(key)
+            if text is not None:
+                changes[key] = text
+        web = replace(web, **changes)
+    sections = {name: dict(values) for name, values in current.sections.items()}
+    for name in SECTIONS:
+        value = spec.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            spec.fail(name, f"expected a mapping, got {_type_name(value)}")
+        plain = _plain(at, spec.sub_path(name), value)
+        assert isinstance(plain, dict)
+        sections.setdefault(name, {}).update(plain)
+    loaded.configuration = Configuration(
+        data_dir=data_dir if data_dir is not None else current.data_dir,
+        web=web,
+        sections=sections,
+    )
+
+
+_SPEC_FIELDS: dict[str, tuple[str, ...]] = {
+    "Configuration": ("dataDir", "web", *SECTIONS),
+    "User": ("passwordHash", "groups"),
+    "Role": ("resources", "verbs"),
+    "RoleBinding": ("subjects", "roleRef", "scopes"),
+    "PullThroughCache": ("upstream", "scopes"),
+    "Token": ("value", "valueSha256", "username", "expiresAt"),
+}
+_SPEC_HINTS: dict[str, dict[str, str]] = {
+    "Configuration": {
+        "http": "unknown field: the http section was renamed; call it web",
+        "datadir": "unknown field (the name is dataDir)",
+    },
+}
+
+
+def _document(
+    source: Source, document: object, loaded: _Loaded, environ: Mapping[str, str]
+) -> None:
+    at, top = _header(source, document)
+    assert at.kind is not None and at.name is not None
+    first = loaded.names.get((at.kind, at.name))
+    if first is not None and at.kind != "Configuration":
+        at.fail(
+            "metadata.name",
+            f'duplicate {at.kind} "{at.name}" (first defined in {first.file}, '
+            f"document {first.document})",
+        )
+    loaded.names.setdefault((at.kind, at.name), source)
+    spec = top.mapping("spec", _SPEC_FIELDS[at.kind], _SPEC_HINTS.get(at.kind))
+    if at.kind == "Configuration":
+        _configuration(at, spec, loaded, environ)
+        return
+    if at.kind == "User":
+        _user(at, spec, loaded)
+        return
+    if spec is None:
+        at.fail("spec", "required field is missing")
+    handlers: dict[str, Callable[[_At, _Fields, _Loaded], None]] = {
+        "Role": _role,
+        "RoleBinding": _binding,
+        "Token": _token,
+        "PullThroughCache": lambda a, s, ld: _cache(a, s, ld, environ),
+    }
+    handlers[at.kind](at, spec, loaded)
+
+
+def _cross_check(loaded: _Loaded) -> None:
+    roles = {role.name for role in loaded.roles}
+    users = {user.name for user in loaded.users}
+    groups = {group for user in loaded.users for group in user.groups}
+    for at, path, role in loaded.role_refs:
+        if role not in roles:
+            at.fail(path, f'no Role named "{role}"')
+    for at, path, username in loaded.token_users:
+        if username not in users:
+            at.fail(path, f'no User named "{username}"')
+    seen: dict[str, StaticToken] = {}
+    for token in loaded.tokens:
+        other = seen.setdefault(token.value_sha256, token)
+        if other is not token:
+            assert token.source is not None
+            _At(token.source, "Token", token.name).fail(
+                "spec", f'same token value as Token "{other.name}"'
+            )
+    for at, path, subject in loaded.subjects:
+        if subject.kind == "User" and subject.name not in users:
+            loaded.warnings.append(
+                f'{at}: {path}: no User named "{subject.name}"; it grants nothing'
+            )
+        if subject.kind == "Group" and subject.name not in groups:
+            loaded.warnings.append(
+                f'{at}: {path}: no User is in group "{subject.name}"; it grants nothing yet'
+            )
+
+
+def load_manifests(dirs: Sequence[Path], environ: Mapping[str, str] | None = None) -> Manifests:
+    """Read and validate every manifest of `dirs` (in order); `ConfigError` on any mistake.
+
+    `environ` (default: `os.environ`) is where `tokenSecretEnv` and `passwordEnv` are looked up.
+    """
+    env = os.environ if environ is None else environ
+    loaded = _Loaded()
+    for path in manifest_files(dirs):
+        for number, document in _documents(path):
+            if document is None:
+                continue
+            _document(Source(path, number), document, loaded, env)
+    _cross_check(loaded)
+    if dirs and not loaded.users:
+        loaded.warnings.append("no User manifest: nobody can log in, and anonymous access is off")
+    return Manifests(
+        configuration=loaded.configuration,
+        users=tuple(loaded.users),
+        roles=tuple(loaded.roles),
+        bindings=tuple(loaded.bindings),
+        tokens=tuple(loaded.tokens),
+        caches=tuple(loaded.caches),
+        warnings=tuple(loaded.warnings),
+    )
+
+
+__all__ = [
+    "API_VERSION",
+    "API_VERSIONS",
+    "KINDS",
+    "SEED_API_VERSION",
+    "load_manifests",
+    "manifest_files",
+]

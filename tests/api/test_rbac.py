@@ -1,0 +1,412 @@
+"""RBAC, static tokens and the Docker token flow through the real server.
+
+One server with manifests for: an admin (flags), alice (group team-a, pushes `team-a/*`), bob
+(group readers, pulls `library/*` and sees the catalog), anonymous (pulls `library/*`), and a
+CI robot with a static token that pushes `ci/*`. Every route is tried by every identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import httpx
+import jwt
+import pytest
+
+from tests.oci import OCI_MANIFEST, digest_of, push_image
+from tests.server import PASSWORD, RunningRegistry, start
+
+SECRET = "a-test-token-secret-of-enough-length-0123456789"
+ROBOT_TOKEN = "robot-static-token-value"
+EXPIRED_TOKEN = "an-expired-robot-token"
+
+
+def _hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def _manifests() -> str:
+    docs = [
+        ("User", "alice", {"passwordHash": _hash("alice-pw"), "groups": ["team-a"]}),
+        ("User", "bob", {"passwordHash": _hash("bob-pw"), "groups": ["readers"]}),
+        ("User", "anonymous", {"groups": ["guests"]}),
+        ("User", "robot", {}),
+        (
+            "Token",
+            "ci",
+            {"username": "robot", "valueSha256": hashlib.sha256(ROBOT_TOKEN.encode()).hexdigest()},
+        ),
+        (
+            "Token",
+            "old-ci",
+            {
+                "username": "robot",
+                "valueSha256": hashlib.sha256(EXPIRED_TOKEN.encode()).hexdigest(),
+                "expiresAt": "2020-01-01T00:00:00Z",
+            },
+        ),
+        (
+            "Role",
+            "reader",
+            {"resources": ["catalog", "tags", "blobs", "manifests"], "verbs": ["GET"]},
+        ),
+        ("Role", "pusher", {"resources": ["*"], "verbs": ["pull", "push"]}),
+        (
+            "RoleBinding",
+            "team-a",
+            {
+                "subjects": [{"kind": "Group", "name": "team-a"}],
+                "roleRef": {"name": "pusher"},
+                "scopes": ["^team-a/"],
+            },
+        ),
+        (
+            "RoleBinding",
+            "readers",
+            {
+                "subjects": [{"kind": "Group", "name": "readers"}],
+                "roleRef": {"name": "reader"},
+                "scopes": ["^$", "^library/"],
+            },
+        ),
+        (
+            "RoleBinding",
+            "guests",
+            {
+                "subjects": [{"kind": "Group", "name": "guests"}],
+                "roleRef": {"name": "reader"},
+                "scopes": ["^library/app$"],
+            },
+        ),
+        (
+            "RoleBinding",
+            "robot",
+            {
+                "subjects": [{"kind": "User", "name": "robot"}],
+                "roleRef": {"name": "pusher"},
+                "scopes": ["^ci/"],
+            },
+        ),
+    ]
+    return "\n---\n".join(
+        json.dumps(
+            {"apiVersion": "simple-registry.dev/v1", "kind": k, "metadata": {"name": n}, "spec": s}
+        )
+        for k, n, s in docs
+    )
+
+
+@pytest.fixture(scope="module")
+def rbac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    root = tmp_path_factory.mktemp("rbac")
+    (root / "cfg").mkdir()
+    (root / "cfg" / "all.yaml").write_text(_manifests())
+    server = start(root / "data", "-cfgdir", str(root / "cfg"), "-tokensecret", SECRET)
+    with server.client() as admin:
+        for repo in ("library/app", "team-a/app", "team-b/app", "ci/app"):
+            push_image(admin, repo, "v1")
+    yield server
+    server.stop()
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+IDENTITIES: dict[str, dict[str, str]] = {
+    "admin": _basic("admin", PASSWORD),
+    "alice": _basic("alice", "alice-pw"),
+    "bob": _basic("bob", "bob-pw"),
+    "anonymous": {},
+    "robot-bearer": {"Authorization": f"Bearer {ROBOT_TOKEN}"},
+    "robot-basic": _basic("robot", ROBOT_TOKEN),
+}
+
+# (identity, method, path, expected status). Pushes use a fresh upload each time.
+CASES = [
+    ("admin", "GET", "/v2/_catalog", 200),
+    ("bob", "GET", "/v2/_catalog", 200),
+    ("alice", "GET", "/v2/_catalog", 403),  # her binding's scopes do not match "" (the catalog)
+    ("anonymous", "GET", "/v2/_catalog", 401),
+    ("anonymous", "GET", "/v2/", 200),
+    ("bob", "GET", "/v2/library/app/tags/list", 200),
+    ("bob", "HEAD", "/v2/library/app/manifests/v1", 200),
+    ("bob", "GET", "/v2/library/app/manifests/v1", 200),
+    ("bob", "GET", "/v2/team-a/app/manifests/v1", 403),
+    ("bob", "POST", "/v2/library/app/blobs/uploads/", 403),
+    ("bob", "DELETE", "/v2/library/app/manifests/v1", 403),
+    ("anonymous", "HEAD", "/v2/library/app/manifests/v1", 200),
+    ("anonymous", "GET", "/v2/library/app/tags/list", 200),
+    ("anonymous", "GET", "/v2/library/other/tags/list", 401),
+    ("anonymous", "GET", "/v2/team-a/app/manifests/v1", 401),
+    ("anonymous", "POST", "/v2/library/app/blobs/uploads/", 401),
+    ("alice", "GET", "/v2/team-a/app/manifests/v1", 200),
+    ("alice", "POST", "/v2/team-a/app/blobs/uploads/", 202),
+    ("alice", "POST", "/v2/team-b/app/blobs/uploads/", 403),
+    ("alice", "GET", "/v2/team-b/app/manifests/v1", 403),
+    ("alice", "DELETE", "/v2/team-a/app/manifests/v1", 403),  # pusher has no delete
+    ("robot-bearer", "POST", "/v2/ci/app/blobs/uploads/", 202),
+    ("robot-bearer", "GET", "/v2/ci/app/manifests/v1", 200),
+    ("robot-bearer", "POST", "/v2/team-a/app/blobs/uploads/", 403),  # a static token is final
+    ("robot-basic", "POST", "/v2/ci/app/blobs/uploads/", 202),
+    ("robot-basic", "POST", "/v2/library/app/blobs/uploads/", 403),
+    ("admin", "DELETE", "/v2/team-b/app/manifests/nothing", 404),
+]
+
+
+@pytest.mark.parametrize(("identity", "method", "path", "expected"), CASES)
+def test_route_by_identity(
+    rbac_server: RunningRegistry, identity: str, method: str, path: str, expected: int
+) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        r = http.request(method, path, headers=IDENTITIES[identity])
+    assert r.status_code == expected, r.text
+    if expected == 401:
+        challenge = r.headers["WWW-Authenticate"]
+        assert challenge.startswith(f'Bearer realm="{rbac_server.url}/token"')
+        assert f'service="{rbac_server.host}"' in challenge
+    if expected == 403:
+        assert r.json()["errors"][0]["code"] == "DENIED"
+
+
+def test_catalog_is_filtered_and_paginates(rbac_server: RunningRegistry) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        assert http.get("/v2/_catalog", headers=IDENTITIES["bob"]).json() == {
+            "repositories": ["library/app"]
+        }
+        everything = http.get("/v2/_catalog", headers=IDENTITIES["admin"]).json()
+        assert everything == {"repositories": ["ci/app", "library/app", "team-a/app", "team-b/app"]}
+        page = http.get("/v2/_catalog", params={"n": 1}, headers=IDENTITIES["admin"])
+        assert page.json() == {"repositories": ["ci/app"]}
+        assert "last=ci%2Fapp" in page.headers["Link"]
+
+
+def test_expired_static_token_is_refused(rbac_server: RunningRegistry) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        r = http.get("/v2/ci/app/tags/list", headers={"Authorization": f"Bearer {EXPIRED_TOKEN}"})
+        assert r.status_code == 401
+        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+        r = http.get("/v2/ci/app/tags/list", headers=_basic("robot", EXPIRED_TOKEN))
+        assert r.status_code == 401
+
+
+def _token(server: RunningRegistry, headers: dict[str, str], *scopes: str) -> dict[str, object]:
+    with httpx.Client(base_url=server.url) as http:
+        r = http.get(
+            "/token",
+            params=[("service", server.host), *(("scope", s) for s in scopes)],
+            headers=headers,
+        )
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def test_token_flow_downscopes(rbac_server: RunningRegistry) -> None:
+    body = _token(
+        rbac_server, IDENTITIES["bob"], "repository:library/app:pull,push", "registry:catalog:*"
+    )
+    assert body["token"] == body["access_token"]
+    assert isinstance(body["expires_in"], int) and body["expires_in"] >= 60
+    assert isinstance(body["issued_at"], str)
+    claims = jwt.decode(str(body["token"]), options={"verify_signature": False})
+    assert claims["access"] == [
+        {"type": "repository", "name": "library/app", "actions": ["pull"]},
+        {"type": "registry", "name": "catalog", "actions": ["*"]},
+    ]
+    assert claims["sub"] == "bob"
+    assert claims["aud"] == rbac_server.host
+    for claim in ("iss", "exp", "nbf", "iat", "jti"):
+        assert claim in claims
+    bearer = {"Authorization": f"Bearer {body['token']}"}
+    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+        assert http.get("/v2/library/app/manifests/v1").status_code == 200
+        assert http.get("/v2/_catalog").status_code == 200
+        push = http.post("/v2/library/app/blobs/uploads/")
+        assert push.status_code == 401
+        assert 'error="insufficient_scope"' in push.headers["WWW-Authenticate"]
+        assert 'scope="repository:library/app:push"' in push.headers["WWW-Authenticate"]
+        other = http.get("/v2/team-a/app/manifests/v1")
+        assert other.status_code == 401  # the token is for another repository
+
+
+def test_token_for_anonymous_and_bad_credentials(rbac_server: RunningRegistry) -> None:
+    body = _token(rbac_server, {}, "repository:library/app:pull", "repository:team-a/app:pull")
+    claims = jwt.decode(str(body["token"]), options={"verify_signature": False})
+    assert claims["sub"] == "anonymous"
+    assert claims["access"] == [{"type": "repository", "name": "library/app", "actions": ["pull"]}]
+    with httpx.Client(base_url=rbac_server.url) as http:
+        r = http.get(
+            "/token",
+            params={"scope": "repository:library/app:pull"},
+            headers=_basic("bob", "wrong"),
+        )
+        assert r.status_code == 401
+        assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_oauth2_password_and_refresh(rbac_server: RunningRegistry) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        r = http.post(
+            "/token",
+            data={
+                "grant_type": "password",
+                "username": "alice",
+                "password": "alice-pw",
+                "service": rbac_server.host,
+                "scope": "repository:team-a/app:pull,push",
+                "client_id": "test",
+                "access_type": "offline",
+            },
+        )
+        assert r.status_code == 200, r.text
+        first = r.json()
+        assert first["scope"] == "repository:team-a/app:pull,push"
+        r = http.post(
+            "/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": first["refresh_token"],
+                "service": rbac_server.host,
+                "scope": "repository:team-a/app:pull",
+            },
+        )
+        assert r.status_code == 200, r.text
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        assert http.get("/v2/team-a/app/manifests/v1", headers=bearer).status_code == 200
+        # an access token is not a refresh token
+        r = http.post(
+            "/token", data={"grant_type": "refresh_token", "refresh_token": first["access_token"]}
+        )
+        assert r.status_code == 401
+        r = http.post(
+            "/token", data={"grant_type": "password", "username": "alice", "password": "nope"}
+        )
+        assert r.status_code == 401
+        r = http.post("/token", data={"grant_type": "magic"})
+        assert r.status_code == 405 or r.status_code == 400
+
+
+def _forge(claims: dict[str, object], key: str = SECRET, alg: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def test_forged_tokens_are_invalid(rbac_server: RunningRegistry) -> None:
+    good = _token(rbac_server, IDENTITIES["bob"], "repository:library/app:pull")
+    header, payload, signature = str(good["token"]).split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    tampered_claims = dict(
+        claims, access=[{"type": "repository", "name": "team-a/app", "actions": ["pull", "push"]}]
+    )
+    tampered_payload = base64.urlsafe_b64encode(json.dumps(tampered_claims).encode()).rstrip(b"=")
+    none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    expired = dict(
+        claims,
+        exp=int(time.time()) - 3600,
+        iat=int(time.time()) - 7200,
+        nbf=int(time.time()) - 7200,
+    )
+    bad = {
+        "tampered": f"{header}.{tampered_payload.decode()}.{signature}",
+        "alg none": f"{none_header}.{payload}.",
+        "other key": _forge(claims, key="another-secret-of-enough-length-000000000000"),
+        "expired": _forge(expired),
+        "garbage": "not.a.jwt",
+    }
+    with httpx.Client(base_url=rbac_server.url) as http:
+        for name, token in bad.items():
+            r = http.get(
+                "/v2/library/app/manifests/v1", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 401, name
+            assert 'error="invalid_token"' in r.headers["WWW-Authenticate"], name
+
+
+def test_upload_of_another_principal_is_unknown(rbac_server: RunningRegistry) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        location = http.post(
+            "/v2/ci/app/blobs/uploads/", headers=IDENTITIES["robot-bearer"]
+        ).headers["Location"]
+        r = http.patch(location, content=b"x", headers=IDENTITIES["admin"])
+        assert r.status_code == 404
+        assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+        assert http.get(location, headers=IDENTITIES["robot-bearer"]).status_code == 204
+
+
+def test_mount_needs_pull_on_the_source(rbac_server: RunningRegistry) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        layer = http.get("/v2/team-b/app/manifests/v1", headers=IDENTITIES["admin"]).json()[
+            "layers"
+        ][0]["digest"]
+        r = http.post(
+            "/v2/team-a/app/blobs/uploads/",
+            params={"mount": layer, "from": "team-b/app"},
+            headers=IDENTITIES["alice"],
+        )
+        assert r.status_code == 403
+        r = http.post(
+            "/v2/team-a/app/blobs/uploads/",
+            params={"mount": layer},
+            headers=IDENTITIES["alice"],
+        )
+        assert r.status_code == 202  # no readable holder: a plain session, nothing linked
+        assert (
+            http.head(f"/v2/team-a/app/blobs/{layer}", headers=IDENTITIES["alice"]).status_code
+            == 404
+        )
+
+
+def test_seed_pattern_allows_pulls_by_tag(tmp_path: Path) -> None:
+    """The seed matched `name:tag`, so `^team/app$` refused pulls by tag; we match the name."""
+    (tmp_path / "cfg").mkdir()
+    docs = [
+        {
+            "apiVersion": "simple-registry.jlsalvador.online/v1beta1",
+            "kind": "User",
+            "metadata": {"name": "carol"},
+            "spec": {"passwordHash": _hash("carol-pw")},
+        },
+        {
+            "apiVersion": "simple-registry.jlsalvador.online/v1beta1",
+            "kind": "Role",
+            "metadata": {"name": "read"},
+            "spec": {"resources": ["manifests"], "verbs": ["GET"]},
+        },
+        {
+            "apiVersion": "simple-registry.jlsalvador.online/v1beta1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "carol"},
+            "spec": {
+                "subjects": [{"kind": "User", "name": "carol"}],
+                "roleRef": {"name": "read"},
+                "scopes": ["^team/app$"],
+            },
+        },
+    ]
+    (tmp_path / "cfg" / "seed.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    server = start(tmp_path / "data", "-cfgdir", str(tmp_path / "cfg"))
+    try:
+        with server.client() as admin:
+            pushed = push_image(admin, "team/app", "v1")
+        with httpx.Client(base_url=server.url, headers=_basic("carol", "carol-pw")) as http:
+            r = http.head("/v2/team/app/manifests/v1")  # HEAD allowed by GET, by tag
+            assert r.status_code == 200
+            assert r.headers["Docker-Content-Digest"] == pushed.digest
+            assert http.get(f"/v2/team/app/manifests/{pushed.digest}").status_code == 200
+            assert (
+                http.put(
+                    "/v2/team/app/manifests/v2",
+                    content=pushed.body,
+                    headers={"Content-Type": OCI_MANIFEST},
+                ).status_code
+                == 403
+            )
+            assert http.get(f"/v2/team/app/blobs/{digest_of(b'x')}").status_code == 403
+    finally:
+        server.stop()
