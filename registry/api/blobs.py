@@ -20,7 +20,7 @@ async def blob(request: Request) -> Response:
         await svc.registry.blobs.unlink(name, digest)
         return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
 
-    await svc.gate.require(request, Need.read("blobs", name))
+    await svc.gate.require(request, Need.read("blobs", name, verb=request.method))
     digest = Digest.parse(request.path_params["digest"])
     size = await svc.registry.blobs.size(name, digest)
     headers = {

@@ -18,7 +18,7 @@ async def manifest(request: Request) -> Response:
     svc = services(request)
     manifests = svc.registry.manifests
     tag = None if is_digest(reference) else reference
-    need = Need("manifests", name, "GET" if request.method == "HEAD" else request.method, tag)
+    need = Need("manifests", name, request.method, tag)
 
     if request.method in ("GET", "HEAD"):
         await svc.gate.require(request, need)

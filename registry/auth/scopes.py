@@ -19,7 +19,7 @@ PULL, PUSH, DELETE = "pull", "push", "delete"
 class Need:
     resource: str  # "catalog", "tags", "blobs" or "manifests"
     name: str  # the repository; "" for the catalog
-    verb: str  # GET, POST, PUT, PATCH or DELETE (a HEAD is checked as GET)
+    verb: str  # HEAD, GET, POST, PUT, PATCH or DELETE (a role's GET also allows HEAD)
     tag: str | None = None
 
     @classmethod
@@ -27,12 +27,12 @@ class Need:
         return cls("catalog", "", "GET")
 
     @classmethod
-    def read(cls, resource: str, name: str, tag: str | None = None) -> Need:
-        return cls(resource, name, "GET", tag)
+    def read(cls, resource: str, name: str, tag: str | None = None, verb: str = "GET") -> Need:
+        return cls(resource, name, verb, tag)
 
     @property
     def action(self) -> str:
-        if self.verb == "GET":
+        if self.verb in ("GET", "HEAD"):
             return PULL
         if self.verb == "DELETE":
             return DELETE
@@ -52,10 +52,6 @@ class Need:
         if self.resource == "catalog":
             return "registry:catalog:*"
         return f"repository:{self.name}:{self.action}"
-
-
-def verb_of(method: str) -> str:
-    return "GET" if method == "HEAD" else method
 
 
 @dataclass(frozen=True, slots=True)

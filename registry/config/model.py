@@ -74,7 +74,7 @@ class Upstream:
     url: str
     timeout_seconds: float | None = None
     username: str | None = None
-    password: str | None = None  # from `password`, `passwordFile` or `passwordEnv`
+    password: str | None = field(default=None, repr=False)  # password, passwordFile, passwordEnv
     ttl_seconds: float | None = None
 
 
@@ -89,7 +89,7 @@ class PullThroughCache:
 @dataclass(frozen=True, slots=True)
 class WebConfig:
     addr: str | None = None
-    token_secret: str | None = None  # from tokenSecret, tokenSecretFile or tokenSecretEnv
+    token_secret: str | None = field(default=None, repr=False)  # tokenSecret(File|Env)
     token_timeout_seconds: int | None = None
     ui: bool | None = None
     certfile: str | None = None

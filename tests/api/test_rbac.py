@@ -410,3 +410,42 @@ def test_seed_pattern_allows_pulls_by_tag(tmp_path: Path) -> None:
             assert http.get(f"/v2/team/app/blobs/{digest_of(b'x')}").status_code == 403
     finally:
         server.stop()
+
+
+def test_head_only_role_allows_head_and_not_get(tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    api = "simple-registry.dev/v1"
+    docs = [
+        {
+            "apiVersion": api,
+            "kind": "User",
+            "metadata": {"name": "probe"},
+            "spec": {"passwordHash": _hash("probe-pw")},
+        },
+        {
+            "apiVersion": api,
+            "kind": "Role",
+            "metadata": {"name": "exists"},
+            "spec": {"resources": ["manifests"], "verbs": ["HEAD"]},
+        },
+        {
+            "apiVersion": api,
+            "kind": "RoleBinding",
+            "metadata": {"name": "probe"},
+            "spec": {
+                "subjects": [{"kind": "User", "name": "probe"}],
+                "roleRef": {"name": "exists"},
+                "scopes": [".*"],
+            },
+        },
+    ]
+    (tmp_path / "cfg" / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
+    server = start(tmp_path / "data", "-cfgdir", str(tmp_path / "cfg"))
+    try:
+        with server.client() as admin:
+            push_image(admin, "x/y", "v1")
+        with httpx.Client(base_url=server.url, headers=_basic("probe", "probe-pw")) as http:
+            assert http.head("/v2/x/y/manifests/v1").status_code == 200
+            assert http.get("/v2/x/y/manifests/v1").status_code == 403
+    finally:
+        server.stop()
