@@ -69,9 +69,10 @@ async def session(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
     upload_id = request.path_params["upload_id"]
-    # Every step of an upload is push (the status GET too, unlike the seed) and only the
-    # principal who opened the session may continue it.
-    verb = "POST" if request.method == "GET" else request.method
+    # Every step of an upload is pushing: the status GET and the cancelling DELETE are checked
+    # as POST (the seed wanted DELETE rights to cancel one's own upload). Only the principal
+    # who opened the session may continue it.
+    verb = "POST" if request.method in ("GET", "DELETE") else request.method
     principal = await svc.gate.require(request, Need("blobs", name, verb))
     uploads = svc.registry.uploads
 

@@ -159,6 +159,70 @@ CASES = [
     ("admin", "DELETE", "/v2/team-b/app/manifests/nothing", 404),
 ]
 
+# Every route x read/write/delete, for a reader (bob), a pusher (alice) and anonymous, on a
+# repository where each is allowed and one where they are not. An allowed request on an unknown
+# upload or blob gets 404: the check passed and only then was storage asked.
+_UPLOAD = "0" * 32
+_BLOB = "sha256:" + "0" * 64
+ROUTES = [
+    ("read", "GET", "/v2/{repo}/tags/list"),
+    ("read", "GET", "/v2/{repo}/manifests/v1"),
+    ("read", "HEAD", "/v2/{repo}/manifests/v1"),
+    ("read", "GET", f"/v2/{{repo}}/blobs/{_BLOB}"),
+    ("read", "HEAD", f"/v2/{{repo}}/blobs/{_BLOB}"),
+    ("read", "GET", f"/v2/{{repo}}/referrers/{_BLOB}"),
+    ("write", "PUT", "/v2/{repo}/manifests/v2"),
+    ("write", "POST", "/v2/{repo}/blobs/uploads/"),
+    ("write", "GET", f"/v2/{{repo}}/blobs/uploads/{_UPLOAD}"),
+    ("write", "PATCH", f"/v2/{{repo}}/blobs/uploads/{_UPLOAD}"),
+    ("write", "PUT", f"/v2/{{repo}}/blobs/uploads/{_UPLOAD}?digest={_BLOB}"),
+    ("write", "DELETE", f"/v2/{{repo}}/blobs/uploads/{_UPLOAD}"),
+    ("delete", "DELETE", "/v2/{repo}/manifests/v9"),
+    ("delete", "DELETE", f"/v2/{{repo}}/blobs/{_BLOB}"),
+]
+_OK = {  # the status of an allowed request on this fixture's content
+    ("GET", "/v2/{repo}/tags/list"): 200,
+    ("GET", "/v2/{repo}/manifests/v1"): 200,
+    ("HEAD", "/v2/{repo}/manifests/v1"): 200,
+    ("GET", f"/v2/{{repo}}/blobs/{_BLOB}"): 404,
+    ("HEAD", f"/v2/{{repo}}/blobs/{_BLOB}"): 404,
+    ("GET", f"/v2/{{repo}}/referrers/{_BLOB}"): 200,
+    ("PUT", "/v2/{repo}/manifests/v2"): 400,  # an empty body is not a manifest
+    ("POST", "/v2/{repo}/blobs/uploads/"): 202,
+    ("DELETE", "/v2/{repo}/manifests/v9"): 404,
+    ("DELETE", f"/v2/{{repo}}/blobs/{_BLOB}"): 404,
+}
+# who may do what where: identity -> {repository: allowed kinds}
+GRANTS = {
+    "bob": {"library/app": {"read"}, "team-a/app": set()},
+    "alice": {"team-a/app": {"read", "write"}, "team-b/app": set()},
+    "anonymous": {"library/app": {"read"}, "team-a/app": set()},
+    "admin": {"team-b/app": {"read", "write", "delete"}},
+}
+MATRIX = [
+    (who, method, path.format(repo=repo), kind in kinds, _OK.get((method, path), 404))
+    for who, repos in GRANTS.items()
+    for repo, kinds in repos.items()
+    for kind, method, path in ROUTES
+]
+
+
+@pytest.mark.parametrize(("identity", "method", "path", "allowed", "ok_status"), MATRIX)
+def test_every_route_allows_or_denies(
+    rbac_server: RunningRegistry,
+    identity: str,
+    method: str,
+    path: str,
+    allowed: bool,
+    ok_status: int,
+) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        r = http.request(method, path, headers=IDENTITIES[identity])
+    if allowed:
+        assert r.status_code == ok_status, r.text
+    else:
+        assert r.status_code == (401 if identity == "anonymous" else 403), r.text
+
 
 @pytest.mark.parametrize(("identity", "method", "path", "expected"), CASES)
 def test_route_by_identity(
