@@ -294,3 +294,19 @@ def test_concurrent_pushes_of_one_blob_and_one_tag(
         assert final.headers["Docker-Content-Digest"] in {d for _, d in results}
         for _, digest in results:
             assert http.head(f"/v2/race/manifests/{digest}").status_code == 200
+
+
+def test_serve_refuses_a_bad_manifest_naming_file_and_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "users.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: User\nmetadata: {name: a}\nspec: {groups: []}\n"
+        "---\napiVersion: simple-registry.dev/v1\nkind: User\nmetadata: {name: b}\n"
+        "spec: {groups: admins}\n"
+    )
+    result = _run("serve", "-cfgdir", str(cfg), "-datadir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert "users.yaml, document 2" in result.stderr
+    assert "spec.groups" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
