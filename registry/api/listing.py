@@ -15,8 +15,16 @@ CATALOG_DEFAULT_PAGE = 1000
 
 
 async def ping(request: Request) -> Response:
-    """200 for any authenticated caller, and for anonymous where the manifests allow it."""
-    await services(request).gate.identify(request)
+    """200 for an authenticated caller; 401 with the challenge for anyone without credentials.
+
+    Even where anonymous access is on: clients ping `/v2/` first to learn how to log in, and a
+    200 would tell docker and skopeo that the credentials they hold are not needed, so they
+    would push as anonymous. Anonymous clients follow the challenge to an anonymous token.
+    """
+    gate = services(request).gate
+    if "authorization" not in request.headers:
+        raise gate.challenge(request, (), "authentication required")
+    await gate.identify(request)
     return JSONResponse({})
 
 
