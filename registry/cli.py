@@ -58,6 +58,14 @@ def _serve(argv: list[str]) -> int:
     log = logging.getLogger("registry")
     if any(b.name == "simple-registry:anonymous" for b in settings.manifests.bindings):
         log.warning("no admin password: ANYONE can push, pull and delete (started with -anonymous)")
+    for warning in settings.manifests.warnings:
+        log.warning("%s", warning)
+    if settings.token_secret is not None:
+        from registry.auth.keys import weak_secret_warning
+
+        weak = weak_secret_warning(settings.token_secret)
+        if weak:
+            log.warning("%s", weak)
     try:
         settings.datadir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

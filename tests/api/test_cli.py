@@ -310,3 +310,24 @@ def test_serve_refuses_a_bad_manifest_naming_file_and_field(tmp_path: Path) -> N
     assert "spec.groups" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_plaintext_token_value_loads_with_a_warning(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "robot.yaml").write_text(
+        "apiVersion: simple-registry.jlsalvador.online/v1beta1\nkind: User\n"
+        "metadata: {name: robot}\nspec: {}\n---\n"
+        "apiVersion: simple-registry.jlsalvador.online/v1beta1\nkind: Token\n"
+        "metadata: {name: ci}\nspec: {username: robot, value: plain-token-value-123}\n"
+    )
+    server = start_registry("-cfgdir", str(cfg))
+    assert any("valueSha256" in line for line in server.output)
+    assert not any("plain-token-value-123" in line for line in server.output)
+    r = httpx.get(
+        f"{server.url}/v2/_catalog",
+        headers={"Authorization": "Bearer plain-token-value-123"},
+    )
+    assert r.status_code == 403  # the token works (robot is known) but grants nothing here
