@@ -32,17 +32,25 @@ async def token(request: Request) -> Response:
         return await _oauth2(request)
     query = request.query_params
     principal = await _login(request)
-    service = gate.service(request)
-    parsed = parse_scopes(query.getlist("scope"))
-    granted = gate.policy.grant(principal, parsed.access)
+    refresh = query.get("offline_token") == "true" and not principal.anonymous
+    return _answer(request, principal, gate.service(request), query.getlist("scope"), refresh)
+
+
+def _answer(
+    request: Request, principal: Principal, service: str, scopes: list[str], refresh: bool
+) -> Response:
+    """The token for the granted part of `scopes`, in the shape both flows answer."""
+    gate = services(request).gate
+    granted = gate.policy.grant(principal, parse_scopes(scopes).access)
     issued = gate.issuer.issue(principal.name, service, granted)
     body: dict[str, object] = {
         "token": issued.token,
         "access_token": issued.token,
         "expires_in": issued.expires_in,
         "issued_at": issued.issued_at,
+        "scope": " ".join(str(a) for a in granted),
     }
-    if query.get("offline_token") == "true" and not principal.anonymous:
+    if refresh:
         body["refresh_token"] = gate.issuer.issue_refresh(principal.name, service)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -96,16 +104,5 @@ async def _oauth2(request: Request) -> Response:
             raise Unauthorized("the token's user is gone")
     else:
         raise Unsupported(f"grant_type {str(grant)[:40]!r} is not supported")
-    parsed = parse_scopes(form.get("scope", "").split())
-    granted = gate.policy.grant(principal, parsed.access)
-    issued = gate.issuer.issue(principal.name, service, granted)
-    body: dict[str, object] = {
-        "access_token": issued.token,
-        "token": issued.token,
-        "expires_in": issued.expires_in,
-        "issued_at": issued.issued_at,
-        "scope": " ".join(str(a) for a in granted),
-    }
-    if form.get("access_type") == "offline" or grant == "refresh_token":
-        body["refresh_token"] = gate.issuer.issue_refresh(principal.name, service)
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    refresh = form.get("access_type") == "offline" or grant == "refresh_token"
+    return _answer(request, principal, service, form.get("scope", "").split(), refresh)
