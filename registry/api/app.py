@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -16,7 +18,9 @@ from registry.auth.keys import TokenKeys, load_or_create_secret
 from registry.auth.policy import Policy
 from registry.auth.tokens import TokenIssuer
 from registry.config.settings import Settings
+from registry.coord.base import Coordinator
 from registry.coord.local import LocalCoordinator
+from registry.coord.redis import RedisCoordinator
 from registry.model.registry import Registry
 from registry.storage.filesystem import FilesystemDriver
 
@@ -72,8 +76,19 @@ class APIVersionHeader:
 def create_app(settings: Settings) -> ASGIApp:
     datadir = settings.datadir.resolve()
     storage = FilesystemDriver(datadir)
-    coord = LocalCoordinator(datadir / "_coord")
-    app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS))
+    coord: Coordinator = (
+        RedisCoordinator(settings.redis_url)
+        if settings.redis_url
+        else LocalCoordinator(datadir / "_coord")
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if isinstance(coord, RedisCoordinator):
+            await coord.close()
+
+    app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS), lifespan=lifespan)
     gate = Gate(
         settings,
         Policy(settings.manifests),

@@ -9,6 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from registry.coord.base import LockTimeout
+from registry.coord.redis import CoordinatorUnavailable
 from registry.oci.errors import (
     BlobUploadInvalid,
     NotFound,
@@ -59,8 +60,13 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     return render(RegistryError("internal error; the request changed nothing it had not finished"))
 
 
+async def coordinator_down(request: Request, exc: Exception) -> Response:
+    return render(Unavailable("the coordination service (Redis) is unreachable; retry"))
+
+
 HANDLERS = {
     RegistryError: registry_error,
+    CoordinatorUnavailable: coordinator_down,
     HTTPException: http_error,
     ClientDisconnect: disconnected,
     LockTimeout: lock_timeout,

@@ -94,6 +94,12 @@ def serve_parser() -> argparse.ArgumentParser:
         "from X-Forwarded-Proto/-Host (only behind a reverse proxy that sets them)",
     )
     add(
+        "redisurl",
+        metavar="URL",
+        help="Redis for upload sessions and locks shared by "
+        "workers on several hosts (redis://[:password@]host:port/db, rediss:// for TLS)",
+    )
+    add(
         "cfgdir",
         metavar="DIR",
         action="append",
@@ -182,6 +188,7 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         raise ConfigError("the token lifetime must be at least 60 seconds (clients assume 60)")
 
     trust = pick("trustforwarded")
+    redis_url = pick("redisurl") or _section_text(manifests, "redis", "url")
     return Settings(
         addr=addr,
         datadir=Path(pick("datadir") or manifests.configuration.data_dir or "./data"),
@@ -197,7 +204,16 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         trust_forwarded=_env_bool(trust)
         if trust is not None
         else bool(web.trust_forwarded_headers),
+        redis_url=redis_url,
     )
+
+
+def _section_text(manifests: Manifests, section: str, key: str) -> str | None:
+    """A string from a later-issue section of the Configuration (kept as a plain mapping)."""
+    value = manifests.configuration.sections.get(section, {}).get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"Configuration spec.{section}.{key} must be a string")
+    return value
 
 
 def _read_secret_file(path: str, flag: str) -> str:

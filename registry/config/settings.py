@@ -38,6 +38,9 @@ class Settings:
     # Honour X-Forwarded-Proto/-Host when building the token realm (behind a proxy only).
     trust_forwarded: bool = False
     realm: str = "simple-registry"
+    # Scaled mode: upload sessions and locks in Redis (`redis://`, `rediss://`, with password
+    # and database in the URL) instead of under the data directory.
+    redis_url: str | None = field(default=None, repr=False)
 
     @property
     def tls(self) -> bool:

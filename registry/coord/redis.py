@@ -1,0 +1,341 @@
+"""Distributed coordination in Redis: locks with an owner token and a lease, session records.
+
+Every worker of every host that points at the same Redis (and prefix) agrees on locks and
+upload sessions. A lock is one key, `SET key token NX PX lease`: the random token names the
+owner, so release (a Lua script) deletes the key only while it still holds that token, and a
+holder whose lease ran out can never delete the lock someone else took since. While a lock is
+held a background task renews the lease every third of it, so a PATCH that streams gigabytes
+keeps its lock, and a holder that crashed blocks the others for one lease at most.
+
+Session records expire on their own after `session_ttl`; every put refreshes that.
+
+Redis being unreachable (refused, timed out, failed over, out of pooled connections, wrong
+credentials) surfaces as `CoordinatorUnavailable`, quickly: connecting and every command are
+bounded by `socket_timeout`, and a failed command is retried once, on a fresh connection, so
+a pool of connections that a Redis restart broke recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    ReadOnlyError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
+
+from registry.coord.base import LockTimeout
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "simple-registry:"
+DEFAULT_SESSION_TTL = 7 * 24 * 3600.0
+DEFAULT_LOCK_TTL = 60.0
+
+# Take the lock if it is free. A lock that already holds our token is ours too: that happens
+# when the reply to a first attempt was lost and the client retried.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 1
+end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    redis.call('pexpire', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+
+# Extend the lease only while the lock is still ours.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# Delete the lock only while it is still ours.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class CoordinatorUnavailable(Exception):
+    """Redis cannot be used right now (unreachable, timed out, read-only, wrong credentials).
+
+    Retryable from the client's point of view: the registry answers 503.
+    """
+
+
+class RedisCoordinator:
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        socket_timeout: float = 5.0,
+        max_connections: int = 64,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+    ) -> None:
+        # A blocking pool: a burst of more than `max_connections` concurrent commands waits
+        # (up to socket_timeout) for a free connection instead of failing at once. It parses
+        # the URL exactly like Redis.from_url (redis://, rediss://, credentials, database).
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout,
+            **_connection_options(socket_timeout),
+        )
+        self._setup(
+            Redis.from_pool(pool),
+            _describe(url),
+            prefix=prefix,
+            session_ttl=session_ttl,
+            lock_ttl=lock_ttl,
+        )
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: list[tuple[str, int]],
+        service: str,
+        *,
+        password: str | None = None,
+        username: str | None = None,
+        db: int = 0,
+        sentinel_password: str | None = None,
+        ssl: bool = False,
+        prefix: str = DEFAULT_PREFIX,
+        session_ttl: float = DEFAULT_SESSION_TTL,
+        socket_timeout: float = 5.0,
+        max_connections: int = 64,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+    ) -> RedisCoordinator:
+        """Follow the master of `service` as the sentinels report it, across failovers."""
+        sentinel_options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+        }
+        if sentinel_password is not None:
+            sentinel_options["password"] = sentinel_password
+        manager = Sentinel(sentinels, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+        client: Redis = manager.master_for(
+            service,
+            redis_class=Redis,
+            password=password,
+            username=username,
+            db=db,
+            ssl=ssl,
+            max_connections=max_connections,
+            **_connection_options(socket_timeout),
+        )
+        self = cls.__new__(cls)
+        self._setup(
+            client,
+            f"the master of sentinel service {service!r}",
+            prefix=prefix,
+            session_ttl=session_ttl,
+            lock_ttl=lock_ttl,
+        )
+        return self
+
+    def _setup(
+        self,
+        client: Redis,
+        where: str,
+        *,
+        prefix: str,
+        session_ttl: float,
+        lock_ttl: float,
+    ) -> None:
+        if session_ttl <= 0 or lock_ttl <= 0:
+            raise ValueError("session_ttl and lock_ttl must be positive")
+        self._redis = client
+        self._where = where
+        self._prefix = prefix
+        self._session_ttl_ms = max(int(session_ttl * 1000), 1)
+        self._lock_ttl_ms = max(int(lock_ttl * 1000), 1)
+        self._renew_every = lock_ttl / 3
+        self._acquire_script = client.register_script(_ACQUIRE)
+        self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
+
+    # --- locks
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, timeout: float = 30.0) -> AsyncIterator[None]:
+        key = f"{self._prefix}lock:{name}"
+        token = secrets.token_hex(16)
+        try:
+            await self._acquire(key, token, name, timeout)
+        except asyncio.CancelledError:
+            # The SET may have reached Redis before the cancellation: give back what may be ours.
+            await asyncio.shield(self._release(key, token, name, quiet=True))
+            raise
+        renewer = asyncio.create_task(self._renew(key, token, name))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            try:
+                # Shielded: a request cancelled mid-way still gives its lock back.
+                await asyncio.shield(self._release(key, token, name))
+            finally:
+                await asyncio.wait({renewer})
+
+    async def _acquire(self, key: str, token: str, name: str, timeout: float) -> None:
+        """Try, then back off from 1 ms doubling to 50 ms, until `timeout` runs out."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            with self._unavailable():
+                taken = await self._acquire_script(keys=[key], args=[token, self._lock_ttl_ms])
+            if taken == 1:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout(name)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.05)
+
+    async def _renew(self, key: str, token: str, name: str) -> None:
+        """Extend the lease every third of it for as long as the lock is held."""
+        while True:
+            await asyncio.sleep(self._renew_every)
+            try:
+                with self._unavailable():
+                    renewed = await self._renew_script(keys=[key], args=[token, self._lock_ttl_ms])
+            except CoordinatorUnavailable as exc:
+                # The lease may still be running; try again at the next interval.
+                log.warning("could not renew the lock %r: %s", name, exc)
+                continue
+            if renewed != 1:
+                log.warning(
+                    "lost the lock %r: its lease ran out and it is gone or held by another", name
+                )
+                return
+
+    async def _release(self, key: str, token: str, name: str, *, quiet: bool = False) -> None:
+        """Owner-checked: never deletes a lock that someone else holds now.
+
+        A failure here is logged, not raised: the work under the lock is done (raising would
+        make a client retry a finished request), and the lease frees the lock soon anyway.
+        """
+        try:
+            with self._unavailable():
+                released = await self._release_script(keys=[key], args=[token])
+        except CoordinatorUnavailable as exc:
+            log.warning("could not release the lock %r, its lease will free it: %s", name, exc)
+            return
+        if released != 1 and not quiet:
+            log.warning("the lock %r was no longer ours on release (its lease ran out)", name)
+
+    # --- sessions
+
+    def _session_key(self, session_id: str) -> str:
+        if not session_id.isalnum():
+            raise ValueError("session ids are alphanumeric")
+        return f"{self._prefix}session:{session_id}"
+
+    async def get_session(self, session_id: str) -> bytes | None:
+        key = self._session_key(session_id)
+        with self._unavailable():
+            record = await self._redis.get(key)
+        if record is None:
+            return None
+        if not isinstance(record, bytes):  # only if someone set decode_responses
+            raise TypeError("the Redis client must return bytes")
+        return record
+
+    async def put_session(self, session_id: str, record: bytes) -> None:
+        """Store the record; its time to live starts again with every put."""
+        key = self._session_key(session_id)
+        with self._unavailable():
+            await self._redis.set(key, record, px=self._session_ttl_ms)
+
+    async def delete_session(self, session_id: str) -> None:
+        key = self._session_key(session_id)
+        with self._unavailable():
+            await self._redis.delete(key)
+
+    # --- lifecycle
+
+    async def ping(self) -> None:
+        """Raise CoordinatorUnavailable unless Redis answers."""
+        with self._unavailable():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """Turn Redis's connection-level failures into CoordinatorUnavailable."""
+        try:
+            yield
+        except (AuthenticationError, AuthorizationError, NoPermissionError) as exc:
+            raise CoordinatorUnavailable(
+                f"Redis at {self._where} rejected the credentials or their permissions "
+                f"(check the password in the Redis URL): {exc}"
+            ) from exc
+        except RedisTimeoutError as exc:
+            raise CoordinatorUnavailable(f"Redis at {self._where} timed out: {exc}") from exc
+        except ReadOnlyError as exc:
+            raise CoordinatorUnavailable(
+                f"Redis at {self._where} is a read-only replica: {exc}"
+            ) from exc
+        except RedisConnectionError as exc:
+            raise CoordinatorUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
+
+
+def _connection_options(socket_timeout: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+        # One quick retry on a fresh connection after a connection error: pooled connections
+        # broken by a Redis restart heal by themselves, and a Redis that is really gone fails
+        # within milliseconds. Timeouts are not retried, so the worst case stays one
+        # socket_timeout (and a command whose reply was lost is not sent twice).
+        "retry": Retry(
+            ExponentialBackoff(cap=0.05, base=0.01),
+            retries=1,
+            supported_errors=(RedisConnectionError,),
+        ),
+    }
+
+
+def _describe(url: str) -> str:
+    """host:port/db of the URL, never its credentials (for error messages and logs)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix:{parts.path}"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379
+    database = parts.path.strip("/") or "0"
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{port}/{database}"

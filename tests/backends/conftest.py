@@ -1,0 +1,226 @@
+"""Real Redis servers for the coordination tests.
+
+One server is shared by the whole session (tests keep apart by key prefix); tests that stop,
+restart or configure a server (password, TLS, Sentinel) start private ones. Every server runs
+on a free loopback port with no persistence and its own directory, and counts as started only
+once it answered a PING (a bounded number of tries, never a fixed sleep).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.coord.redis import RedisCoordinator
+
+READY_TRIES = 200  # x 25 ms between tries: a server that is not up after ~5 s is broken
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_server() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    return path
+
+
+class RedisProcess:
+    """One redis-server; `stop` then `start` again keeps its port, password and TLS setup.
+
+    `tls` is (certificate, key) for a TLS-only server; the certificate is also its CA.
+    `sentinel_of` makes it a Sentinel monitoring that server as the master `mymaster`.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        password: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+        sentinel_of: RedisProcess | None = None,
+    ) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        self.password = password
+        self.tls = tls
+        self.sentinel_of = sentinel_of
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, password: str | None = None, db: int = 0) -> str:
+        auth = f":{password}@" if password is not None else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?ssl_ca_certs={self.tls[0]}"
+
+    def start(self) -> None:
+        log = self.dir / "redis.log"
+        if self.sentinel_of is not None:
+            # Sentinel rewrites its configuration file, so it gets a file of its own.
+            conf = self.dir / "sentinel.conf"
+            conf.write_text(
+                f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {log}\n"
+                f"sentinel monitor mymaster 127.0.0.1 {self.sentinel_of.port} 1\n"
+            )
+            args = [_redis_server(), str(conf), "--sentinel"]
+        else:
+            args = [
+                _redis_server(),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+                "--logfile", str(log),
+            ]  # fmt: skip
+            if self.tls is None:
+                args += ["--port", str(self.port)]
+            else:
+                cert, key = self.tls
+                args += ["--port", "0", "--tls-port", str(self.port)]
+                args += ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+                args += ["--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+            if self.password is not None:
+                args += ["--requirepass", self.password]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self._wait_ready(log)
+
+    def _ping(self) -> bytes:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=str(self.tls[0]))
+            sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+        with sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64)
+
+    def _wait_ready(self, log: Path) -> None:
+        """PING until the server answers; fail with the end of its log if it never does."""
+        assert self._proc is not None
+        for _ in range(READY_TRIES):
+            if self._proc.poll() is not None:
+                break
+            try:
+                # +PONG, or -NOAUTH from a server with a password: either way it serves.
+                if self._ping().startswith((b"+PONG", b"-NOAUTH")):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.025)
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{tail}")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 that is its own CA: (certificate, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "simple-registry test redis")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "redis.crt", directory / "redis.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One Redis for the session; tests keep apart by key prefix."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisProcess]]:
+    """Start private redis-servers the test may stop and restart; all stopped at its end."""
+    started: list[RedisProcess] = []
+
+    def factory(**options: Any) -> RedisProcess:
+        server = RedisProcess(tmp_path / f"redis{len(started)}", **options)
+        started.append(server)
+        server.start()
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test uses, so tests share the server without seeing each other."""
+    return f"test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def make_coord(
+    redis_server: RedisProcess, prefix: str
+) -> AsyncIterator[Callable[..., RedisCoordinator]]:
+    """Coordinators under this test's prefix, each with its own client and connection pool
+    (like separate workers); on the shared server unless given a URL; closed at the end."""
+    made: list[RedisCoordinator] = []
+
+    def factory(url: str | None = None, **options: Any) -> RedisCoordinator:
+        options.setdefault("prefix", prefix)
+        coord = RedisCoordinator(url or redis_server.url(), **options)
+        made.append(coord)
+        return coord
+
+    yield factory
+    for coord in made:
+        await coord.close()

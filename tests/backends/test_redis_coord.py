@@ -1,0 +1,352 @@
+"""RedisCoordinator against real redis-server processes (see conftest.py).
+
+No test sleeps to synchronize: waiting is on the lock itself, on `asyncio.wait` with a
+timeout (bounding how long a test may hang), or on a bounded poll of Redis state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from registry.coord.base import Coordinator, LockTimeout
+from registry.coord.redis import CoordinatorUnavailable, RedisCoordinator
+from tests.backends.conftest import RedisProcess, make_certificate
+
+pytestmark = pytest.mark.anyio
+
+SESSION = "0123456789abcdef0123456789abcdef"
+MakeCoord = Callable[..., RedisCoordinator]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def raw(redis_server: RedisProcess) -> AsyncIterator[Redis]:
+    """A plain client on the shared server, to look at keys behind the coordinator's back."""
+    client = Redis.from_url(redis_server.url())
+    yield client
+    await client.aclose()
+
+
+async def _poll_until_gone(coord: RedisCoordinator, session_id: str, within: float) -> float:
+    """Bounded poll (every 10 ms, at most `within` s) until the session has expired."""
+    start = time.monotonic()
+    while await coord.get_session(session_id) is not None:
+        assert time.monotonic() - start < within, "the session did not expire"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+def test_implements_the_protocol(redis_server: RedisProcess) -> None:
+    coord: Coordinator = RedisCoordinator(redis_server.url())
+    assert coord.name == "redis"
+
+
+# --- sessions
+
+
+async def test_session_round_trip(make_coord: MakeCoord, raw: Redis, prefix: str) -> None:
+    worker1, worker2 = make_coord(), make_coord()
+    assert await worker1.get_session(SESSION) is None
+    await worker1.put_session(SESSION, b'{"offset": 5}')
+    assert await worker2.get_session(SESSION) == b'{"offset": 5}'
+    assert await raw.get(f"{prefix}session:{SESSION}") == b'{"offset": 5}'
+    await worker2.put_session(SESSION, b'{"offset": 9}')
+    assert await worker1.get_session(SESSION) == b'{"offset": 9}'
+    await worker1.delete_session(SESSION)
+    assert await worker2.get_session(SESSION) is None
+    await worker1.delete_session(SESSION)  # deleting what is gone is fine
+    with pytest.raises(ValueError):
+        await worker1.get_session("../x")
+
+
+async def test_session_ttl_is_set_and_refreshed_by_put(
+    make_coord: MakeCoord, raw: Redis, prefix: str
+) -> None:
+    coord = make_coord(session_ttl=1000)
+    key = f"{prefix}session:{SESSION}"
+    await coord.put_session(SESSION, b"a")
+    assert 990_000 < await raw.pttl(key) <= 1_000_000
+    await raw.pexpire(key, 5_000)  # as if most of the TTL had passed
+    assert await raw.pttl(key) <= 5_000
+    await coord.put_session(SESSION, b"b")
+    assert 990_000 < await raw.pttl(key) <= 1_000_000
+
+
+async def test_session_expires(make_coord: MakeCoord) -> None:
+    """A 100 ms TTL: the record is there at first and gone within a bounded poll."""
+    coord = make_coord(session_ttl=0.1)
+    await coord.put_session(SESSION, b"a")
+    assert await coord.get_session(SESSION) == b"a"
+    assert await _poll_until_gone(coord, SESSION, within=3.0) >= 0.05
+
+
+# --- locks
+
+
+async def test_lock_excludes_another_worker_until_released(make_coord: MakeCoord) -> None:
+    worker1, worker2 = make_coord(), make_coord()
+    events: list[str] = []
+
+    async def second() -> None:
+        async with worker2.lock("upload:x", timeout=10):
+            events.append("2 in")
+
+    async with worker1.lock("upload:x"):
+        events.append("1 in")
+        waiter = asyncio.create_task(second())
+        done, _ = await asyncio.wait({waiter}, timeout=0.3)
+        assert not done, "the second worker got a lock the first one holds"
+        events.append("1 out")
+    await asyncio.wait_for(waiter, timeout=5)
+    assert events == ["1 in", "1 out", "2 in"]
+    # Other names are independent.
+    async with worker1.lock("upload:x"), worker2.lock("upload:y", timeout=0.5):
+        pass
+
+
+async def test_lock_wait_times_out(make_coord: MakeCoord) -> None:
+    worker1, worker2 = make_coord(), make_coord()
+    async with worker1.lock("upload:x"):
+        start = time.monotonic()
+        with pytest.raises(LockTimeout):
+            async with worker2.lock("upload:x", timeout=0.2):
+                pytest.fail("got a lock that is held")
+        assert 0.2 <= time.monotonic() - start < 2.0
+    async with worker2.lock("upload:x", timeout=0.5):  # free again
+        pass
+
+
+async def test_release_never_deletes_another_owners_lock(
+    make_coord: MakeCoord, raw: Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Worker 1's 200 ms lease runs out (its renewal is switched off, as if the worker hung);
+    worker 2 takes the lock; then worker 1 leaves its block: its release must leave worker 2's
+    lock in place."""
+    worker1, worker2 = make_coord(lock_ttl=0.2), make_coord()
+    worker1._renew_every = 3600.0  # simulate a holder that stopped renewing
+    key = f"{prefix}lock:upload:x"
+    held, leave = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with worker1.lock("upload:x"):
+            held.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(first())
+    await asyncio.wait_for(held.wait(), timeout=5)
+    first_token = await raw.get(key)
+    assert first_token is not None
+    # Waiting for the lock is what waits for worker 1's lease to run out.
+    async with worker2.lock("upload:x", timeout=5):
+        second_token = await raw.get(key)
+        assert second_token not in (None, first_token)
+        with caplog.at_level(logging.WARNING, logger="registry.coord.redis"):
+            leave.set()
+            await asyncio.wait_for(holder, timeout=5)  # worker 1 releases now
+        assert await raw.get(key) == second_token, "released someone else's lock"
+        assert "no longer ours" in caplog.text
+    assert await raw.get(key) is None  # worker 2's own release did delete it
+
+
+async def test_lease_is_renewed_while_held(make_coord: MakeCoord, raw: Redis, prefix: str) -> None:
+    """A 300 ms lease held for 1 s: renewal (every 100 ms) keeps others out the whole time."""
+    worker1, worker2 = make_coord(lock_ttl=0.3), make_coord(lock_ttl=0.3)
+    key = f"{prefix}lock:upload:x"
+    async with worker1.lock("upload:x"):
+        token = await raw.get(key)
+        with pytest.raises(LockTimeout):
+            async with worker2.lock("upload:x", timeout=1.0):
+                pytest.fail("the lease ran out while the lock was held")
+        assert await raw.get(key) == token
+        assert 0 < await raw.pttl(key) <= 300
+    assert await raw.get(key) is None
+    async with worker2.lock("upload:x", timeout=0.5):
+        pass
+
+
+async def test_cancelled_holder_gives_the_lock_back(make_coord: MakeCoord) -> None:
+    """A request cancelled while holding the lock (client went away) releases it at once,
+    not after the 60 s lease; so does one cancelled while still waiting for it."""
+    worker1, worker2 = make_coord(), make_coord()
+    held = asyncio.Event()
+
+    async def hold_forever() -> None:
+        async with worker1.lock("upload:x"):
+            held.set()
+            await asyncio.Event().wait()
+
+    holder = asyncio.create_task(hold_forever())
+    await asyncio.wait_for(held.wait(), timeout=5)
+    waiter = asyncio.create_task(hold_forever())  # waits behind the holder
+    for task in (waiter, holder):
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    async with worker2.lock("upload:x", timeout=0.5):
+        pass
+
+
+async def test_concurrent_read_modify_write_loses_no_update(
+    make_coord: MakeCoord, raw: Redis, prefix: str
+) -> None:
+    """40 increments from 4 workers, each GET then SET with a yield in between."""
+    workers = [make_coord() for _ in range(4)]
+    counter = f"{prefix}counter"
+
+    async def increment(coord: RedisCoordinator | None) -> None:
+        if coord is None:
+            value = int(await raw.get(counter) or 0)
+            await asyncio.sleep(0)
+            await raw.set(counter, value + 1)
+            return
+        async with coord.lock("counter", timeout=10):
+            value = int(await raw.get(counter) or 0)
+            await asyncio.sleep(0)
+            await raw.set(counter, value + 1)
+
+    # Without the lock this workload does lose updates, so the check below can fail.
+    await asyncio.gather(*(increment(None) for _ in range(40)))
+    assert int(await raw.get(counter) or 0) < 40
+    await raw.delete(counter)
+
+    await asyncio.wait_for(
+        asyncio.gather(*(increment(workers[i % 4]) for i in range(40))), timeout=15
+    )
+    assert int(await raw.get(counter) or 0) == 40
+
+
+# --- Redis down, up again
+
+
+async def test_unavailable_is_fast_and_recovers(
+    start_redis: Callable[..., RedisProcess], make_coord: MakeCoord
+) -> None:
+    server = start_redis()
+    coord = make_coord(server.url(), socket_timeout=1.0)
+    await coord.put_session(SESSION, b"a")
+    async with coord.lock("upload:x"):
+        server.stop()  # dies while the lock is held: leaving the block must not raise
+    operations: dict[str, Callable[[], Awaitable[object]]] = {
+        "ping": coord.ping,
+        "get": lambda: coord.get_session(SESSION),
+        "put": lambda: coord.put_session(SESSION, b"b"),
+        "delete": lambda: coord.delete_session(SESSION),
+    }
+    for name, operation in operations.items():
+        start = time.monotonic()
+        with pytest.raises(CoordinatorUnavailable, match="unreachable"):
+            await operation()
+        assert time.monotonic() - start < 1.0, name
+    start = time.monotonic()
+    with pytest.raises(CoordinatorUnavailable):
+        async with coord.lock("upload:y", timeout=10):
+            pytest.fail("locked without Redis")
+    assert time.monotonic() - start < 1.0
+
+    server.start()  # same port, empty (no persistence); the same coordinator object
+    await coord.ping()
+    assert await coord.get_session(SESSION) is None
+    await coord.put_session(SESSION, b"c")
+    assert await coord.get_session(SESSION) == b"c"
+    async with coord.lock("upload:x", timeout=1):
+        pass
+
+
+async def test_a_server_that_does_not_answer_times_out(make_coord: MakeCoord) -> None:
+    """A port that accepts connections but never replies: unavailable after socket_timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes handshakes; nobody ever reads or writes
+        coord = make_coord(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", socket_timeout=0.3)
+        start = time.monotonic()
+        with pytest.raises(CoordinatorUnavailable, match="timed out"):
+            await coord.ping()
+        assert 0.25 <= time.monotonic() - start < 1.5
+
+
+# --- URLs: password, database, TLS; Sentinel
+
+
+async def test_password_and_database_in_url(
+    start_redis: Callable[..., RedisProcess], make_coord: MakeCoord
+) -> None:
+    server = start_redis(password="s3cret-Pa55")
+    coord = make_coord(server.url(password="s3cret-Pa55", db=3))
+    await coord.ping()
+    await coord.put_session(SESSION, b"a")
+    async with coord.lock("upload:x", timeout=1):
+        pass
+    key = f"{coord._prefix}session:{SESSION}"
+    for db, expected in ((3, 1), (0, 0)):
+        raw = Redis.from_url(server.url(password="s3cret-Pa55", db=db))
+        try:
+            assert await raw.exists(key) == expected, f"database {db}"
+        finally:
+            await raw.aclose()
+
+    wrong = make_coord(server.url(password="not-it"))
+    with pytest.raises(CoordinatorUnavailable, match="rejected the credentials") as info:
+        await wrong.ping()
+    assert "not-it" not in str(info.value)
+    missing = make_coord(server.url())
+    with pytest.raises(CoordinatorUnavailable, match="rejected the credentials"):
+        await missing.get_session(SESSION)
+
+
+async def test_rediss_url_with_password(
+    start_redis: Callable[..., RedisProcess],
+    make_coord: MakeCoord,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tls = make_certificate(tmp_path_factory.mktemp("tls"))
+    server = start_redis(password="s3cret-Pa55", tls=tls)
+    url = server.url(password="s3cret-Pa55")
+    assert url.startswith("rediss://")
+    coord = make_coord(url)
+    await coord.put_session(SESSION, b"over tls")
+    assert await coord.get_session(SESSION) == b"over tls"
+    # Plain Redis protocol against the TLS port does not get through.
+    plain = make_coord(url.replace("rediss://", "redis://").split("?")[0], socket_timeout=1.0)
+    with pytest.raises(CoordinatorUnavailable):
+        await plain.ping()
+
+
+async def test_sentinel_finds_the_master(
+    start_redis: Callable[..., RedisProcess], prefix: str
+) -> None:
+    master = start_redis()
+    sentinel = start_redis(sentinel_of=master)
+    coord = RedisCoordinator.from_sentinel(
+        [("127.0.0.1", sentinel.port)], "mymaster", prefix=prefix, socket_timeout=1.0
+    )
+    try:
+        await coord.ping()
+        await coord.put_session(SESSION, b"a")
+        async with coord.lock("upload:x", timeout=1):
+            pass
+        direct = Redis.from_url(master.url())
+        try:
+            assert await direct.get(f"{prefix}session:{SESSION}") == b"a"
+        finally:
+            await direct.aclose()
+    finally:
+        await coord.close()
+    missing = RedisCoordinator.from_sentinel(
+        [("127.0.0.1", sentinel.port)], "nosuch", prefix=prefix, socket_timeout=1.0
+    )
+    try:
+        with pytest.raises(CoordinatorUnavailable):
+            await missing.ping()
+    finally:
+        await missing.close()

@@ -1,0 +1,83 @@
+"""The registry with `-redisurl`: upload sessions shared through Redis, 503 while it is away."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.backends.conftest import RedisProcess
+from tests.oci import digest_of, error_codes, push_image
+from tests.server import RunningRegistry, start
+
+
+def test_chunks_alternate_between_workers_through_redis(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    server = start(tmp_path / "data", "-workers", "3", "-redisurl", redis_server.url(db=5))
+    try:
+        data = os.urandom(30 * 1000)
+        with server.client() as http:
+            location = http.post("/v2/r/blobs/uploads/").headers["Location"]
+        for i in range(0, len(data), 1000):
+            with server.client() as fresh:  # a new connection: possibly another worker
+                r = fresh.patch(
+                    location,
+                    content=data[i : i + 1000],
+                    headers={"Content-Range": f"{i}-{i + 999}"},
+                )
+                assert r.status_code == 202
+        with server.client() as http:
+            assert http.put(location, params={"digest": digest_of(data)}).status_code == 201
+            assert http.get(f"/v2/r/blobs/{digest_of(data)}").content == data
+            push_image(http, "r", "v1")
+        assert not (tmp_path / "data" / "_coord" / "sessions").exists()  # sessions lived in Redis
+    finally:
+        server.stop()
+
+
+def test_redis_away_is_503_then_recovers(
+    start_redis: Callable[..., RedisProcess], tmp_path: Path
+) -> None:
+    redis = start_redis()
+    server: RunningRegistry = start(tmp_path / "data", "-redisurl", redis.url())
+    try:
+        with server.client() as http:
+            location = http.post("/v2/r/blobs/uploads/").headers["Location"]
+            assert http.patch(location, content=b"abc").status_code == 202
+            redis.stop()
+            r = http.post("/v2/r/blobs/uploads/")
+            assert r.status_code == 503
+            assert error_codes(r) == ["UNAVAILABLE"]
+            r = http.patch(location, content=b"def")
+            assert r.status_code == 503
+            redis.start()  # an empty Redis: the old session is gone, a new upload works
+            assert http.patch(location, content=b"def").status_code == 404
+            fresh = http.post("/v2/r/blobs/uploads/")
+            assert fresh.status_code == 202
+            r = http.put(
+                fresh.headers["Location"], params={"digest": digest_of(b"x")}, content=b"x"
+            )
+            assert r.status_code == 201
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("source", ["flag", "yaml"])
+def test_redis_url_from_flag_or_configuration(source: str, tmp_path: Path) -> None:
+    from registry.config.flags import parse_serve
+
+    argv = ["-adminpwd", "pw"]
+    if source == "flag":
+        argv += ["-redisurl", "redis://127.0.0.1:6399/1"]
+    else:
+        cfg = tmp_path / "cfg"
+        cfg.mkdir()
+        (cfg / "c.yaml").write_text(
+            "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+            "spec:\n  redis: {url: 'redis://127.0.0.1:6399/1'}\n"
+        )
+        argv += ["-cfgdir", str(cfg)]
+    assert parse_serve(argv, environ={}).redis_url == "redis://127.0.0.1:6399/1"
