@@ -13,6 +13,7 @@ import multiprocessing
 import signal
 import socket
 import sys
+from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event as EventType
@@ -22,7 +23,7 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
-from registry.config.settings import Settings
+from registry.config.settings import ConfigError, Settings
 
 log = logging.getLogger("registry.server")
 RECV_BYTES = 1024 * 1024
@@ -93,8 +94,23 @@ def _refuse_taken_port(config: Config) -> None:
         sock.close()
 
 
+def _share_token_secret(settings: Settings) -> Settings:
+    """With Redis and no configured key, the token secret lives in Redis: every worker of
+    every host must sign and verify with the same one."""
+    if settings.redis_url is None or settings.token_secret or settings.token_key_file:
+        return settings
+    from registry.coord.redis import CoordinatorUnavailable, shared_secret
+
+    try:
+        secret = shared_secret(settings.redis_url, "token-secret")
+    except CoordinatorUnavailable as exc:
+        raise ConfigError(f"{exc} (or give -tokensecret)") from None
+    return replace(settings, token_secret=secret)
+
+
 def serve(settings: Settings) -> int:
     """Bind, install the stop signals, announce, then run; returns the exit status."""
+    settings = _share_token_secret(settings)
     config = hypercorn_config(settings)
     per_worker = _worker_sockets(config, settings.workers)
     listening = per_worker[0].secure_sockets or per_worker[0].insecure_sockets

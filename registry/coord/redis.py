@@ -339,3 +339,29 @@ def _describe(url: str) -> str:
         port = 6379
     database = parts.path.strip("/") or "0"
     return f"{parts.scheme}://{parts.hostname or 'localhost'}:{port}/{database}"
+
+
+def shared_secret(url: str, name: str, *, prefix: str = DEFAULT_PREFIX, size: int = 32) -> bytes:
+    """A random secret every worker of every host agrees on: the first to ask creates it.
+
+    Called once at startup (synchronously, before workers start), so that tokens issued by one
+    worker verify on all others without a configured secret. `SET NX` then `GET` makes
+    concurrent starters agree on the first value written.
+    """
+    import redis
+
+    key = f"{prefix}secret:{name}"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        with client:
+            client.set(key, secrets.token_bytes(size), nx=True)
+            value = client.get(key)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise CoordinatorUnavailable(
+            f"Redis at {_describe(url)} is unreachable to share the {name}: {exc}"
+        ) from exc
+    except redis.exceptions.ResponseError as exc:
+        raise CoordinatorUnavailable(f"Redis at {_describe(url)} refused: {exc}") from exc
+    if not isinstance(value, bytes) or not value:
+        raise CoordinatorUnavailable(f"Redis at {_describe(url)} lost the {name}")
+    return value

@@ -81,3 +81,61 @@ def test_redis_url_from_flag_or_configuration(source: str, tmp_path: Path) -> No
         )
         argv += ["-cfgdir", str(cfg)]
     assert parse_serve(argv, environ={}).redis_url == "redis://127.0.0.1:6399/1"
+
+
+def test_token_secret_is_shared_through_redis(
+    start_redis: Callable[..., RedisProcess], tmp_path: Path
+) -> None:
+    """Two servers with separate data directories accept each other's tokens."""
+    import httpx
+
+    redis = start_redis()
+    common = ("-redisurl", redis.url(), "-service", "registry.test")
+    first = start(tmp_path / "one", *common)
+    second = start(tmp_path / "two", *common)
+    try:
+        r = httpx.get(
+            f"{first.url}/token",
+            auth=(first.username or "", first.password or ""),
+            params={"scope": "repository:x:pull"},
+        )
+        token = r.json()["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{second.url}/v2/", headers=bearer).status_code == 200
+        assert not (tmp_path / "two" / "_secrets").exists()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_unreachable_redis_at_start_is_a_clear_error(
+    start_redis: Callable[..., RedisProcess], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    redis = start_redis()
+    url = redis.url()
+    redis.stop()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "serve",
+            "-adminpwd",
+            "pw",
+            "-addr",
+            "127.0.0.1:0",
+            "-datadir",
+            str(tmp_path / "d"),
+            "-redisurl",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unreachable" in result.stderr and "-tokensecret" in result.stderr
+    assert "Traceback" not in result.stderr
