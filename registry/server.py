@@ -99,7 +99,8 @@ def _share_token_secret(settings: Settings) -> Settings:
     every host must sign and verify with the same one."""
     if settings.redis_url is None or settings.token_secret or settings.token_key_file:
         return settings
-    from registry.coord.redis import CoordinatorUnavailable, shared_secret
+    from registry.coord.base import CoordinatorUnavailable
+    from registry.coord.redis import shared_secret
 
     try:
         secret = shared_secret(settings.redis_url, "token-secret")

@@ -8,8 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from registry.coord.base import LockTimeout
-from registry.coord.redis import CoordinatorUnavailable
+from registry.coord.base import CoordinatorUnavailable, LockTimeout
 from registry.oci.errors import (
     BlobUploadInvalid,
     NotFound,
@@ -17,6 +16,7 @@ from registry.oci.errors import (
     Unavailable,
     Unsupported,
 )
+from registry.storage.base import StorageUnavailable
 
 log = logging.getLogger("registry.api")
 
@@ -64,9 +64,14 @@ async def coordinator_down(request: Request, exc: Exception) -> Response:
     return render(Unavailable("the coordination service (Redis) is unreachable; retry"))
 
 
+async def storage_down(request: Request, exc: Exception) -> Response:
+    return render(Unavailable("the object store is unreachable; retry"))
+
+
 HANDLERS = {
     RegistryError: registry_error,
     CoordinatorUnavailable: coordinator_down,
+    StorageUnavailable: storage_down,
     HTTPException: http_error,
     ClientDisconnect: disconnected,
     LockTimeout: lock_timeout,

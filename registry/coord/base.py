@@ -14,6 +14,11 @@ class LockTimeout(Exception):
     """The lock was still held by someone else when the wait ran out."""
 
 
+class CoordinatorUnavailable(Exception):
+    """The coordinator (Redis) cannot be used right now: unreachable, timed out, read-only,
+    wrong credentials. Retryable from the client's point of view: the registry answers 503."""
+
+
 class Coordinator(Protocol):
     name: str
 

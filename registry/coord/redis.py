@@ -43,7 +43,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from registry.coord.base import LockTimeout
+from registry.coord.base import CoordinatorUnavailable, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-class CoordinatorUnavailable(Exception):
-    """Redis cannot be used right now (unreachable, timed out, read-only, wrong credentials).
-
-    Retryable from the client's point of view: the registry answers 503.
-    """
 
 
 class RedisCoordinator:

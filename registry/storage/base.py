@@ -15,6 +15,11 @@ class ObjectNotFound(KeyError):
     """The key does not exist."""
 
 
+class StorageUnavailable(Exception):
+    """The store cannot be used right now (unreachable, timing out, failing, or refusing the
+    configured credentials or bucket). Retryable for a client: the registry answers 503."""
+
+
 class StorageDriver(Protocol):
     name: str
 

@@ -224,3 +224,87 @@ async def make_coord(
     yield factory
     for coord in made:
         await coord.close()
+
+
+# --- S3: moto's HTTP server (see tests/backends/s3.py)
+
+from aiobotocore.session import get_session  # noqa: E402
+
+from registry.storage.s3 import S3Driver  # noqa: E402
+from tests.backends.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server for the session; tests keep apart by bucket."""
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_s3(tmp_path: Path) -> Iterator[Callable[[], MotoServer]]:
+    """Start private moto servers the test may stop; all stopped at its end."""
+    started: list[MotoServer] = []
+
+    def factory() -> MotoServer:
+        server = MotoServer(tmp_path / f"moto{len(started)}")
+        started.append(server)
+        server.start()
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+async def raw_s3(s3_server: MotoServer) -> AsyncIterator[Any]:
+    """A plain aiobotocore client on the shared server, to look behind a driver's back."""
+    async with get_session().create_client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=s3_server.endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def s3_bucket(raw_s3: Any) -> str:
+    """A bucket no other test uses."""
+    name = f"test-{uuid.uuid4().hex}"
+    await raw_s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+async def make_s3_driver(
+    s3_server: MotoServer, s3_bucket: str
+) -> AsyncIterator[Callable[..., S3Driver]]:
+    """S3Drivers on this test's bucket of the shared server (unless given another endpoint),
+    each with its own client, like separate workers; closed at the end."""
+    made: list[S3Driver] = []
+
+    def factory(**options: Any) -> S3Driver:
+        options.setdefault("bucket", s3_bucket)
+        options.setdefault("endpoint_url", s3_server.endpoint)
+        options.setdefault("region", REGION)
+        options.setdefault("path_style", True)
+        options.setdefault("access_key", ACCESS_KEY)
+        options.setdefault("secret_key", SECRET_KEY)
+        driver = S3Driver(**options)
+        made.append(driver)
+        return driver
+
+    yield factory
+    for driver in made:
+        await driver.close()
+
+
+@pytest.fixture
+def s3_driver(make_s3_driver: Callable[..., S3Driver]) -> S3Driver:
+    """A driver on this test's own bucket, under a key prefix."""
+    return make_s3_driver(prefix="registry")

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from registry.coord.base import Coordinator, LockTimeout
-from registry.coord.redis import CoordinatorUnavailable, RedisCoordinator
+from registry.coord.base import Coordinator, CoordinatorUnavailable, LockTimeout
+from registry.coord.redis import RedisCoordinator
 from tests.backends.conftest import RedisProcess, make_certificate
 
 pytestmark = pytest.mark.anyio
