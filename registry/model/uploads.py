@@ -41,6 +41,8 @@ class Session:
     started: float
     offset: int = 0
     hash_state: bytes | None = None
+    # The storage driver's own upload state (S3: multipart upload id, parts, staged tail).
+    storage_state: bytes | None = None
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -49,14 +51,15 @@ class Session:
                 "owner": self.owner,
                 "started": self.started,
                 "offset": self.offset,
-                "hash": base64.b64encode(self.hash_state).decode() if self.hash_state else None,
+                "hash": _b64(self.hash_state),
+                "storage": _b64(self.storage_state),
             }
         ).encode()
 
     @classmethod
     def decode(cls, session_id: str, record: bytes) -> Session:
         doc = json.loads(record)
-        state = doc.get("hash")
+        state, storage = doc.get("hash"), doc.get("storage")
         return cls(
             id=session_id,
             name=doc["name"],
@@ -64,6 +67,7 @@ class Session:
             started=doc["started"],
             offset=doc["offset"],
             hash_state=base64.b64decode(state) if state else None,
+            storage_state=base64.b64decode(storage) if storage else None,
         )
 
 
@@ -133,41 +137,48 @@ class Uploads:
             await self._write(session, chunks or _nothing())
             actual = await self._digest_of(session, digest.algorithm)
             if actual != digest.hex:
-                await self._discard(session.id)
+                await self._discard(session.id, session.storage_state)
                 raise DigestInvalid(
                     f"content digest is {digest.algorithm}:{actual}, not {digest}",
                     detail={"digest": str(digest)},
                 )
-            await self._commit(session.id, name, digest)
+            await self._commit(session.id, session.storage_state, name, digest)
 
     async def cancel(self, name: str, upload_id: str, owner: str) -> None:
         async with self._locked(upload_id):
             session = await self.get(name, upload_id, owner)
-            await self._discard(session.id)
+            await self._discard(session.id, session.storage_state)
 
     async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
         """A whole blob in one request with its digest known up front: no session record."""
         upload_id = uuid.uuid4().hex
         hasher = _hasher(digest.algorithm)
+        state: bytes | None = None
         try:
-            await self._storage.append(paths.upload_data(upload_id), 0, chunks, hasher.update)
+            appended = await self._storage.append(
+                paths.upload_data(upload_id), 0, chunks, hasher.update
+            )
+            state = appended.state
             if hasher.hexdigest() != digest.hex:
                 raise DigestInvalid(
                     f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
                     detail={"digest": str(digest)},
                 )
-            await self._commit(upload_id, name, digest)
-        finally:
-            await self._storage.delete_prefix(paths.upload_dir(upload_id))
+            await self._commit(upload_id, state, name, digest)
+        except BaseException:
+            await self._discard(upload_id, state)
+            raise
 
     async def _write(self, session: Session, chunks: AsyncIterable[bytes]) -> None:
         hasher = self._resume_hasher(session)
-        session.offset = await self._storage.append(
+        appended = await self._storage.append(
             paths.upload_data(session.id),
             session.offset,
             chunks,
             hasher.update if hasher is not None else None,
+            session.storage_state,
         )
+        session.offset, session.storage_state = appended.size, appended.state
         if hasher is not None:
             session.hash_state = hasher.save()
 
@@ -184,18 +195,25 @@ class Uploads:
         """The saved hash state when it fits; otherwise read the data back once."""
         if algorithm == "sha256" and session.hash_state is not None:
             return ResumableHash("sha256", session.hash_state).hexdigest()
+        # The upload becomes a plain object where it is, so it can be read back once.
+        key = paths.upload_data(session.id)
+        await self._storage.complete(key, session.storage_state, key)
+        session.storage_state = None
         hasher = _hasher(algorithm)
-        async for chunk in self._storage.stream(paths.upload_data(session.id)):
+        async for chunk in self._storage.stream(key):
             hasher.update(chunk)
         return hasher.hexdigest()
 
-    async def _commit(self, upload_id: str, name: str, digest: Digest) -> None:
+    async def _commit(self, upload_id: str, state: bytes | None, name: str, digest: Digest) -> None:
+        key = paths.upload_data(upload_id)
         if await self._storage.size(paths.blob(digest)) is None:
-            await self._storage.move(paths.upload_data(upload_id), paths.blob(digest))
+            await self._storage.complete(key, state, paths.blob(digest))
+            state = None
         await self._blobs.link(name, digest)
-        await self._discard(upload_id)
+        await self._discard(upload_id, state)
 
-    async def _discard(self, upload_id: str) -> None:
+    async def _discard(self, upload_id: str, state: bytes | None) -> None:
+        await self._storage.abort(paths.upload_data(upload_id), state)
         await self._storage.delete_prefix(paths.upload_dir(upload_id))
         await self._coord.delete_session(upload_id)
 
@@ -252,6 +270,10 @@ async def _exactly(chunks: AsyncIterable[bytes], length: int) -> AsyncIterator[b
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield b""
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data else None
 
 
 def _valid_id(upload_id: str) -> bool:

@@ -8,6 +8,7 @@ Every write is atomic: a reader sees the old object or the new one, never a part
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -18,6 +19,12 @@ class ObjectNotFound(KeyError):
 class StorageUnavailable(Exception):
     """The store cannot be used right now (unreachable, timing out, failing, or refusing the
     configured credentials or bucket). Retryable for a client: the registry answers 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    size: int
+    state: bytes | None = None
 
 
 class StorageDriver(Protocol):
@@ -57,13 +64,28 @@ class StorageDriver(Protocol):
         offset: int,
         chunks: AsyncIterable[bytes],
         observe: Callable[[bytes], None] | None = None,
-    ) -> int:
-        """Write `chunks` into the object at `offset`, discarding anything past it first.
+        state: bytes | None = None,
+    ) -> Appended:
+        """Add `chunks` to the upload at `key`, which holds `offset` bytes, and return its new
+        size and driver state.
 
-        `observe` sees every byte written, in order (the model hashes there), possibly in a
-        worker thread. Returns the new size. If the iterable raises, the object is cut back to
-        `offset`, so a failed chunk leaves the upload exactly as it was.
+        `state` is what the previous append returned (None for the first): opaque bytes the
+        caller keeps in its session record, so the next chunk may reach another worker (the
+        filesystem needs none; S3 keeps its multipart upload id, parts and staged tail there).
+        Anything past `offset` from an earlier failed append is discarded. `observe` sees every
+        byte, in order (the model hashes there), possibly in a worker thread. If `chunks`
+        raises, the upload stays as it was at `offset` with `state`.
         """
+        ...
+
+    async def complete(self, key: str, state: bytes | None, target: str) -> None:
+        """Make the upload's bytes the object `target` (which may be `key` itself: then the
+        upload becomes a readable object in place), atomically and without a client-side copy.
+        """
+        ...
+
+    async def abort(self, key: str, state: bytes | None) -> None:
+        """Discard an upload and whatever the store holds for it."""
         ...
 
     async def move(self, source: str, target: str) -> None:

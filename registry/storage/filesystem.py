@@ -18,7 +18,7 @@ from pathlib import Path
 
 from anyio import to_thread
 
-from registry.storage.base import ObjectNotFound
+from registry.storage.base import Appended, ObjectNotFound
 
 BATCH = 2 * 1024 * 1024
 MAX_BATCHES = 4
@@ -141,7 +141,8 @@ class FilesystemDriver:
         offset: int,
         chunks: AsyncIterable[bytes],
         observe: Callable[[bytes], None] | None = None,
-    ) -> int:
+        state: bytes | None = None,
+    ) -> Appended:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -151,7 +152,7 @@ class FilesystemDriver:
             try:
                 async for chunk in chunks:
                     await writer.add(chunk)
-                return await writer.close()
+                return Appended(await writer.close())
             except BaseException:
                 await writer.abandon()
                 with contextlib.suppress(OSError):
@@ -159,6 +160,14 @@ class FilesystemDriver:
                 raise
         finally:
             os.close(fd)
+
+    async def complete(self, key: str, state: bytes | None, target: str) -> None:
+        """The upload file is already a plain file: renaming it into place is atomic."""
+        if key != target:
+            await self.move(key, target)
+
+    async def abort(self, key: str, state: bytes | None) -> None:
+        await self.delete(key)
 
     async def move(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
