@@ -64,7 +64,12 @@ def basic_header(server: RunningRegistry) -> str:
     return f"Basic {token}"
 
 
-def start(datadir: Path, *extra: str, password: str | None = PASSWORD) -> RunningRegistry:
+def start(
+    datadir: Path,
+    *extra: str,
+    password: str | None = PASSWORD,
+    env: dict[str, str] | None = None,
+) -> RunningRegistry:
     args = [
         sys.executable,
         "-m",
@@ -78,9 +83,10 @@ def start(datadir: Path, *extra: str, password: str | None = PASSWORD) -> Runnin
     ]
     if password is not None:
         args += ["-adminpwd", password]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+    environment.update(env or {})
     process = subprocess.Popen(
-        args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+        args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=environment
     )
     assert process.stderr is not None
     output: list[str] = []

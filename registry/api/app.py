@@ -17,12 +17,14 @@ from registry.auth.gate import Gate
 from registry.auth.keys import TokenKeys, load_or_create_secret
 from registry.auth.policy import Policy
 from registry.auth.tokens import TokenIssuer
-from registry.config.settings import Settings
+from registry.config.settings import S3Settings, Settings
 from registry.coord.base import Coordinator
 from registry.coord.local import LocalCoordinator
 from registry.coord.redis import RedisCoordinator
 from registry.model.registry import Registry
+from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
+from registry.storage.s3 import S3Driver
 
 NAME = "{name:path}"
 
@@ -75,7 +77,9 @@ class APIVersionHeader:
 
 def create_app(settings: Settings) -> ASGIApp:
     datadir = settings.datadir.resolve()
-    storage = FilesystemDriver(datadir)
+    storage: StorageDriver = FilesystemDriver(datadir)
+    if settings.s3 is not None:
+        storage = _s3_driver(settings.s3)
     coord: Coordinator = (
         RedisCoordinator(settings.redis_url)
         if settings.redis_url
@@ -87,6 +91,8 @@ def create_app(settings: Settings) -> ASGIApp:
         yield
         if isinstance(coord, RedisCoordinator):
             await coord.close()
+        if isinstance(storage, S3Driver):
+            await storage.close()
 
     app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS), lifespan=lifespan)
     gate = Gate(
@@ -100,6 +106,21 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state.services = Services(settings, Registry(storage, coord), gate)
     return APIVersionHeader(app)
+
+
+def _s3_driver(s3: S3Settings) -> S3Driver:
+    return S3Driver(
+        s3.bucket,
+        prefix=s3.prefix,
+        region=s3.region,
+        endpoint_url=s3.endpoint_url,
+        path_style=s3.path_style,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        sse=s3.sse,
+        sse_kms_key_id=s3.sse_kms_key_id,
+        storage_class=s3.storage_class,
+    )
 
 
 def _token_keys(settings: Settings, datadir: Path) -> TokenKeys:

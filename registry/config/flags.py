@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from registry.config.builtin import with_flag_users
 from registry.config.manifests import load_manifests
 from registry.config.model import Manifests
-from registry.config.settings import ConfigError, Settings
+from registry.config.settings import ConfigError, S3Settings, Settings
 
 ENV_PREFIX = "SIMPLE_REGISTRY_"
 
@@ -99,6 +99,15 @@ def serve_parser() -> argparse.ArgumentParser:
         help="Redis for upload sessions and locks shared by "
         "workers on several hosts (redis://[:password@]host:port/db, rediss:// for TLS)",
     )
+    add(
+        "s3bucket",
+        metavar="BUCKET",
+        help="keep blobs and metadata in this S3 bucket instead "
+        "of the data directory (credentials: the standard AWS variables or files)",
+    )
+    add("s3endpoint", metavar="URL", help="S3-compatible endpoint (MinIO, Ceph, R2, ...)")
+    add("s3region", metavar="REGION", help="S3 region")
+    add("s3prefix", metavar="PREFIX", help="key prefix inside the bucket")
     add(
         "cfgdir",
         metavar="DIR",
@@ -189,6 +198,7 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
 
     trust = pick("trustforwarded")
     redis_url = pick("redisurl") or _section_text(manifests, "redis", "url")
+    s3 = _s3_settings(pick, manifests)
     return Settings(
         addr=addr,
         datadir=Path(pick("datadir") or manifests.configuration.data_dir or "./data"),
@@ -205,7 +215,51 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         if trust is not None
         else bool(web.trust_forwarded_headers),
         redis_url=redis_url,
+        s3=s3,
     )
+
+
+_S3_FIELDS = {
+    "bucket": "bucket",
+    "region": "region",
+    "endpoint": "endpoint_url",
+    "prefix": "prefix",
+    "pathStyle": "path_style",
+    "accessKey": "access_key",
+    "secretKey": "secret_key",
+    "sse": "sse",
+    "sseKmsKeyId": "sse_kms_key_id",
+    "storageClass": "storage_class",
+}
+
+
+def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3Settings | None:
+    """`-s3*` flags (and variables) over `spec.storage.s3` of the Configuration."""
+    section = manifests.configuration.sections.get("storage", {}).get("s3") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("Configuration spec.storage.s3 must be a mapping")
+    unknown = sorted(set(section) - set(_S3_FIELDS))
+    if unknown:
+        raise ConfigError(f"Configuration spec.storage.s3: unknown field {unknown[0]!r}")
+    values: dict[str, object] = {_S3_FIELDS[k]: v for k, v in section.items()}
+    for flag, name in (
+        ("s3bucket", "bucket"),
+        ("s3endpoint", "endpoint_url"),
+        ("s3region", "region"),
+        ("s3prefix", "prefix"),
+    ):
+        given = pick(flag)
+        if given is not None:
+            values[name] = given
+    if not values.get("bucket"):
+        if values:
+            raise ConfigError("S3 storage needs a bucket (-s3bucket or spec.storage.s3.bucket)")
+        return None
+    for name, value in values.items():
+        expected = bool if name == "path_style" else str
+        if not isinstance(value, expected):
+            raise ConfigError(f"S3 setting {name} must be a {expected.__name__}")
+    return S3Settings(**values)  # type: ignore[arg-type]
 
 
 def _section_text(manifests: Manifests, section: str, key: str) -> str | None:

@@ -18,6 +18,22 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class S3Settings:
+    """Where and how to reach the bucket; credentials default to the standard AWS chain."""
+
+    bucket: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    prefix: str = ""
+    path_style: bool = False
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     addr: str = "0.0.0.0:5000"
     datadir: Path = Path("./data")
@@ -41,6 +57,8 @@ class Settings:
     # Scaled mode: upload sessions and locks in Redis (`redis://`, `rediss://`, with password
     # and database in the URL) instead of under the data directory.
     redis_url: str | None = field(default=None, repr=False)
+    # Blobs and metadata in S3-compatible object storage instead of the data directory.
+    s3: S3Settings | None = None
 
     @property
     def tls(self) -> bool:

@@ -10,21 +10,28 @@ Failures of the service itself (unreachable, timed out, 5xx after the client's r
 credentials or bucket that no longer work) surface as `StorageUnavailable`, which the registry
 answers with 503. Messages name the endpoint, bucket and operation, never a credential.
 
-Chunked uploads (`append`) come with the S3 upload design (multipart state in `coord`).
+Chunked uploads are S3 multipart uploads whose state the caller keeps between requests (so
+consecutive chunks may reach different workers): see "chunked uploads" in `S3Driver` and
+`_UploadState` for the layout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from anyio import to_thread
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     ClientError,
@@ -36,7 +43,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from registry.storage.base import ObjectNotFound, StorageUnavailable
+from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
 COPY_LIMIT = 5 * 1024**3  # CopyObject copies at most 5 GiB; larger objects go part by part
@@ -45,7 +52,19 @@ MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 COPY_CONCURRENCY = 8  # UploadPartCopy requests in flight per move
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
+# Chunked uploads (see `S3Driver.append`).
+PART_SIZE = 8 * 1024**2  # an upload's first parts; they grow every PART_SIZE_STEP parts
+PART_SIZE_STEP = 1000  # part n is PART_SIZE * (1 + (n - 1) // PART_SIZE_STEP): ~430 GiB in all
+MIN_PART = 5 * 1024**2  # S3's minimum for every part but the last
+MAX_PART = 5 * 1024**3  # and its maximum for any part
+HASH_BATCH = 2 * 1024**2  # `observe` runs in a worker thread on batches of about this much
+MAX_HASH_BATCHES = 4  # batches received but not yet observed, before receiving waits
+MAX_STATE = 4 * 1024**2  # a state longer than this is garbage (10,000 parts take ~600 KB)
+STATE_VERSION = 1
+
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
+# An upload's multipart upload or staged tail is gone (completed, aborted, or expired).
+_GONE = _NOT_FOUND | {"NoSuchUpload"}
 # The request was refused because of how the registry is set up (credentials, bucket, region,
 # KMS key), not because of what it asked: the service is unusable until an operator acts.
 _MISCONFIGURED = frozenset(
@@ -140,11 +159,17 @@ class S3Driver:
             self._put_options["ServerSideEncryption"] = sse
         if sse_kms_key_id is not None:
             self._put_options["SSEKMSKeyId"] = sse_kms_key_id
+        # Scratch objects (parts, tails) are encrypted alike but keep the default storage
+        # class: infrequent-access classes bill short-lived objects for weeks.
+        self._scratch_options = dict(self._put_options)
         if storage_class is not None:
             self._put_options["StorageClass"] = storage_class
         # Tunable by tests, to exercise the multipart copy without 5 GiB objects.
         self.copy_limit = COPY_LIMIT
         self.copy_part_size = COPY_PART
+        # Tunable by tests, to exercise multipart uploads with little data (at least MIN_PART).
+        self.part_size = PART_SIZE
+        self.part_size_step = PART_SIZE_STEP
         self._session: Any = get_session()
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -205,14 +230,17 @@ class S3Driver:
         return self.prefix + key
 
     @contextlib.contextmanager
-    def _errors(self, operation: str, key: str | None = None) -> Iterator[None]:
+    def _errors(
+        self, operation: str, key: str | None = None, missing: frozenset[str] = _NOT_FOUND
+    ) -> Iterator[None]:
         """Translate botocore's errors: a missing key into ObjectNotFound (when `key` is the
-        object asked for), an unusable service into StorageUnavailable; others pass through."""
+        object asked for; `missing` are the codes that mean so), an unusable service into
+        StorageUnavailable; others pass through."""
         try:
             yield
         except ClientError as exc:
             code, status = _error_code(exc), _http_status(exc)
-            if key is not None and code in _NOT_FOUND:
+            if key is not None and code in missing:
                 raise ObjectNotFound(key) from None
             what = f"S3 {operation} on bucket {self.bucket!r} at {self._where}"
             if status >= 500 or code in _THROTTLED:
@@ -280,6 +308,11 @@ class S3Driver:
         start = self._key(prefix) + "/"
         with self._errors("DeleteObjects"):
             s3 = await self._s3()
+        await self._delete_starting(s3, start, prefix)
+
+    async def _delete_starting(self, s3: Any, start: str, what: str) -> None:
+        """Delete every object whose full key starts with `start`."""
+        with self._errors("DeleteObjects"):
             pages = s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}
             )
@@ -294,7 +327,7 @@ class S3Driver:
                     if errors := answer.get("Errors"):
                         raise StorageUnavailable(
                             f"S3 DeleteObjects on bucket {self.bucket!r} at {self._where} left "
-                            f"{len(errors)} object(s) under {prefix!r}: {errors[0].get('Code')}"
+                            f"{len(errors)} object(s) under {what!r}: {errors[0].get('Code')}"
                         )
 
     async def list(self, prefix: str) -> list[str]:
@@ -359,14 +392,238 @@ class S3Driver:
         finally:
             body.close()  # also when the consumer stops early: drop the connection
 
+    # --- chunked uploads
+    #
+    # An upload at `key` (its scratch key) is an S3 multipart upload on `key` plus a staged
+    # tail. Whole parts go to S3 as they fill; the bytes after the last whole part, the tail
+    # (shorter than a part), are staged as the object `<key>.tail.<start>-<size>`, which holds
+    # exactly the upload's bytes [start, start + size). The caller keeps the state (see
+    # `_UploadState`) between requests, so the next append may run in another process.
+    #
+    # Nothing an append writes can spoil the state it started from, so a failed append, or
+    # one whose new state the caller could not save, is retried from the old state:
+    # - parts are numbered by the state: a retry uploads the same numbers again, which
+    #   replaces them, and CompleteMultipartUpload names exactly the state's parts;
+    # - a tail's name says which bytes it holds, and every append that writes one has new
+    #   bytes, so it never writes the name of the tail its own state refers to. The old
+    #   tail stays until the next append (the new state names it in `drop`), and
+    #   whatever failed appends left behind goes with `complete`, `abort`, or the upload's
+    #   `delete_prefix`;
+    # - a multipart upload created by an append that then failed is aborted on the way out,
+    #   and `complete` and `abort` also abort any other one they find on `key`.
+
     async def append(
         self,
         key: str,
         offset: int,
         chunks: AsyncIterable[bytes],
         observe: Callable[[bytes], None] | None = None,
-    ) -> int:
-        raise NotImplementedError("chunked uploads on S3 come with the S3 upload design")
+        state: bytes | None = None,
+    ) -> Appended:
+        """Add `chunks` to the upload at `key` (see "chunked uploads" above).
+
+        The old tail is read back once the first new byte arrives and goes in front of the
+        new bytes. Each whole part uploads while the next one is received (at most one part
+        in flight, so memory stays within about two parts), and `observe` sees every new byte
+        once, in order, in a worker thread. The new tail is staged last. If `chunks` (or S3)
+        fails, part uploads in flight are cancelled, a multipart upload this call created is
+        aborted, and the error propagates: the old `state` still describes the upload.
+        `offset` must be the size `state` describes (ValueError otherwise).
+        """
+        self._key(key)
+        old = _UploadState.decode(state)
+        if offset != old.size:
+            raise ValueError(f"upload {key!r} holds {old.size} bytes by its state, not {offset}")
+        if self.part_size < MIN_PART or self.part_size_step < 1:
+            raise ValueError(f"S3 upload parts must be at least {MIN_PART} bytes")
+        s3 = await self._s3()
+        run = _Append(self, s3, key, old, observe)
+        try:
+            async for chunk in chunks:
+                await run.add(chunk)
+            new = await run.finish()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await run.abandon()
+            raise
+        return Appended(new.size, new.encode())
+
+    async def complete(self, key: str, state: bytes | None, target: str) -> None:
+        """Make the upload's bytes the object `target`, server-side.
+
+        With parts: the tail becomes the last part (UploadPartCopy), CompleteMultipartUpload
+        makes the object `key`, then `move` copies it to `target` (unless that is `key`).
+        Without parts: the tail object is copied to `target` directly; with no bytes at all,
+        `target` becomes an empty object (or, when `key` holds an object already because an
+        earlier `complete` made it in place and the caller then dropped the state, that one
+        moves). `target` appears only in that last, atomic step.
+
+        Repeating a `complete` that got part of the way (or all of it) with the same state is
+        fine; ObjectNotFound when the upload's data is gone. Leftovers (tails, stray
+        multipart uploads, `key` when it is not the target) are removed on a best-effort basis.
+        """
+        full, dst = self._key(key), self._key(target)
+        st = _UploadState.decode(state)
+        s3 = await self._s3()
+        if st.parts:
+            done = await self._complete_parts(s3, key, st)
+            if done and dst != full:
+                await self.move(key, target)
+        elif st.tail:
+            try:
+                with self._errors("CopyObject", key, _GONE):
+                    await s3.copy_object(
+                        Bucket=self.bucket,
+                        Key=dst,
+                        CopySource={"Bucket": self.bucket, "Key": st.tail_key(full)},
+                        **self._put_options,
+                    )
+                done = True
+            except ObjectNotFound:
+                done = False
+        else:
+            done = True
+            if await self.size(key) is not None:
+                if dst != full:
+                    await self.move(key, target)
+            else:
+                await self.write(target, b"")
+        if not done:
+            await self._recover(key, target, st.size)
+        with contextlib.suppress(StorageUnavailable, ObjectNotFound, ClientError):
+            await self._clean_up(s3, key, remove_key=dst != full)
+
+    async def abort(self, key: str, state: bytes | None) -> None:
+        """Abort the multipart upload(s) on `key` and delete its tails and `key` itself.
+
+        Found by listing, so this also cleans up after appends whose state was never saved,
+        and a state that cannot be parsed is no reason to keep anything. Idempotent.
+        """
+        full = self._key(key)
+        try:
+            upload_id = _UploadState.decode(state).upload_id
+        except ValueError:
+            upload_id = None
+        s3 = await self._s3()
+        upload_ids = await self._upload_ids(s3, full)
+        if upload_id is not None:
+            upload_ids.add(upload_id)
+        for stray in sorted(upload_ids):
+            await self._abort_upload(s3, full, stray)
+        await self._clean_up(s3, key, remove_key=True)
+
+    async def _complete_parts(self, s3: Any, key: str, st: _UploadState) -> bool:
+        """The tail as the last part, then CompleteMultipartUpload onto `key`; False when the
+        multipart upload or the tail is gone."""
+        full = self._key(key)
+        parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in st.parts]
+        try:
+            if st.tail:
+                number = len(parts) + 1
+                with self._errors("UploadPartCopy", key, _GONE):
+                    answer = await s3.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=st.upload_id,
+                        PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": st.tail_key(full)},
+                    )
+                parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+            with self._errors("CompleteMultipartUpload", key, _GONE):
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=st.upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def _recover(self, key: str, target: str, size: int) -> None:
+        """The upload's multipart upload or tail is gone: an earlier `complete` got further
+        (in place at `key`, or all the way to `target`), or the upload is lost."""
+        if await self.size(key) == size:
+            if target != key:
+                await self.move(key, target)
+            return
+        if target != key and await self.size(target) == size:
+            return
+        raise ObjectNotFound(key)
+
+    async def _clean_up(self, s3: Any, key: str, *, remove_key: bool) -> None:
+        """Delete the upload's tails, abort stray multipart uploads, and delete `key`."""
+        full = self._key(key)
+        await self._delete_starting(s3, full + TAIL_INFIX, key + TAIL_INFIX)
+        for stray in await self._upload_ids(s3, full):
+            await self._abort_upload(s3, full, stray)
+        if remove_key:
+            with self._errors("DeleteObject"):
+                await s3.delete_object(Bucket=self.bucket, Key=full)
+
+    async def _upload_ids(self, s3: Any, full: str) -> set[str]:
+        """The multipart uploads in progress on exactly `full`."""
+        found: set[str] = set()
+        with self._errors("ListMultipartUploads"):
+            pages = s3.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            async for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if upload.get("Key") == full:
+                        found.add(str(upload["UploadId"]))
+        return found
+
+    async def _abort_upload(self, s3: Any, full: str, upload_id: str) -> None:
+        try:
+            with self._errors("AbortMultipartUpload"):
+                await s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) not in ("NoSuchUpload", "404"):
+                raise
+
+    async def _create_upload(self, s3: Any, key: str) -> str:
+        with self._errors("CreateMultipartUpload"):
+            created = await s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), **self._scratch_options
+            )
+        return str(created["UploadId"])
+
+    async def _upload_part(
+        self, s3: Any, key: str, upload_id: str, number: int, data: bytes
+    ) -> tuple[int, str, int]:
+        with self._errors("UploadPart", key, _GONE):
+            answer = await s3.upload_part(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        return number, str(answer["ETag"]), len(data)
+
+    async def _read_tail(self, s3: Any, key: str, name: str, size: int) -> bytes:
+        """The staged tail `name` (a full key); ObjectNotFound(key) when it is not all there."""
+        with self._errors("GetObject", key, _GONE):
+            response = await s3.get_object(Bucket=self.bucket, Key=name)
+            async with response["Body"] as body:
+                data = bytes(await body.read())
+        if len(data) != size:
+            raise ObjectNotFound(key)
+        return data
+
+    async def _write_tail(self, s3: Any, name: str, data: bytes) -> None:
+        with self._errors("PutObject"):
+            await s3.put_object(Bucket=self.bucket, Key=name, Body=data, **self._scratch_options)
+
+    async def _delete_quietly(self, s3: Any, name: str) -> None:
+        """Best effort: whatever stays is removed with the upload anyway."""
+        with contextlib.suppress(StorageUnavailable, ClientError), self._errors("DeleteObject"):
+            await s3.delete_object(Bucket=self.bucket, Key=name)
+
+    def _part_size(self, number: int) -> int:
+        """The size of whole part `number`: parts grow, so 10,000 of them hold ~430 GiB."""
+        return self.part_size * (1 + (number - 1) // self.part_size_step)
 
     async def move(self, source: str, target: str) -> None:
         src, dst = self._key(source), self._key(target)
@@ -426,6 +683,287 @@ class S3Driver:
             with contextlib.suppress(Exception):
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
+
+
+TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
+_STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
+
+
+@dataclass(frozen=True, slots=True)
+class _UploadState:
+    """What the caller keeps of an S3 upload between appends: versioned JSON, never pickle.
+
+        {"v": 1, "upload_id": str | null, "parts": [[number, etag, size], ...],
+         "tail": size, "drop": [start, size] | null}
+
+    `parts` are the whole parts uploaded so far, numbered 1, 2, ... (each at least MIN_PART);
+    there is a multipart upload exactly when there are parts. `tail` is the size of the staged
+    tail, which starts where the parts end. `drop` is an older tail that the next append
+    deletes. An upload with no bytes has the state None.
+    """
+
+    upload_id: str | None = None
+    parts: tuple[tuple[int, str, int], ...] = ()
+    tail: int = 0
+    drop: tuple[int, int] | None = None
+
+    @property
+    def tail_start(self) -> int:
+        return sum(size for _, _, size in self.parts)
+
+    @property
+    def size(self) -> int:
+        return self.tail_start + self.tail
+
+    def tail_key(self, full: str) -> str:
+        return _tail_key(full, self.tail_start, self.tail)
+
+    def encode(self) -> bytes | None:
+        if self.upload_id is None and not self.tail:
+            return None
+        doc = {
+            "v": STATE_VERSION,
+            "upload_id": self.upload_id,
+            "parts": [list(part) for part in self.parts],
+            "tail": self.tail,
+            "drop": list(self.drop) if self.drop is not None else None,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, state: bytes | None) -> _UploadState:
+        """Parse and check a state; ValueError for anything `encode` would not have made."""
+        if state is None:
+            return cls()
+        if not isinstance(state, bytes) or len(state) > MAX_STATE:
+            raise _bad_state("not bytes of a plausible length")
+        try:
+            doc = json.loads(state)
+        except (ValueError, RecursionError):  # also UnicodeDecodeError
+            raise _bad_state("not JSON") from None
+        if not isinstance(doc, dict) or set(doc) != _STATE_FIELDS:
+            raise _bad_state("not an object with the fields of version 1")
+        if not _is_int(doc["v"]) or doc["v"] != STATE_VERSION:
+            raise _bad_state(f"version {doc['v']!r} is not {STATE_VERSION}")
+        upload_id = doc["upload_id"]
+        if upload_id is not None and not (
+            isinstance(upload_id, str) and 0 < len(upload_id) <= 1024
+        ):
+            raise _bad_state("bad upload id")
+        raw_parts = doc["parts"]
+        if not isinstance(raw_parts, list) or len(raw_parts) >= MAX_PARTS:
+            raise _bad_state("parts are not a list of fewer than 10,000")
+        parts: list[tuple[int, str, int]] = []
+        for index, part in enumerate(raw_parts, start=1):
+            if not (isinstance(part, list) and len(part) == 3):
+                raise _bad_state("a part is not [number, etag, size]")
+            number, etag, size = part
+            if not _is_int(number) or number != index:
+                raise _bad_state("parts are not numbered 1, 2, 3, ...")
+            if not (isinstance(etag, str) and 0 < len(etag) <= 1024):
+                raise _bad_state(f"part {index} has a bad ETag")
+            if not _is_int(size) or not MIN_PART <= size <= MAX_PART:
+                raise _bad_state(f"part {index} has a size S3 would not take")
+            parts.append((number, etag, size))
+        if (upload_id is None) != (not parts):
+            raise _bad_state("a multipart upload id goes with parts, and only with them")
+        tail = doc["tail"]
+        if not _is_int(tail) or not 0 <= tail <= MAX_PART:
+            raise _bad_state("bad tail size")
+        start = sum(size for _, _, size in parts)
+        raw_drop, drop = doc["drop"], None
+        if raw_drop is not None:
+            if not (
+                isinstance(raw_drop, list) and len(raw_drop) == 2 and all(map(_is_int, raw_drop))
+            ):
+                raise _bad_state("drop is not [start, size]")
+            drop = (int(raw_drop[0]), int(raw_drop[1]))
+            # An older tail: it starts no later and ends earlier than the current one.
+            if not (0 <= drop[0] <= start and drop[1] > 0 and sum(drop) < start + tail):
+                raise _bad_state("drop is not an older tail")
+        return cls(upload_id, tuple(parts), tail, drop)
+
+
+class _Append:
+    """One `S3Driver.append`: cuts the old tail and the new bytes into parts, uploads each
+    while the next is received, feeds `observe` from worker threads (in order: each batch
+    waits for the one before), and stages the new tail at the end."""
+
+    def __init__(
+        self,
+        driver: S3Driver,
+        s3: Any,
+        key: str,
+        old: _UploadState,
+        observe: Callable[[bytes], None] | None,
+    ) -> None:
+        self._driver = driver
+        self._s3 = s3
+        self._key = key
+        self._full = driver._key(key)
+        self._old = old
+        self._observe = observe
+        self._parts = list(old.parts)
+        self._upload_id = old.upload_id
+        self._created = False  # the multipart upload is this append's: abort it on failure
+        self._next = len(old.parts) + 1  # the number of the next part to cut
+        self._start = old.tail_start  # where the buffered bytes (old tail, then new) begin
+        self._head: asyncio.Future[bytes] | None = None  # the old tail, being read back
+        self._head_size = old.tail  # its size, until it is moved into `_pending`
+        self._pending: deque[bytes | memoryview] = deque()
+        self._pending_size = 0
+        self._new = 0  # new bytes received
+        self._inflight: asyncio.Future[tuple[int, str, int]] | None = None
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._hashing: deque[asyncio.Future[None]] = deque()
+        self._last_hash: asyncio.Future[None] | None = None
+        self._dropping: asyncio.Future[None] | None = None
+        if old.drop is not None:  # no state that can still be used names it any more
+            name = _tail_key(self._full, *old.drop)
+            self._dropping = asyncio.ensure_future(driver._delete_quietly(s3, name))
+
+    async def add(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self._head_size and self._head is None:  # the first new byte: read the tail back
+            self._head = asyncio.ensure_future(
+                self._driver._read_tail(
+                    self._s3, self._key, self._old.tail_key(self._full), self._head_size
+                )
+            )
+        self._new += len(chunk)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._observe is not None:
+            self._batch.append(chunk)
+            self._batch_size += len(chunk)
+            if self._batch_size >= HASH_BATCH:
+                await self._hash_batch()
+        if self._inflight is not None and self._inflight.done():
+            await self._collect()  # a failed part upload stops the receiving early
+        while self._head_size + self._pending_size >= self._driver._part_size(self._next):
+            await self._cut()
+
+    async def finish(self) -> _UploadState:
+        if not self._new:
+            # Nothing changed; the tail `drop` named is being deleted.
+            if self._dropping is not None:
+                await self._dropping
+            return _UploadState(self._old.upload_id, self._old.parts, self._old.tail)
+        await self._hash_batch()
+        if self._inflight is not None:
+            await self._collect()
+        tail = self._head_size + self._pending_size
+        if tail:
+            if self._head is not None:
+                self._pending.appendleft(await self._head)
+                self._head = None
+            name = _tail_key(self._full, self._start, tail)
+            await self._driver._write_tail(self._s3, name, b"".join(self._pending))
+        while self._hashing:
+            await self._hashing.popleft()
+        if self._dropping is not None:
+            await self._dropping
+        # The old tail is what the old state names: it stays until the next append, in case
+        # the caller cannot save the new state and retries from the old one.
+        drop = (self._old.tail_start, self._old.tail) if self._old.tail else None
+        return _UploadState(self._upload_id, tuple(self._parts), tail, drop)
+
+    async def abandon(self) -> None:
+        """After a failure: cancel what is in flight, let observing threads finish, abort a
+        multipart upload this append created. The caller's old state stays valid."""
+        for task in (self._head, self._inflight):
+            if task is not None:
+                task.cancel()
+        tasks: list[asyncio.Future[Any]] = [
+            task
+            for task in (self._head, self._inflight, self._dropping, self._last_hash)
+            if task is not None
+        ]
+        tasks.extend(self._hashing)
+        if tasks:
+            await asyncio.wait(tasks)
+            for task in tasks:
+                if not task.cancelled():
+                    task.exception()  # retrieved: the error that matters is propagating
+        if self._created and self._upload_id is not None:
+            with contextlib.suppress(Exception):
+                await self._driver._abort_upload(self._s3, self._full, self._upload_id)
+
+    async def _cut(self) -> None:
+        """Take the next whole part off the buffer and start uploading it."""
+        number = self._next
+        if number >= MAX_PARTS:  # the last number is kept for the tail
+            raise ValueError(f"upload {self._key!r} is too large for an S3 multipart upload")
+        size = self._driver._part_size(number)
+        if self._head is not None:
+            self._pending.appendleft(await self._head)
+            self._pending_size += self._head_size
+            self._head, self._head_size = None, 0
+        take: list[bytes | memoryview] = []
+        need = size
+        while need:
+            piece = self._pending[0]
+            if len(piece) <= need:
+                take.append(self._pending.popleft())
+                need -= len(piece)
+            else:
+                view = memoryview(piece)
+                take.append(view[:need])
+                self._pending[0] = view[need:]
+                need = 0
+        self._pending_size -= size
+        data = b"".join(take)
+        del take
+        if self._inflight is not None:
+            await self._collect()  # one part in flight at a time: memory stays bounded
+        if self._upload_id is None:
+            self._upload_id = await self._driver._create_upload(self._s3, self._key)
+            self._created = True
+        self._inflight = asyncio.ensure_future(
+            self._driver._upload_part(self._s3, self._key, self._upload_id, number, data)
+        )
+        self._next += 1
+        self._start += size
+
+    async def _collect(self) -> None:
+        inflight, self._inflight = self._inflight, None
+        assert inflight is not None
+        self._parts.append(await inflight)
+
+    async def _hash_batch(self) -> None:
+        batch, self._batch, self._batch_size = self._batch, [], 0
+        if not batch:
+            return
+        while len(self._hashing) >= MAX_HASH_BATCHES:
+            await self._hashing.popleft()
+        self._last_hash = asyncio.ensure_future(self._hash(self._last_hash, batch))
+        self._hashing.append(self._last_hash)
+
+    async def _hash(self, previous: asyncio.Future[None] | None, batch: list[bytes]) -> None:
+        if previous is not None:
+            await previous
+        observe = self._observe
+        assert observe is not None
+        await to_thread.run_sync(_observe_all, observe, batch)
+
+
+def _observe_all(observe: Callable[[bytes], None], batch: list[bytes]) -> None:
+    for chunk in batch:
+        observe(chunk)
+
+
+def _tail_key(full: str, start: int, size: int) -> str:
+    return f"{full}{TAIL_INFIX}{start}-{size}"
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int  # not bool
+
+
+def _bad_state(why: str) -> ValueError:
+    return ValueError(f"invalid S3 upload state: {why}")
 
 
 def _check_key(key: str) -> None:

@@ -316,14 +316,6 @@ def test_unsafe_prefixes_are_rejected(prefix: str) -> None:
         S3Driver("bucket", prefix=prefix)
 
 
-async def test_append_waits_for_the_upload_design(s3_driver: S3Driver) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        yield b"x"
-
-    with pytest.raises(NotImplementedError, match="S3 upload design"):
-        await s3_driver.append("_uploads/u/data", 0, chunks())
-
-
 # --- an unusable service
 
 
