@@ -15,10 +15,17 @@ from tests.server import RunningRegistry, start
 _names = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
-    """One server for the session, with the admin password; tests use their own repositories."""
-    server = start(tmp_path_factory.mktemp("data"))
+@pytest.fixture(scope="session", params=["filesystem", "s3+redis"])
+def registry_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningRegistry]:
+    """One server per backend for the session, with the admin password; every test that uses
+    it runs on the embedded default and on S3 (moto over HTTP) with Redis coordination."""
+    datadir = tmp_path_factory.mktemp("data")
+    if request.param == "filesystem":
+        server = start(datadir)
+    else:
+        server = start_scaled(request.getfixturevalue("scaled_services"), datadir)
     yield server
     server.stop()
 
@@ -60,3 +67,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped and exitstatus == 0:
         print(f"\n{skipped} test(s) skipped, which CI does not allow (see the reasons above)")
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def scaled_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real redis-server and moto's S3 server: (redis URL, S3 endpoint)."""
+    from tests.backends.conftest import RedisProcess
+    from tests.backends.s3 import MotoServer
+
+    redis = RedisProcess(tmp_path_factory.mktemp("redis"))
+    moto = MotoServer(tmp_path_factory.mktemp("moto"))
+    redis.start()
+    try:
+        moto.start()
+        try:
+            yield redis.url(db=1), moto.endpoint
+        finally:
+            moto.stop()
+    finally:
+        redis.stop()
+
+
+def start_scaled(services: tuple[str, str], datadir: Path, *extra: str) -> RunningRegistry:
+    """The registry on S3 (a fresh bucket) with Redis coordination."""
+    import uuid
+
+    redis_url, endpoint = services
+    bucket = f"registry-{uuid.uuid4().hex[:12]}"
+    httpx.put(f"{endpoint}/{bucket}").raise_for_status()  # moto creates buckets unsigned
+    return start(
+        datadir,
+        "-s3bucket", bucket, "-s3endpoint", endpoint, "-s3region", "us-east-1",
+        "-s3pathstyle", "-redisurl", redis_url, *extra,
+        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )  # fmt: skip

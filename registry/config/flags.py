@@ -109,6 +109,13 @@ def serve_parser() -> argparse.ArgumentParser:
     add("s3region", metavar="REGION", help="S3 region")
     add("s3prefix", metavar="PREFIX", help="key prefix inside the bucket")
     add(
+        "s3pathstyle",
+        action="store_const",
+        const="true",
+        help="path-style S3 addressing "
+        "(http://endpoint/bucket/key), as MinIO and most S3-compatible stores want",
+    )
+    add(
         "cfgdir",
         metavar="DIR",
         action="append",
@@ -251,6 +258,9 @@ def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3S
         given = pick(flag)
         if given is not None:
             values[name] = given
+    path_style = pick("s3pathstyle")
+    if path_style is not None:
+        values["path_style"] = _env_bool(path_style)
     if not values.get("bucket"):
         if values:
             raise ConfigError("S3 storage needs a bucket (-s3bucket or spec.storage.s3.bucket)")
