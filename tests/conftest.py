@@ -88,13 +88,20 @@ def scaled_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         redis.stop()
 
 
-def start_scaled(services: tuple[str, str], datadir: Path, *extra: str) -> RunningRegistry:
-    """The registry on S3 (a fresh bucket) with Redis coordination."""
+def new_bucket(endpoint: str) -> str:
     import uuid
 
-    redis_url, endpoint = services
     bucket = f"registry-{uuid.uuid4().hex[:12]}"
     httpx.put(f"{endpoint}/{bucket}").raise_for_status()  # moto creates buckets unsigned
+    return bucket
+
+
+def start_scaled(
+    services: tuple[str, str], datadir: Path, *extra: str, bucket: str | None = None
+) -> RunningRegistry:
+    """The registry on S3 (a fresh bucket unless given) with Redis coordination."""
+    redis_url, endpoint = services
+    bucket = bucket or new_bucket(endpoint)
     return start(
         datadir,
         "-s3bucket", bucket, "-s3endpoint", endpoint, "-s3region", "us-east-1",

@@ -1,0 +1,121 @@
+"""Two server processes sharing S3 and Redis, as replicas behind a load balancer would."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import new_bucket, start_scaled
+from tests.oci import digest_of, error_codes, push_image
+from tests.server import RunningRegistry
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def replicas(
+    scaled_services: tuple[str, str], tmp_path: Path
+) -> Iterator[tuple[RunningRegistry, RunningRegistry]]:
+    bucket = new_bucket(scaled_services[1])
+    first = start_scaled(scaled_services, tmp_path / "one", "-service", "registry", bucket=bucket)
+    second = start_scaled(scaled_services, tmp_path / "two", "-service", "registry", bucket=bucket)
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_one_upload_alternating_between_replicas(
+    replicas: tuple[RunningRegistry, RunningRegistry],
+) -> None:
+    """Chunks under and over S3's 5 MiB part minimum, and a final chunk in the PUT."""
+    data = os.urandom(17 * MIB + 12345)
+    sizes = [1 * MIB, 6 * MIB, 100, 5 * MIB, 3 * MIB]  # the rest goes with the PUT
+    first, second = replicas
+    with first.client() as a, second.client() as b:
+        location = a.post("/v2/shared/blobs/uploads/").headers["Location"]
+        offset = 0
+        for i, size in enumerate(sizes):
+            worker = (a, b)[i % 2]
+            chunk = data[offset : offset + size]
+            r = worker.patch(
+                location, content=chunk, headers={"Content-Range": f"{offset}-{offset + size - 1}"}
+            )
+            assert r.status_code == 202, r.text
+            offset += size
+            assert r.headers["Range"] == f"0-{offset - 1}"
+        r = b.put(location, params={"digest": digest_of(data)}, content=data[offset:])
+        assert r.status_code == 201, r.text
+        for worker in (a, b):
+            assert worker.get(f"/v2/shared/blobs/{digest_of(data)}").content == data
+
+
+def test_concurrent_pushes_of_one_blob_and_tag_on_both_replicas(
+    replicas: tuple[RunningRegistry, RunningRegistry],
+) -> None:
+    data = os.urandom(300_000)
+
+    def push(i: int) -> str:
+        with replicas[i % 2].client() as http:
+            r = http.post(
+                "/v2/race/blobs/uploads/", params={"digest": digest_of(data)}, content=data
+            )
+            assert r.status_code == 201
+            return push_image(http, "race", "same").digest
+
+    with ThreadPoolExecutor(6) as pool:
+        digests = set(pool.map(push, range(6)))
+    with replicas[0].client() as a, replicas[1].client() as b:
+        assert a.get(f"/v2/race/blobs/{digest_of(data)}").content == data
+        tagged = a.head("/v2/race/manifests/same").headers["Docker-Content-Digest"]
+        assert tagged in digests
+        assert b.head("/v2/race/manifests/same").headers["Docker-Content-Digest"] == tagged
+        for digest in digests:
+            assert b.head(f"/v2/race/manifests/{digest}").status_code == 200
+        assert b.get("/v2/race/tags/list").json()["tags"] == ["same"]
+
+
+def test_tokens_and_pulls_cross_replicas(
+    replicas: tuple[RunningRegistry, RunningRegistry],
+) -> None:
+    first, second = replicas
+    with first.client() as a:
+        pushed = push_image(a, "crossing", "v1")
+        token = a.get("/token", params={"scope": "repository:crossing:pull"}).json()["token"]
+    with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {token}"}) as b:
+        r = b.get("/v2/crossing/manifests/v1")
+        assert r.status_code == 200
+        assert r.content == pushed.body
+
+
+def test_s3_unreachable_is_503_and_leaves_nothing(
+    scaled_services: tuple[str, str], tmp_path: Path
+) -> None:
+    from tests.backends.s3 import MotoServer
+
+    moto = MotoServer(tmp_path / "moto")
+    moto.start()
+    redis_url, _ = scaled_services
+    server = start_scaled((redis_url, moto.endpoint), tmp_path / "data")
+    try:
+        with server.client() as http:
+            push_image(http, "fault", "v1")
+            location = http.post("/v2/fault/blobs/uploads/").headers["Location"]
+            assert http.patch(location, content=b"abc").status_code == 202
+            moto.stop()
+            data = b"never stored"
+            r = http.post(
+                "/v2/fault/blobs/uploads/", params={"digest": digest_of(data)}, content=data
+            )
+            assert r.status_code == 503, r.text
+            assert error_codes(r) == ["UNAVAILABLE"]
+            assert http.get("/v2/fault/manifests/v1").status_code == 503
+            r = http.put(location, params={"digest": digest_of(b"abcdef")}, content=b"def")
+            assert r.status_code == 503
+    finally:
+        server.stop()
+        moto.stop()
