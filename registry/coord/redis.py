@@ -33,8 +33,11 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
+    BusyLoadingError,
     NoPermissionError,
+    OutOfMemoryError,
     ReadOnlyError,
+    ResponseError,
 )
 from redis.exceptions import (
     ConnectionError as RedisConnectionError,
@@ -303,6 +306,15 @@ class RedisCoordinator:
             ) from exc
         except RedisConnectionError as exc:
             raise CoordinatorUnavailable(f"Redis at {self._where} is unreachable: {exc}") from exc
+        except ResponseError as exc:
+            # Out of memory (maxmemory with noeviction), still loading, busy script, no
+            # primary: Redis is there but cannot serve now, which a client may retry.
+            transient = isinstance(exc, OutOfMemoryError | BusyLoadingError) or str(exc).startswith(
+                ("OOM", "LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN")
+            )
+            if transient:
+                raise CoordinatorUnavailable(f"Redis at {self._where} refused: {exc}") from exc
+            raise
 
 
 def _connection_options(socket_timeout: float) -> dict[str, Any]:

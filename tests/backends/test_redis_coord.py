@@ -350,3 +350,19 @@ async def test_sentinel_finds_the_master(
             await missing.ping()
     finally:
         await missing.close()
+
+
+async def test_a_full_redis_is_unavailable_not_an_error(
+    start_redis: Callable[..., RedisProcess], make_coord: Callable[..., RedisCoordinator]
+) -> None:
+    """Under `maxmemory` with `noeviction`, writes fail with OOM: retryable, so 503."""
+    import redis.asyncio as aioredis
+
+    server = start_redis()
+    admin = aioredis.Redis.from_url(server.url())
+    await admin.config_set("maxmemory", "1")
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.aclose()
+    coord = make_coord(url=server.url())
+    with pytest.raises(CoordinatorUnavailable, match="refused"):
+        await coord.put_session("s1", b"x" * 1000)
