@@ -54,10 +54,6 @@ def _bcrypt_matches(password: str, password_hash: str) -> bool:
         return False
 
 
-def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-
-
 def token_fingerprint(value: str) -> str:
     """How static token values are stored and compared: their SHA-256, in hex."""
     return hashlib.sha256(value.encode()).hexdigest()
