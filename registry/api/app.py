@@ -21,6 +21,7 @@ from registry.config.settings import S3Settings, Settings
 from registry.coord.base import Coordinator
 from registry.coord.local import LocalCoordinator
 from registry.coord.redis import RedisCoordinator
+from registry.coord.redis import connect as connect_redis
 from registry.model.registry import Registry
 from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
@@ -81,7 +82,7 @@ def create_app(settings: Settings) -> ASGIApp:
     if settings.s3 is not None:
         storage = _s3_driver(settings.s3)
     coord: Coordinator = (
-        RedisCoordinator(settings.redis_url)
+        connect_redis(settings.redis_url)
         if settings.redis_url
         else LocalCoordinator(datadir / "_coord")
     )

@@ -205,6 +205,8 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
 
     trust = pick("trustforwarded")
     redis_url = pick("redisurl") or _section_text(manifests, "redis", "url")
+    if redis_url is not None:
+        _check_redis_url(redis_url)
     s3 = _s3_settings(pick, manifests)
     return Settings(
         addr=addr,
@@ -270,6 +272,19 @@ def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3S
         if not isinstance(value, expected):
             raise ConfigError(f"S3 setting {name} must be a {expected.__name__}")
     return S3Settings(**values)  # type: ignore[arg-type]
+
+
+def _check_redis_url(url: str) -> None:
+    from registry.coord.redis import parse_sentinel_url
+
+    if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        raise ConfigError(
+            "the Redis URL must start with redis://, rediss://, unix:// or redis+sentinel://"
+        )
+    try:
+        parse_sentinel_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"-redisurl: {exc}") from None
 
 
 def _section_text(manifests: Manifests, section: str, key: str) -> str | None:

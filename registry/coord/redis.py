@@ -23,8 +23,9 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -354,10 +355,18 @@ def shared_secret(url: str, name: str, *, prefix: str = DEFAULT_PREFIX, size: in
     concurrent starters agree on the first value written.
     """
     import redis
+    from redis.sentinel import Sentinel as SyncSentinel
 
     key = f"{prefix}secret:{name}"
+    sentinel = parse_sentinel_url(url)
     try:
-        client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        if sentinel is None:
+            client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        else:
+            manager = SyncSentinel(sentinel.sentinels, socket_timeout=5.0)  # type: ignore[no-untyped-call]
+            client = manager.master_for(  # type: ignore[no-untyped-call]
+                sentinel.service, password=sentinel.password, db=sentinel.db, socket_timeout=5.0
+            )
         with client:
             client.set(key, secrets.token_bytes(size), nx=True)
             value = client.get(key)
@@ -370,3 +379,49 @@ def shared_secret(url: str, name: str, *, prefix: str = DEFAULT_PREFIX, size: in
     if not isinstance(value, bytes) or not value:
         raise CoordinatorUnavailable(f"Redis at {_describe(url)} lost the {name}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelAddress:
+    """`redis+sentinel://[:password@]host:port[,host:port…]/service[/db]`."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int
+    password: str | None
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress | None:
+    """The Sentinel form of a Redis URL, or None for a plain `redis://`/`rediss://` URL."""
+    if not url.startswith("redis+sentinel://"):
+        return None
+    rest = url[len("redis+sentinel://") :]
+    credentials, _, rest = rest.rpartition("@")
+    password = unquote(credentials.partition(":")[2]) or None if credentials else None
+    hosts, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
+    if not hosts or not parts:
+        raise ValueError(
+            "a Sentinel URL names its sentinels and the service: "
+            "redis+sentinel://host:26379,host2:26379/mymaster/0"
+        )
+    sentinels = []
+    for entry in hosts.split(","):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {entry!r} is not host:port")
+        sentinels.append((host, int(port)))
+    db = parts[1] if len(parts) > 1 else "0"
+    if not db.isdigit():
+        raise ValueError(f"database {db!r} is not a number")
+    return SentinelAddress(sentinels, parts[0], int(db), password)
+
+
+def connect(url: str) -> RedisCoordinator:
+    """A coordinator for a `redis://`, `rediss://` or `redis+sentinel://` URL."""
+    sentinel = parse_sentinel_url(url)
+    if sentinel is None:
+        return RedisCoordinator(url)
+    return RedisCoordinator.from_sentinel(
+        sentinel.sentinels, sentinel.service, password=sentinel.password, db=sentinel.db
+    )

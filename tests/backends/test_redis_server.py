@@ -139,3 +139,67 @@ def test_unreachable_redis_at_start_is_a_clear_error(
     assert result.returncode == 2
     assert "unreachable" in result.stderr and "-tokensecret" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_registry_through_sentinel(
+    start_redis: Callable[..., RedisProcess], tmp_path: Path
+) -> None:
+    """`redis+sentinel://` finds the primary; the token secret and sessions live there."""
+    master = start_redis()
+    sentinel = start_redis(sentinel_of=master)
+    url = f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/2"
+    server = start(tmp_path / "data", "-redisurl", url)
+    try:
+        with server.client() as http:
+            location = http.post("/v2/s/blobs/uploads/").headers["Location"]
+            assert http.patch(location, content=b"abc").status_code == 202
+            r = http.put(location, params={"digest": digest_of(b"abc")})
+            assert r.status_code == 201
+    finally:
+        server.stop()
+    import redis
+
+    direct = redis.Redis.from_url(master.url(db=2))
+    with direct:
+        assert direct.exists("simple-registry:secret:token-secret") == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://h:6379/0", None),
+        (
+            "redis+sentinel://:pw@a:26379,b:26380/mymaster/3",
+            ([("a", 26379), ("b", 26380)], "mymaster", 3, "pw"),
+        ),
+        ("redis+sentinel://a:26379/svc", ([("a", 26379)], "svc", 0, None)),
+    ],
+)
+def test_sentinel_urls(url: str, expected: tuple[object, ...] | None) -> None:
+    from registry.coord.redis import parse_sentinel_url
+
+    parsed = parse_sentinel_url(url)
+    if expected is None:
+        assert parsed is None
+    else:
+        assert parsed is not None
+        assert (parsed.sentinels, parsed.service, parsed.db, parsed.password) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["redis+sentinel://a:26379", "redis+sentinel://a/svc", "redis+sentinel://a:26379/svc/x"]
+)
+def test_bad_sentinel_urls(url: str) -> None:
+    from registry.coord.redis import parse_sentinel_url
+
+    with pytest.raises(ValueError):
+        parse_sentinel_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://h:6379", "redis+sentinel://nohost"])
+def test_bad_redis_url_is_a_config_error(url: str) -> None:
+    from registry.config.flags import parse_serve
+    from registry.config.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"Redis URL|redisurl"):
+        parse_serve(["-adminpwd", "pw", "-redisurl", url], environ={})
