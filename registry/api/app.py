@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> ASGIApp:
     if settings.s3 is not None:
         storage = _s3_driver(settings.s3)
     coord: Coordinator = (
-        connect_redis(settings.redis_url)
+        connect_redis(settings.redis_url, lock_ttl=settings.lock_lease_seconds)
         if settings.redis_url
         else LocalCoordinator(datadir / "_coord")
     )

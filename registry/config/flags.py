@@ -207,6 +207,9 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     redis_url = pick("redisurl") or _section_text(manifests, "redis", "url")
     if redis_url is not None:
         _check_redis_url(redis_url)
+    lease = manifests.configuration.sections.get("redis", {}).get("lockLeaseSeconds", 60)
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
+        raise ConfigError("Configuration spec.redis.lockLeaseSeconds: a number from 1 to 3600")
     s3 = _s3_settings(pick, manifests)
     return Settings(
         addr=addr,
@@ -224,6 +227,7 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         if trust is not None
         else bool(web.trust_forwarded_headers),
         redis_url=redis_url,
+        lock_lease_seconds=float(lease),
         s3=s3,
     )
 

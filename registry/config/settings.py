@@ -57,6 +57,8 @@ class Settings:
     # Scaled mode: upload sessions and locks in Redis (`redis://`, `rediss://`, with password
     # and database in the URL) instead of under the data directory.
     redis_url: str | None = field(default=None, repr=False)
+    # How long a lock outlives a worker that died holding it (it is renewed while held).
+    lock_lease_seconds: float = 60.0
     # Blobs and metadata in S3-compatible object storage instead of the data directory.
     s3: S3Settings | None = None
 

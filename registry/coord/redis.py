@@ -417,11 +417,15 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     return SentinelAddress(sentinels, parts[0], int(db), password)
 
 
-def connect(url: str) -> RedisCoordinator:
+def connect(url: str, *, lock_ttl: float = DEFAULT_LOCK_TTL) -> RedisCoordinator:
     """A coordinator for a `redis://`, `rediss://` or `redis+sentinel://` URL."""
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
-        return RedisCoordinator(url)
+        return RedisCoordinator(url, lock_ttl=lock_ttl)
     return RedisCoordinator.from_sentinel(
-        sentinel.sentinels, sentinel.service, password=sentinel.password, db=sentinel.db
+        sentinel.sentinels,
+        sentinel.service,
+        password=sentinel.password,
+        db=sentinel.db,
+        lock_ttl=lock_ttl,
     )

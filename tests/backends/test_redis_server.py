@@ -203,3 +203,61 @@ def test_bad_redis_url_is_a_config_error(url: str) -> None:
 
     with pytest.raises(ConfigError, match=r"Redis URL|redisurl"):
         parse_serve(["-adminpwd", "pw", "-redisurl", url], environ={})
+
+
+def test_worker_killed_mid_patch_leaves_a_usable_session(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Two servers share a data directory and Redis; one dies while it streams a chunk (and
+    holds the upload's lock). The other sees the upload as before that chunk and finishes it
+    once the dead worker's lease (1 s here) runs out."""
+    import threading
+
+    import httpx
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "c.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+        "spec: {redis: {lockLeaseSeconds: 1}}\n"
+    )
+    common = ("-redisurl", redis_server.url(db=6), "-cfgdir", str(cfg), "-service", "r")
+    doomed = start(tmp_path / "shared", *common)
+    survivor = start(tmp_path / "shared", *common)
+    try:
+        with survivor.client() as http:
+            location = http.post("/v2/k/blobs/uploads/").headers["Location"]
+            assert http.patch(location, content=b"first").status_code == 202
+        first_chunk_sent, release = threading.Event(), threading.Event()
+
+        def slow_body() -> object:
+            yield b"x" * 1000
+            first_chunk_sent.set()
+            release.wait(timeout=60)
+            yield b"never arrives"
+
+        def patch_on_doomed() -> None:
+            try:
+                with doomed.client() as http:
+                    http.patch(location, content=slow_body())  # type: ignore[arg-type]
+            except httpx.HTTPError:
+                pass  # the server died under it
+
+        thread = threading.Thread(target=patch_on_doomed)
+        thread.start()
+        assert first_chunk_sent.wait(timeout=30)
+        doomed.process.kill()
+        doomed.process.wait()
+        release.set()
+        thread.join(timeout=60)
+        with survivor.client() as http:
+            status = http.get(location)
+            assert status.status_code == 204
+            assert status.headers["Range"] == "0-4"  # only the committed chunk
+            assert http.patch(location, content=b"-second").status_code == 202
+            r = http.put(location, params={"digest": digest_of(b"first-second")})
+            assert r.status_code == 201, r.text
+            assert http.get(f"/v2/k/blobs/{digest_of(b'first-second')}").content == b"first-second"
+    finally:
+        survivor.stop()
+        doomed.stop()
