@@ -18,7 +18,8 @@ import pytest
 from aiobotocore.session import get_session
 
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
-from registry.storage.s3 import MIN_PART, S3Driver
+from registry.storage.s3 import S3Driver
+from registry.storage.s3_uploads import MIN_PART
 from tests.backends.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 
 pytestmark = pytest.mark.anyio
