@@ -19,6 +19,7 @@ from registry.auth.tokens import InvalidToken, parse_scopes
 from registry.oci.errors import RegistryError, Unauthorized, Unsupported
 
 MAX_FORM_BYTES = 64 * 1024
+MAX_SCOPES = 100  # a token names each granted scope; an unbounded list is a cheap attack
 
 
 class _BadRequest(RegistryError):
@@ -41,6 +42,8 @@ def _answer(
 ) -> Response:
     """The token for the granted part of `scopes`, in the shape both flows answer."""
     gate = services(request).gate
+    if len(scopes) > MAX_SCOPES:
+        raise _BadRequest(f"at most {MAX_SCOPES} scopes may be asked for at once")
     granted = gate.policy.grant(principal, parse_scopes(scopes).access)
     issued = gate.issuer.issue(principal.name, service, granted)
     body: dict[str, object] = {

@@ -16,6 +16,8 @@ from registry.auth.tokens import Access
 from registry.config.explain import allowed
 from registry.config.model import Manifests
 
+DECISIONS = 50_000  # remembered RBAC answers per process
+
 # What a token action means in RBAC terms: granted when any of these is allowed.
 _ACTION_NEEDS = {
     "pull": (("manifests", "GET"), ("blobs", "GET"), ("tags", "GET")),
@@ -30,6 +32,7 @@ class Policy:
         self._users = {user.name: user for user in manifests.users}
         self._tokens = {token.value_sha256: token for token in manifests.tokens}
         self._credentials = VerifiedCredentials()
+        self._decisions: dict[tuple[str, Need], bool] = {}
 
     @property
     def anonymous_enabled(self) -> bool:
@@ -67,11 +70,20 @@ class Policy:
         return principal.name in self._users
 
     def may(self, principal: Principal, need: Need) -> bool:
-        if not self.exists(principal):
-            return False
-        return bool(
-            allowed(self.manifests, principal.name, need.resource, need.name, need.verb, need.tag)
-        )
+        """RBAC's answer, remembered: the manifests never change while the process runs, and
+        `allowed` scans every user and binding, which is too much for every request."""
+        key = (principal.name, need)
+        answer = self._decisions.get(key)
+        if answer is None:
+            answer = self.exists(principal) and bool(
+                allowed(
+                    self.manifests, principal.name, need.resource, need.name, need.verb, need.tag
+                )
+            )
+            if len(self._decisions) >= DECISIONS:
+                self._decisions.clear()  # bounded; refilling costs only the scans it saves
+            self._decisions[key] = answer
+        return answer
 
     def grant(self, principal: Principal, requested: list[Access]) -> list[Access]:
         """The requested token scopes cut down to what RBAC allows (never a refusal)."""

@@ -513,3 +513,17 @@ def test_head_only_role_allows_head_and_not_get(tmp_path: Path) -> None:
             assert http.get("/v2/x/y/manifests/v1").status_code == 403
     finally:
         server.stop()
+
+
+def test_token_endpoint_limits(rbac_server: RunningRegistry) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        many = [("scope", f"repository:library/r{i}:pull") for i in range(101)]
+        r = http.get("/token", params=many, headers=IDENTITIES["bob"])
+        assert r.status_code == 400
+        r = http.post(
+            "/token",
+            content=b"grant_type=password&x=" + b"a" * 70_000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 400
+        assert r.json()["errors"][0]["code"] == "UNSUPPORTED"
