@@ -79,8 +79,10 @@ class APIVersionHeader:
 def create_app(settings: Settings) -> ASGIApp:
     datadir = settings.datadir.resolve()
     storage: StorageDriver = FilesystemDriver(datadir)
+    store = f"file://{datadir}"
     if settings.s3 is not None:
-        storage = _s3_driver(settings.s3)
+        s3 = _s3_driver(settings.s3)
+        storage, store = s3, f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
     coord: Coordinator = (
         connect_redis(settings.redis_url, lock_ttl=settings.lock_lease_seconds)
         if settings.redis_url
@@ -105,7 +107,7 @@ def create_app(settings: Settings) -> ASGIApp:
             lifetime_seconds=settings.token_lifetime,
         ),
     )
-    app.state.services = Services(settings, Registry(storage, coord), gate)
+    app.state.services = Services(settings, Registry(storage, coord, store), gate)
     return APIVersionHeader(app)
 
 

@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse, Response
 
 from registry.api.common import link_header, page_params, repository, services
 from registry.auth.scopes import Need
-from registry.model.listing import paginate
 from registry.oci import mediatypes as mt
 from registry.oci.digests import Digest
 
@@ -38,7 +37,8 @@ async def catalog(request: Request) -> Response:
             principal, Need.read("manifests", name)
         )
 
-    page = paginate(await svc.registry.listing.repositories(visible), n, last)
+    assert n is not None  # the catalog always has a page size
+    page = await svc.registry.listing.catalog(visible, n, last)
     return JSONResponse({"repositories": page.items}, headers=link_header("/v2/_catalog", page, n))
 
 
@@ -47,7 +47,7 @@ async def tags(request: Request) -> Response:
     svc = services(request)
     await svc.gate.require(request, Need.read("tags", name))
     n, last = page_params(request, None)
-    page = paginate(await svc.registry.listing.tags(name), n, last)
+    page = await svc.registry.listing.tags(name, n, last)
     return JSONResponse(
         {"name": name, "tags": page.items},
         headers=link_header(f"/v2/{name}/tags/list", page, n),

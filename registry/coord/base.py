@@ -19,8 +19,66 @@ class CoordinatorUnavailable(Exception):
     wrong credentials. Retryable from the client's point of view: the registry answers 503."""
 
 
+class IndexNotReady(Exception):
+    """The index was never built, or was lost (a Redis without persistence restarted): it
+    cannot answer, and the caller reads storage instead until a rebuild has finished."""
+
+
+class Index(Protocol):
+    """Tags and the list of repositories, where every worker reads them in one round trip.
+
+    Storage stays the record; the index is what requests read, so `HEAD` by tag, tag lists
+    and the catalog never list or read the object store. It is written after storage (a
+    record nobody can see yet is harmless) and, for deletes, before it (a deleted tag is never
+    served). While it is not ready, every change also marks its repository dirty, so that a
+    rebuild running at the same time reads that repository again before declaring it ready.
+    Tag records are opaque bytes; the model owns their format.
+    """
+
+    async def ready(self) -> bool: ...
+
+    async def tag(self, name: str, tag: str) -> bytes | None:
+        """The tag's record, None when the tag does not exist; IndexNotReady."""
+        ...
+
+    async def tags(self, name: str) -> dict[str, bytes] | None:
+        """Every tag of a repository, None when the repository does not exist; IndexNotReady."""
+        ...
+
+    async def repositories(self, after: str | None, count: int) -> list[str]:
+        """Up to `count` repository names after `after`, in byte order; IndexNotReady."""
+        ...
+
+    async def set_tag(self, name: str, tag: str, record: bytes) -> None: ...
+
+    async def delete_tag(self, name: str, tag: str) -> None: ...
+
+    async def add_repository(self, name: str) -> None: ...
+
+    async def replace_repository(self, name: str, tags: dict[str, bytes]) -> None:
+        """Rebuild: the repository with exactly these tags."""
+        ...
+
+    async def take_dirty(self) -> list[str]:
+        """Rebuild: the repositories changed since the last call, emptying the set."""
+        ...
+
+    async def mark_ready(self) -> bool:
+        """Rebuild: ready, unless a repository became dirty since `take_dirty` (then False)."""
+        ...
+
+    async def invalidate(self) -> None:
+        """Not ready any more: the next request starts a rebuild."""
+        ...
+
+
 class Coordinator(Protocol):
     name: str
+
+    def index(self, store: str) -> Index | None:
+        """The index of the store named `store` (registries that share a Redis but not a
+        bucket keep apart); None where listing storage is cheap (the embedded default)."""
+        ...
 
     def lock(self, name: str, *, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
         """Exclusive across every worker that shares this coordinator."""

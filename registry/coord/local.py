@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from registry.coord.base import LockTimeout
+from registry.coord.base import Index, LockTimeout
 
 STRIPES = 4096
 
@@ -32,6 +32,9 @@ class LocalCoordinator:
         self._tmp = root / "tmp"
         for path in (self._locks, self._sessions, self._tmp):
             path.mkdir(parents=True, exist_ok=True)
+
+    def index(self, store: str) -> Index | None:
+        return None  # walking the data directory is cheap enough
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str, *, timeout: float = 30.0) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -47,7 +48,8 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from registry.coord.base import CoordinatorUnavailable, LockTimeout
+from registry.coord.base import CoordinatorUnavailable, Index, LockTimeout
+from registry.coord.redis_index import RedisIndex
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,12 @@ class RedisCoordinator:
         self._acquire_script = client.register_script(_ACQUIRE)
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
+
+    def index(self, store: str) -> Index | None:
+        """Keys under a hash of the store's name, so two registries on different buckets
+        can share one Redis (and prefix) without seeing each other's repositories."""
+        scope = hashlib.sha256(store.encode()).hexdigest()[:16]
+        return RedisIndex(self._redis, f"{self._prefix}{scope}:", self._unavailable)
 
     # --- locks
 

@@ -6,14 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from registry.model import paths
+from registry.model.index import Lookup
 from registry.oci.digests import Digest
 from registry.oci.errors import BlobUnknown
 from registry.storage.base import StorageDriver
 
 
 class Blobs:
-    def __init__(self, storage: StorageDriver) -> None:
+    def __init__(self, storage: StorageDriver, lookup: Lookup) -> None:
         self._storage = storage
+        self._lookup = lookup
 
     async def size(self, name: str, digest: Digest) -> int:
         """Size of a blob linked in `name`; BLOB_UNKNOWN when it is not."""
@@ -38,6 +40,7 @@ class Blobs:
     async def link(self, name: str, digest: Digest) -> None:
         await self._storage.write(paths.holder(digest, name), b"")
         await self._storage.write(paths.layer_link(name, digest), str(digest).encode())
+        await self._lookup.repository_added(name)
 
     async def unlink(self, name: str, digest: Digest) -> None:
         if not await self._storage.delete(paths.layer_link(name, digest)):

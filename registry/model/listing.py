@@ -1,9 +1,8 @@
 """Tag lists and the catalog, with `n`/`last` pagination.
 
-The filesystem catalog walks `repositories/` only (never blobs or uploads) and skips the
-metadata folders, whose names start with `_` and so can never be repository components. A
-repository nested in another (`a` and `a/b`) is found because the walk continues below a
-repository's own folder.
+Names come from `Lookup`: the coordinator's index when there is one, else storage. Walking
+storage for the catalog visits `repositories/` only (never blobs or uploads) and skips the
+metadata folders, whose names start with `_` and so can never be repository components.
 """
 
 from __future__ import annotations
@@ -12,11 +11,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from registry.model import paths
+from registry.model.index import Lookup
 from registry.oci.errors import NameUnknown
-from registry.storage.base import StorageDriver
 
-_MARKERS = ("_manifests", "_layers")
+INDEX_BATCH = 200  # names asked from the index at a time while filling a catalog page
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,31 +34,42 @@ def paginate(items: Iterable[str], n: int | None, last: str | None) -> Page:
     return Page(page, page[-1] if page else None)
 
 
+Visible = Callable[[str], Awaitable[bool]]
+
+
 class Listing:
-    def __init__(self, storage: StorageDriver) -> None:
-        self._storage = storage
+    def __init__(self, lookup: Lookup) -> None:
+        self._lookup = lookup
 
-    async def exists(self, name: str) -> bool:
-        children = await self._storage.list(paths.repository(name))
-        return any(marker in children for marker in _MARKERS)
-
-    async def tags(self, name: str) -> list[str]:
-        tags = await self._storage.list(paths.tags(name))
-        if not tags and not await self.exists(name):
+    async def tags(self, name: str, n: int | None, last: str | None) -> Page:
+        names = await self._lookup.tag_names(name)
+        if names is None:
             raise NameUnknown(detail={"name": name})
-        return tags
+        return paginate(names, n, last)
 
-    async def repositories(self, visible: Callable[[str], Awaitable[bool]]) -> list[str]:
+    async def catalog(self, visible: Visible, n: int, last: str | None) -> Page:
+        """One page of the repositories the caller may see.
+
+        From the index, pages are filled batch by batch (the caller may see few of them), so
+        a request costs what its page needs, not the size of the registry.
+        """
         found: list[str] = []
-        await self._walk("", found)
-        allowed = await asyncio.gather(*(visible(name) for name in found))
-        return [name for name, ok in zip(found, allowed, strict=True) if ok]
+        after = last
+        while len(found) <= n:
+            batch = await self._lookup.repositories(after, max(n + 1, INDEX_BATCH))
+            if batch is None:
+                return await self._walked(visible, n, last)
+            found += await _only_visible(batch, visible)
+            if len(batch) < max(n + 1, INDEX_BATCH):
+                break
+            after = batch[-1]
+        return paginate(found, n, None)
 
-    async def _walk(self, name: str, found: list[str]) -> None:
-        prefix = paths.repository(name) if name else paths.REPOSITORIES
-        children = await self._storage.list(prefix)
-        if name and any(marker in children for marker in _MARKERS):
-            found.append(name)
-        for child in children:
-            if not child.startswith("_"):
-                await self._walk(f"{name}/{child}" if name else child, found)
+    async def _walked(self, visible: Visible, n: int, last: str | None) -> Page:
+        names = [name for name in await self._lookup.walk() if last is None or name > last]
+        return paginate(await _only_visible(names, visible), n, None)
+
+
+async def _only_visible(names: list[str], visible: Visible) -> list[str]:
+    allowed = await asyncio.gather(*(visible(name) for name in names))
+    return [name for name, ok in zip(names, allowed, strict=True) if ok]

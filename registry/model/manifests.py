@@ -17,6 +17,7 @@ from typing import Any
 from registry.model import paths
 from registry.model.blobs import Blobs
 from registry.model.cache import ContentCache
+from registry.model.index import Lookup
 from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import (
     DigestInvalid,
@@ -54,22 +55,24 @@ class Stored:
 
 
 class Manifests:
-    def __init__(self, storage: StorageDriver, blobs: Blobs) -> None:
+    def __init__(self, storage: StorageDriver, blobs: Blobs, lookup: Lookup) -> None:
         self._storage = storage
         self._blobs = blobs
+        self._lookup = lookup
         self._cache = ContentCache()
 
     async def resolve(self, name: str, reference: str) -> ManifestRef:
         """Tag or digest to the stored reference; MANIFEST_UNKNOWN when absent."""
-        key = (
-            paths.revision(name, Digest.parse(reference))
-            if is_digest(reference)
-            else paths.tag(name, validate_tag(reference))
-        )
-        try:
-            return ManifestRef.decode(await self._storage.read(key))
-        except ObjectNotFound:
-            raise ManifestUnknown(detail={"reference": reference}) from None
+        if is_digest(reference):
+            try:
+                record = await self._storage.read(paths.revision(name, Digest.parse(reference)))
+            except ObjectNotFound:
+                record = None
+        else:
+            record = await self._lookup.tag(name, validate_tag(reference))
+        if record is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        return ManifestRef.decode(record)
 
     async def content(self, ref: ManifestRef) -> bytes:
         key = str(ref.digest)
@@ -101,13 +104,16 @@ class Manifests:
         if await self._storage.size(paths.blob(digest)) != len(body):
             await self._storage.write(paths.blob(digest), body)
         await self._storage.write(paths.revision(name, digest), ref.encode())
+        await self._lookup.repository_added(name)
         if manifest.subject is not None:
             await self._storage.write(
                 paths.referrer(name, manifest.subject.digest, digest),
                 json.dumps(_referrer_descriptor(ref, manifest)).encode(),
             )
         if tag is not None:
-            await self._storage.write(paths.tag(name, tag), ref.encode())
+            async with self._lookup.guard(name, tag):
+                await self._storage.write(paths.tag(name, tag), ref.encode())
+                await self._lookup.tag_set(name, tag, ref.encode())
         return Stored(ref, manifest)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -132,22 +138,25 @@ class Manifests:
     async def delete(self, name: str, reference: str) -> None:
         """By tag: the tag goes. By digest: the manifest, its tags and its referrer entry go."""
         if not is_digest(reference):
-            if not await self._storage.delete(paths.tag(name, validate_tag(reference))):
+            if not await self._delete_tag(name, validate_tag(reference)):
                 raise ManifestUnknown(detail={"reference": reference})
             return
         digest = Digest.parse(reference)
         ref = await self.resolve(name, reference)
-        for tag in await self._storage.list(paths.tags(name)):
-            try:
-                if ManifestRef.decode(await self._storage.read(paths.tag(name, tag))) == ref:
-                    await self._storage.delete(paths.tag(name, tag))
-            except ObjectNotFound:
-                continue
+        for tag, record in ((await self._lookup.tags(name)) or {}).items():
+            if ManifestRef.decode(record) == ref:
+                await self._delete_tag(name, tag)
         subject = _subject_of(await self._storage.read(paths.blob(digest)))
         if subject is not None:
             await self._storage.delete(paths.referrer(name, subject, digest))
         if not await self._storage.delete(paths.revision(name, digest)):
             raise ManifestUnknown(detail={"reference": reference})
+
+    async def _delete_tag(self, name: str, tag: str) -> bool:
+        """The index forgets it first, so no request finds a tag that storage no longer has."""
+        async with self._lookup.guard(name, tag):
+            await self._lookup.tag_removed(name, tag)
+            return await self._storage.delete(paths.tag(name, tag))
 
     async def referrers(
         self, name: str, subject: Digest, artifact_type: str | None

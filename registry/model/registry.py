@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from registry.coord.base import Coordinator
 from registry.model.blobs import Blobs
+from registry.model.index import Lookup
 from registry.model.listing import Listing
 from registry.model.manifests import Manifests
 from registry.model.uploads import Uploads
@@ -11,10 +12,13 @@ from registry.storage.base import StorageDriver
 
 
 class Registry:
-    def __init__(self, storage: StorageDriver, coord: Coordinator) -> None:
+    def __init__(self, storage: StorageDriver, coord: Coordinator, store: str) -> None:
+        """`store` names the storage (its bucket and prefix, or its directory) for the
+        coordinator's index."""
         self.storage = storage
         self.coord = coord
-        self.blobs = Blobs(storage)
+        self.lookup = Lookup(storage, coord, store)
+        self.blobs = Blobs(storage, self.lookup)
         self.uploads = Uploads(storage, coord, self.blobs)
-        self.manifests = Manifests(storage, self.blobs)
-        self.listing = Listing(storage)
+        self.manifests = Manifests(storage, self.blobs, self.lookup)
+        self.listing = Listing(self.lookup)

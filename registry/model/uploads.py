@@ -134,6 +134,17 @@ class Uploads:
         """Append the final chunk, verify the digest, make the blob visible in `name`."""
         async with self._locked(upload_id):
             session = await self.get(name, upload_id, owner)
+            if session.offset == 0 and session.storage_state is None and chunks is not None:
+                # POST then one PUT with the whole body: as monolithic as `POST ?digest=`.
+                # Nothing was staged, so only the record goes; a body cut short leaves the
+                # session as it was, for a retry.
+                try:
+                    await self._write_blob(name, digest, chunks)
+                except DigestInvalid:
+                    await self._coord.delete_session(session.id)
+                    raise
+                await self._coord.delete_session(session.id)
+                return
             await self._write(session, chunks or _nothing())
             actual = await self._digest_of(session, digest.algorithm)
             if actual != digest.hex:
@@ -151,23 +162,22 @@ class Uploads:
 
     async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
         """A whole blob in one request with its digest known up front: no session record."""
-        upload_id = uuid.uuid4().hex
+        await self._write_blob(name, digest, chunks)
+
+    async def _write_blob(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
+        """The bytes go straight to the blob's own key, hashed on the way, and appear there
+        only once the digest matched: no scratch copy, no move, no re-read."""
         hasher = _hasher(digest.algorithm)
-        state: bytes | None = None
-        try:
-            appended = await self._storage.append(
-                paths.upload_data(upload_id), 0, chunks, hasher.update
-            )
-            state = appended.state
+
+        def verify() -> None:
             if hasher.hexdigest() != digest.hex:
                 raise DigestInvalid(
                     f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
                     detail={"digest": str(digest)},
                 )
-            await self._commit(upload_id, state, name, digest)
-        except BaseException:
-            await self._discard(upload_id, state)
-            raise
+
+        await self._storage.write_verified(paths.blob(digest), chunks, hasher.update, verify)
+        await self._blobs.link(name, digest)
 
     async def _write(self, session: Session, chunks: AsyncIterable[bytes]) -> None:
         hasher = self._resume_hasher(session)

@@ -78,6 +78,22 @@ class StorageDriver(Protocol):
         """
         ...
 
+    async def write_verified(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        observe: Callable[[bytes], None],
+        verify: Callable[[], None],
+    ) -> int:
+        """Stream `chunks` into the object `key` and return its size; `observe` sees every
+        byte in order, and `verify` runs after the last one, before anything is visible.
+
+        For a blob whose digest is known before its bytes arrive (a monolithic upload): the
+        bytes go to their final place in one pass, with no scratch copy to move afterwards.
+        If `chunks` or `verify` raises, `key` is left as it was and nothing is kept.
+        """
+        ...
+
     async def complete(self, key: str, state: bytes | None, target: str) -> None:
         """Make the upload's bytes the object `target` (which may be `key` itself: then the
         upload becomes a readable object in place), atomically and without a client-side copy.

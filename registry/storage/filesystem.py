@@ -161,6 +161,41 @@ class FilesystemDriver:
         finally:
             os.close(fd)
 
+    async def write_verified(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        observe: Callable[[bytes], None],
+        verify: Callable[[], None],
+    ) -> int:
+        """A temp file, renamed into place once `verify` accepted it."""
+        path = self._path(key)
+        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            writer = _PipelinedWriter(fd, 0, observe)
+            try:
+                async for chunk in chunks:
+                    await writer.add(chunk)
+                size = await writer.close()
+            except BaseException:
+                await writer.abandon()
+                raise
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        try:
+            verify()
+            self._install(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return size
+
     async def complete(self, key: str, state: bytes | None, target: str) -> None:
         """The upload file is already a plain file: renaming it into place is atomic."""
         if key != target:

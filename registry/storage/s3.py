@@ -438,6 +438,48 @@ class S3Driver:
             raise
         return Appended(new.size, new.encode())
 
+    async def write_verified(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        observe: Callable[[bytes], None],
+        verify: Callable[[], None],
+    ) -> int:
+        """Straight to `key`: a body shorter than one part is one PutObject after `verify`;
+        a longer one is a multipart upload on `key` itself, its parts sent while the next is
+        received, and CompleteMultipartUpload (after `verify`) is when the object appears.
+
+        So a monolithic push costs no copy, and bytes that fail `verify` are never visible:
+        the multipart upload is aborted instead.
+        """
+        full = self._key(key)
+        s3 = await self._s3()
+        run = Append(self, s3, key, UploadState(), observe, final=True)
+        try:
+            async for chunk in chunks:
+                await run.add(chunk)
+            state, data = await run.finish_whole()
+            verify()
+            if data is not None:
+                with self._errors("PutObject"):
+                    await s3.put_object(
+                        Bucket=self.bucket, Key=full, Body=data, **self._put_options
+                    )
+                return len(data)
+            parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in state.parts]
+            with self._errors("CompleteMultipartUpload"):
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=state.upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+            return state.size
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await run.abandon()
+            raise
+
     async def complete(self, key: str, state: bytes | None, target: str) -> None:
         """Make the upload's bytes the object `target`, server-side.
 
@@ -572,10 +614,11 @@ class S3Driver:
             if _error_code(exc) not in ("NoSuchUpload", "404"):
                 raise
 
-    async def _create_upload(self, s3: Any, key: str) -> str:
+    async def _create_upload(self, s3: Any, key: str, *, final: bool = False) -> str:
+        options = self._put_options if final else self._scratch_options
         with self._errors("CreateMultipartUpload"):
             created = await s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self._key(key), **self._scratch_options
+                Bucket=self.bucket, Key=self._key(key), **options
             )
         return str(created["UploadId"])
 

@@ -138,8 +138,11 @@ class Append:
         key: str,
         old: UploadState,
         observe: Callable[[bytes], None] | None,
+        *,
+        final: bool = False,
     ) -> None:
         self._driver = driver
+        self._final = final  # writing the object itself (`write_verified`), not a scratch upload
         self._s3 = s3
         self._key = key
         self._full = driver._key(key)
@@ -212,6 +215,32 @@ class Append:
         drop = (self._old.tail_start, self._old.tail) if self._old.tail else None
         return UploadState(self._upload_id, tuple(self._parts), tail, drop)
 
+    async def finish_whole(self) -> tuple[UploadState, bytes | None]:
+        """For `write_verified`, which starts from an empty state and stages no tail.
+
+        The bytes after the last whole part become the final part (S3 takes a last part of
+        any size), and the state names every part; or, when the body was shorter than one
+        part, no multipart upload was created and the bytes come back for one PutObject.
+        Every byte has been observed when this returns.
+        """
+        await self._hash_batch()
+        if self._inflight is not None:
+            await self._collect()
+        rest = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        if self._upload_id is not None and rest:
+            self._parts.append(
+                await self._driver._upload_part(
+                    self._s3, self._key, self._upload_id, self._next, rest
+                )
+            )
+        while self._hashing:
+            await self._hashing.popleft()
+        if self._upload_id is None:
+            return UploadState(), rest
+        return UploadState(self._upload_id, tuple(self._parts)), None
+
     async def abandon(self) -> None:
         """After a failure: cancel what is in flight, let observing threads finish, abort a
         multipart upload this append created. The caller's old state stays valid."""
@@ -261,7 +290,9 @@ class Append:
         if self._inflight is not None:
             await self._collect()  # one part in flight at a time: memory stays bounded
         if self._upload_id is None:
-            self._upload_id = await self._driver._create_upload(self._s3, self._key)
+            self._upload_id = await self._driver._create_upload(
+                self._s3, self._key, final=self._final
+            )
             self._created = True
         self._inflight = asyncio.ensure_future(
             self._driver._upload_part(self._s3, self._key, self._upload_id, number, data)

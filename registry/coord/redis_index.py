@@ -1,0 +1,158 @@
+"""The tag and repository index in Redis (see `Index` in `registry.coord.base`).
+
+Keys, under the coordinator's prefix:
+
+    index:ready        "1" once a rebuild finished; absent on a fresh or emptied Redis
+    index:repos        sorted set of repository names, all with score 0, so ZRANGEBYLEX
+                       pages through them in byte order (the catalog's order)
+    index:tags:<name>  hash: tag -> the model's record of the tag
+    index:dirty        set of repositories changed while the index was not ready
+
+Each change is one script, so "change, and mark dirty unless ready" is atomic: a change either
+happens before a rebuild's final check (and is seen dirty there) or after the index is ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from redis.asyncio import Redis
+
+from registry.coord.base import IndexNotReady
+
+# KEYS: ready, dirty, repos, tags. ARGV: name, op, [tag, [record]].
+_CHANGE = """
+if ARGV[2] == 'set' then
+    redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
+    redis.call('zadd', KEYS[3], 0, ARGV[1])
+elseif ARGV[2] == 'del' then
+    redis.call('hdel', KEYS[4], ARGV[3])
+else
+    redis.call('zadd', KEYS[3], 0, ARGV[1])
+end
+if redis.call('exists', KEYS[1]) == 0 then
+    redis.call('sadd', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: dirty. Everything dirty so far, and an empty set for what comes next.
+_TAKE_DIRTY = """
+local names = redis.call('smembers', KEYS[1])
+redis.call('del', KEYS[1])
+return names
+"""
+
+# KEYS: ready, dirty.
+_MARK_READY = """
+if redis.call('scard', KEYS[2]) > 0 then
+    return 0
+end
+redis.call('set', KEYS[1], '1')
+return 1
+"""
+
+
+class RedisIndex:
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        unavailable: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        self._redis = client
+        self._unavailable = unavailable
+        self._ready = f"{prefix}index:ready"
+        self._dirty = f"{prefix}index:dirty"
+        self._repos = f"{prefix}index:repos"
+        self._tags = f"{prefix}index:tags:"
+        self._change = client.register_script(_CHANGE)
+        self._take_dirty = client.register_script(_TAKE_DIRTY)
+        self._mark_ready = client.register_script(_MARK_READY)
+
+    async def ready(self) -> bool:
+        with self._unavailable():
+            return bool(await self._redis.exists(self._ready))
+
+    async def tag(self, name: str, tag: str) -> bytes | None:
+        return _bytes(await self._read(lambda pipe: pipe.hget(self._tags + name, tag)))
+
+    async def tags(self, name: str) -> dict[str, bytes] | None:
+        known, records = await self._read(
+            lambda pipe: pipe.zscore(self._repos, name).hgetall(self._tags + name), replies=2
+        )
+        if known is None:
+            return None
+        return {_text(tag): _bytes_required(record) for tag, record in records.items()}
+
+    async def repositories(self, after: str | None, count: int) -> list[str]:
+        start = b"(" + after.encode() if after is not None else b"-"
+        names = await self._read(
+            lambda pipe: pipe.zrangebylex(self._repos, start, b"+", start=0, num=count)
+        )
+        return [_text(name) for name in names]
+
+    async def _read(self, command: Callable[[Any], Any], *, replies: int = 1) -> Any:
+        """`command` and the ready flag in one round trip; IndexNotReady unless ready."""
+        with self._unavailable():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.exists(self._ready)
+            command(pipe)
+            answers = await pipe.execute()
+        if not answers[0]:
+            raise IndexNotReady()
+        return answers[1] if replies == 1 else tuple(answers[1 : 1 + replies])
+
+    async def set_tag(self, name: str, tag: str, record: bytes) -> None:
+        await self._run_change(name, "set", tag, record)
+
+    async def delete_tag(self, name: str, tag: str) -> None:
+        await self._run_change(name, "del", tag)
+
+    async def add_repository(self, name: str) -> None:
+        await self._run_change(name, "add")
+
+    async def _run_change(self, name: str, op: str, *args: str | bytes) -> None:
+        keys = [self._ready, self._dirty, self._repos, self._tags + name]
+        with self._unavailable():
+            await self._change(keys=keys, args=[name, op, *args])
+
+    async def replace_repository(self, name: str, tags: dict[str, bytes]) -> None:
+        with self._unavailable():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(self._tags + name)
+            if tags:
+                pipe.hset(self._tags + name, mapping=tags)  # type: ignore[arg-type]
+            pipe.zadd(self._repos, {name: 0})
+            await pipe.execute()
+
+    async def take_dirty(self) -> list[str]:
+        with self._unavailable():
+            names = await self._take_dirty(keys=[self._dirty])
+        return sorted(_text(name) for name in names)
+
+    async def mark_ready(self) -> bool:
+        with self._unavailable():
+            return bool(await self._mark_ready(keys=[self._ready, self._dirty]))
+
+    async def invalidate(self) -> None:
+        with self._unavailable():
+            await self._redis.delete(self._ready)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: object) -> bytes | None:
+    if value is None:
+        return None
+    return _bytes_required(value)
+
+
+def _bytes_required(value: object) -> bytes:
+    if not isinstance(value, bytes):  # only if someone set decode_responses
+        raise TypeError("the Redis client must return bytes")
+    return value

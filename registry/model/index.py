@@ -1,0 +1,183 @@
+"""Where the model looks up tags and repositories: the coordinator's index, or storage.
+
+With Redis, requests read tags and the repository list from its index (one round trip, no
+object-store listing); storage keeps the record and the index follows it. When the index is
+not ready (a fresh Redis, or one that lost its data), requests read storage, which is always
+correct, and the first of them starts a rebuild in the background: one worker at a time (a
+lock), walking storage once, then reading again every repository that changed meanwhile,
+until a pass finds none (see `Index`). The embedded default has no index and always walks its
+data directory, which is cheap there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AbstractAsyncContextManager
+
+from registry.coord.base import Coordinator, CoordinatorUnavailable, IndexNotReady, LockTimeout
+from registry.model import paths
+from registry.storage.base import ObjectNotFound, StorageDriver, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+_MARKERS = ("_manifests", "_layers")
+KNOWN_LIMIT = 10_000  # repositories this process remembers having added to the index
+TAG_LOCK_WAIT = 30.0  # a tag's change takes two small writes; waiting longer means trouble
+REBUILD_LOCK_WAIT = 0.5  # another worker holding the rebuild lock is rebuilding already
+
+
+class Lookup:
+    def __init__(self, storage: StorageDriver, coord: Coordinator, store: str) -> None:
+        self._storage = storage
+        self._coord = coord
+        self._index = coord.index(store)
+        self._rebuild_lock = f"index-rebuild:{store}"
+        # Added already: a blob push to a known repository costs no Redis round trip. Safe
+        # to remember, because an index that loses it is not ready and gets rebuilt from
+        # storage, where the repository is.
+        self._known: set[str] = set()
+        self._rebuild: asyncio.Task[None] | None = None
+
+    # --- reads
+
+    async def tag(self, name: str, tag: str) -> bytes | None:
+        if self._index is not None:
+            try:
+                return await self._index.tag(name, tag)
+            except IndexNotReady:
+                self._start_rebuild()
+        try:
+            return await self._storage.read(paths.tag(name, tag))
+        except ObjectNotFound:
+            return None
+
+    async def tags(self, name: str) -> dict[str, bytes] | None:
+        """Every tag with its record; None when the repository does not exist."""
+        if self._index is not None:
+            try:
+                return await self._index.tags(name)
+            except IndexNotReady:
+                self._start_rebuild()
+        if not await self._stored_exists(name):
+            return None
+        return await self._stored_tags(name)
+
+    async def tag_names(self, name: str) -> list[str] | None:
+        """Tag names only: from storage this is one listing, no reads."""
+        if self._index is not None:
+            try:
+                found = await self._index.tags(name)
+                return None if found is None else list(found)
+            except IndexNotReady:
+                self._start_rebuild()
+        names = await self._storage.list(paths.tags(name))
+        if not names and not await self._stored_exists(name):
+            return None
+        return names
+
+    async def repositories(self, after: str | None, count: int) -> list[str] | None:
+        """A page of names from the index; None when there is none to ask (walk storage)."""
+        if self._index is None:
+            return None
+        try:
+            return await self._index.repositories(after, count)
+        except IndexNotReady:
+            self._start_rebuild()
+            return None
+
+    async def walk(self) -> list[str]:
+        """Every repository in storage, nested ones included."""
+        found: list[str] = []
+        await self._walk("", found)
+        return found
+
+    # --- changes (storage first for additions, index first for removals)
+
+    def guard(self, name: str, tag: str) -> AbstractAsyncContextManager[None]:
+        """Held around a tag's change in storage and in the index, so that two pushes of one
+        tag reach both in the same order and the index agrees with storage afterwards."""
+        if self._index is None:
+            return contextlib.nullcontext()
+        return self._coord.lock(f"tag:{name}:{tag}", timeout=TAG_LOCK_WAIT)
+
+    async def tag_set(self, name: str, tag: str, record: bytes) -> None:
+        if self._index is not None:
+            await self._index.set_tag(name, tag, record)
+            self._remember(name)
+
+    async def tag_removed(self, name: str, tag: str) -> None:
+        if self._index is not None:
+            await self._index.delete_tag(name, tag)
+
+    async def repository_added(self, name: str) -> None:
+        if self._index is not None and name not in self._known:
+            await self._index.add_repository(name)
+            self._remember(name)
+
+    def _remember(self, name: str) -> None:
+        if len(self._known) >= KNOWN_LIMIT:
+            self._known.clear()
+        self._known.add(name)
+
+    # --- rebuild
+
+    def _start_rebuild(self) -> None:
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self._rebuild_quietly())
+
+    async def _rebuild_quietly(self) -> None:
+        try:
+            await self.rebuild()
+        except (CoordinatorUnavailable, StorageUnavailable) as exc:
+            log.warning("index rebuild stopped, the next request retries it: %s", exc)
+        except Exception:
+            log.exception("index rebuild failed, the next request retries it")
+
+    async def rebuild(self) -> bool:
+        """Fill the index from storage; False when another worker is doing it."""
+        index = self._index
+        if index is None:
+            return False
+        try:
+            async with self._coord.lock(self._rebuild_lock, timeout=REBUILD_LOCK_WAIT):
+                if await index.ready():
+                    return True
+                log.info("rebuilding the tag and repository index from storage")
+                pending = await self.walk()
+                while True:
+                    for name in pending:
+                        await index.replace_repository(name, await self._stored_tags(name))
+                    pending = await index.take_dirty()
+                    if not pending and await index.mark_ready():
+                        log.info("the tag and repository index is ready")
+                        return True
+        except LockTimeout:
+            return False
+
+    # --- storage
+
+    async def _stored_exists(self, name: str) -> bool:
+        children = await self._storage.list(paths.repository(name))
+        return any(marker in children for marker in _MARKERS)
+
+    async def _stored_tags(self, name: str) -> dict[str, bytes]:
+        names = await self._storage.list(paths.tags(name))
+        records = await asyncio.gather(*(self._read_optional(paths.tag(name, t)) for t in names))
+        return {t: r for t, r in zip(names, records, strict=True) if r is not None}
+
+    async def _read_optional(self, key: str) -> bytes | None:
+        try:
+            return await self._storage.read(key)
+        except ObjectNotFound:
+            return None
+
+    async def _walk(self, name: str, found: list[str]) -> None:
+        prefix = paths.repository(name) if name else paths.REPOSITORIES
+        children = await self._storage.list(prefix)
+        if name and any(marker in children for marker in _MARKERS):
+            found.append(name)
+        for child in children:
+            if not child.startswith("_"):
+                await self._walk(f"{name}/{child}" if name else child, found)
