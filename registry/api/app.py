@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api import blobs, listing, manifests, token, uploads
 from registry.api.common import Services
+from registry.api.connection import CloseUnreadBodies
 from registry.api.errors import HANDLERS
 from registry.auth.gate import Gate
 from registry.auth.keys import TokenKeys, load_or_create_secret
@@ -108,7 +109,7 @@ def create_app(settings: Settings) -> ASGIApp:
         ),
     )
     app.state.services = Services(settings, Registry(storage, coord, store), gate)
-    return APIVersionHeader(app)
+    return APIVersionHeader(CloseUnreadBodies(app))
 
 
 def _s3_driver(s3: S3Settings) -> S3Driver:

@@ -301,6 +301,49 @@ def test_truncated_body_is_not_committed(
     assert r.status_code == 201
 
 
+def _raw_exchange(registry_server: RunningRegistry, head: str, body: bytes) -> bytes:
+    """One request over a fresh socket, keeping the socket open; the answer's head."""
+    parts = urlsplit(registry_server.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head.encode() + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = sock.recv(65536)
+            assert piece, f"connection closed before an answer: {answer!r}"
+            answer += piece
+        return answer.split(b"\r\n\r\n", 1)[0].lower()
+
+
+def test_an_error_before_the_body_was_read_closes_the_connection(
+    registry_server: RunningRegistry, repo: str
+) -> None:
+    """The server answers an unknown upload without reading the 1000 bytes promised, so the
+    connection cannot be reused: the answer must say so, or the client's next request on it
+    would be dropped."""
+    parts = urlsplit(registry_server.url)
+    head = (
+        f"PATCH /v2/{repo}/blobs/uploads/{'0' * 32} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: {basic_header(registry_server)}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    answer = _raw_exchange(registry_server, head, b"x" * 10)
+    assert answer.startswith(b"http/1.1 404")
+    assert b"\r\nconnection: close" in answer
+
+
+def test_a_read_body_keeps_the_connection(
+    registry_server: RunningRegistry, client: httpx.Client, repo: str
+) -> None:
+    location = _start(client, repo)
+    parts = urlsplit(registry_server.url)
+    head = (
+        f"PATCH {location} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: {basic_header(registry_server)}\r\nContent-Length: 10\r\n\r\n"
+    )
+    answer = _raw_exchange(registry_server, head, b"x" * 10)
+    assert answer.startswith(b"http/1.1 202")
+    assert b"connection: close" not in answer
+
+
 def test_body_in_thousands_of_tiny_pieces(client: httpx.Client, repo: str) -> None:
     """Many small reads must not overflow a scatter-gather write."""
     data = os.urandom(30_000)
