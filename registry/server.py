@@ -97,13 +97,13 @@ def _refuse_taken_port(config: Config) -> None:
 def _share_token_secret(settings: Settings) -> Settings:
     """With Redis and no configured key, the token secret lives in Redis: every worker of
     every host must sign and verify with the same one."""
-    if settings.redis_url is None or settings.token_secret or settings.token_key_file:
+    if settings.redis is None or settings.token_secret or settings.token_key_file:
         return settings
     from registry.coord.base import CoordinatorUnavailable
     from registry.coord.redis import shared_secret
 
     try:
-        secret = shared_secret(settings.redis_url, "token-secret")
+        secret = shared_secret(settings.redis.url, "token-secret", prefix=settings.redis.key_prefix)
     except CoordinatorUnavailable as exc:
         raise ConfigError(f"{exc} (or give -tokensecret)") from None
     return replace(settings, token_secret=secret)

@@ -85,8 +85,14 @@ def create_app(settings: Settings) -> ASGIApp:
         s3 = _s3_driver(settings.s3)
         storage, store = s3, f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
     coord: Coordinator = (
-        connect_redis(settings.redis_url, lock_ttl=settings.lock_lease_seconds)
-        if settings.redis_url
+        connect_redis(
+            settings.redis.url,
+            lock_ttl=settings.redis.lock_lease_seconds,
+            max_connections=settings.redis.max_connections,
+            socket_timeout=settings.redis.timeout_seconds,
+            prefix=settings.redis.key_prefix,
+        )
+        if settings.redis is not None
         else LocalCoordinator(datadir / "_coord")
     )
 
@@ -124,6 +130,11 @@ def _s3_driver(s3: S3Settings) -> S3Driver:
         sse=s3.sse,
         sse_kms_key_id=s3.sse_kms_key_id,
         storage_class=s3.storage_class,
+        connect_timeout=s3.connect_timeout,
+        read_timeout=s3.read_timeout,
+        max_attempts=s3.max_attempts,
+        max_pool_connections=s3.max_connections,
+        public_endpoint=s3.public_endpoint,
     )
 
 

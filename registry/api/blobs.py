@@ -40,5 +40,12 @@ async def blob(request: Request) -> Response:
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    s3 = svc.settings.s3
+    if s3 is not None and s3.redirect:
+        url = await svc.registry.blobs.direct_url(digest, s3.redirect_seconds)
+        if url is not None:
+            # The client sends its Range again to S3, which answers it the same way.
+            redirect = {"Location": url, "Docker-Content-Digest": str(digest)}
+            return Response(status_code=307, headers=redirect)
     stream = svc.registry.blobs.stream(digest, start, length)
     return StreamingResponse(stream, status_code=status, headers=headers)

@@ -8,11 +8,12 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from registry.config.builtin import with_flag_users
 from registry.config.manifests import load_manifests
 from registry.config.model import Manifests
-from registry.config.settings import ConfigError, S3Settings, Settings
+from registry.config.settings import ConfigError, RedisSettings, S3Settings, Settings
 
 ENV_PREFIX = "SIMPLE_REGISTRY_"
 
@@ -204,12 +205,7 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         raise ConfigError("the token lifetime must be at least 60 seconds (clients assume 60)")
 
     trust = pick("trustforwarded")
-    redis_url = pick("redisurl") or _section_text(manifests, "redis", "url")
-    if redis_url is not None:
-        _check_redis_url(redis_url)
-    lease = manifests.configuration.sections.get("redis", {}).get("lockLeaseSeconds", 60)
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 1 <= lease <= 3600:
-        raise ConfigError("Configuration spec.redis.lockLeaseSeconds: a number from 1 to 3600")
+    redis = _redis_settings(pick, manifests)
     s3 = _s3_settings(pick, manifests)
     return Settings(
         addr=addr,
@@ -226,35 +222,78 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         trust_forwarded=_env_bool(trust)
         if trust is not None
         else bool(web.trust_forwarded_headers),
-        redis_url=redis_url,
-        lock_lease_seconds=float(lease),
+        redis=redis,
         s3=s3,
     )
 
 
+class _Field(NamedTuple):
+    """A YAML field of a backend section: its Settings attribute, type and allowed range."""
+
+    attr: str
+    kind: type
+    low: float | None = None
+    high: float | None = None
+
+
+_KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
 _S3_FIELDS = {
-    "bucket": "bucket",
-    "region": "region",
-    "endpoint": "endpoint_url",
-    "prefix": "prefix",
-    "pathStyle": "path_style",
-    "accessKey": "access_key",
-    "secretKey": "secret_key",
-    "sse": "sse",
-    "sseKmsKeyId": "sse_kms_key_id",
-    "storageClass": "storage_class",
+    "bucket": _Field("bucket", str),
+    "region": _Field("region", str),
+    "endpoint": _Field("endpoint_url", str),
+    "prefix": _Field("prefix", str),
+    "pathStyle": _Field("path_style", bool),
+    "accessKey": _Field("access_key", str),
+    "secretKey": _Field("secret_key", str),
+    "sse": _Field("sse", str),
+    "sseKmsKeyId": _Field("sse_kms_key_id", str),
+    "storageClass": _Field("storage_class", str),
+    "connectTimeoutSeconds": _Field("connect_timeout", float, 0.1, 300),
+    "readTimeoutSeconds": _Field("read_timeout", float, 0.1, 3600),
+    "maxAttempts": _Field("max_attempts", int, 1, 20),
+    "maxConnections": _Field("max_connections", int, 1, 10_000),
+    "redirect": _Field("redirect", bool),
+    "redirectSeconds": _Field("redirect_seconds", int, 60, 7 * 24 * 3600),
+    "publicEndpoint": _Field("public_endpoint", str),
 }
+
+_REDIS_FIELDS = {
+    "url": _Field("url", str),
+    "lockLeaseSeconds": _Field("lock_lease_seconds", float, 1, 3600),
+    "maxConnections": _Field("max_connections", int, 1, 10_000),
+    "timeoutSeconds": _Field("timeout_seconds", float, 0.1, 300),
+    "keyPrefix": _Field("key_prefix", str),
+}
+
+
+def _section_values(path: str, section: object, fields: dict[str, _Field]) -> dict[str, object]:
+    """A Configuration section's fields, type- and range-checked, by Settings attribute."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"Configuration {path} must be a mapping")
+    values: dict[str, object] = {}
+    for key, value in section.items():
+        spec = fields.get(key)
+        if spec is None:
+            raise ConfigError(f"Configuration {path}: unknown field {key!r}")
+        values[spec.attr] = _checked(f"{path}.{key}", value, spec)
+    return values
+
+
+def _checked(path: str, value: object, spec: _Field) -> object:
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if (spec.kind is not bool and isinstance(value, bool)) or not isinstance(value, spec.kind):
+        raise ConfigError(f"Configuration {path} must be {_KIND_NAMES[spec.kind]}")
+    if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:  # type: ignore[operator]
+        raise ConfigError(f"Configuration {path}: from {spec.low:g} to {spec.high:g}")
+    return value
 
 
 def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3Settings | None:
     """`-s3*` flags (and variables) over `spec.storage.s3` of the Configuration."""
     section = manifests.configuration.sections.get("storage", {}).get("s3") or {}
-    if not isinstance(section, dict):
-        raise ConfigError("Configuration spec.storage.s3 must be a mapping")
-    unknown = sorted(set(section) - set(_S3_FIELDS))
-    if unknown:
-        raise ConfigError(f"Configuration spec.storage.s3: unknown field {unknown[0]!r}")
-    values: dict[str, object] = {_S3_FIELDS[k]: v for k, v in section.items()}
+    values = _section_values("spec.storage.s3", section, _S3_FIELDS)
     for flag, name in (
         ("s3bucket", "bucket"),
         ("s3endpoint", "endpoint_url"),
@@ -271,11 +310,22 @@ def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3S
         if values:
             raise ConfigError("S3 storage needs a bucket (-s3bucket or spec.storage.s3.bucket)")
         return None
-    for name, value in values.items():
-        expected = bool if name == "path_style" else str
-        if not isinstance(value, expected):
-            raise ConfigError(f"S3 setting {name} must be a {expected.__name__}")
     return S3Settings(**values)  # type: ignore[arg-type]
+
+
+def _redis_settings(
+    pick: Callable[[str], str | None], manifests: Manifests
+) -> RedisSettings | None:
+    """`-redisurl` (and its variable) over `spec.redis` of the Configuration."""
+    section = manifests.configuration.sections.get("redis", {})
+    values = _section_values("spec.redis", section, _REDIS_FIELDS)
+    url = pick("redisurl")
+    if url is not None:
+        values["url"] = url
+    if not values.get("url"):
+        return None
+    _check_redis_url(str(values["url"]))
+    return RedisSettings(**values)  # type: ignore[arg-type]
 
 
 def _check_redis_url(url: str) -> None:
@@ -289,14 +339,6 @@ def _check_redis_url(url: str) -> None:
         parse_sentinel_url(url)
     except ValueError as exc:
         raise ConfigError(f"-redisurl: {exc}") from None
-
-
-def _section_text(manifests: Manifests, section: str, key: str) -> str | None:
-    """A string from a later-issue section of the Configuration (kept as a plain mapping)."""
-    value = manifests.configuration.sections.get(section, {}).get(key)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"Configuration spec.{section}.{key} must be a string")
-    return value
 
 
 def _read_secret_file(path: str, flag: str) -> str:

@@ -31,6 +31,25 @@ class S3Settings:
     sse: str | None = None
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_attempts: int = 3  # botocore's, counting the first try
+    max_connections: int = 64  # per worker
+    # Blob GETs answered with a 307 to a presigned URL, so the bytes flow from S3 directly.
+    redirect: bool = False
+    redirect_seconds: int = 1200
+    # The host clients reach S3 by, when it differs from `endpoint_url` (a CDN, a public name).
+    public_endpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str = field(repr=False)
+    # How long a lock outlives a worker that died holding it (it is renewed while held).
+    lock_lease_seconds: float = 60.0
+    max_connections: int = 64  # per worker
+    timeout_seconds: float = 5.0  # connecting, and each command
+    key_prefix: str = "simple-registry:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +73,9 @@ class Settings:
     # Honour X-Forwarded-Proto/-Host when building the token realm (behind a proxy only).
     trust_forwarded: bool = False
     realm: str = "simple-registry"
-    # Scaled mode: upload sessions and locks in Redis (`redis://`, `rediss://`, with password
-    # and database in the URL) instead of under the data directory.
-    redis_url: str | None = field(default=None, repr=False)
-    # How long a lock outlives a worker that died holding it (it is renewed while held).
-    lock_lease_seconds: float = 60.0
+    # Scaled mode: upload sessions, locks and the tag index in Redis instead of under the
+    # data directory.
+    redis: RedisSettings | None = None
     # Blobs and metadata in S3-compatible object storage instead of the data directory.
     s3: S3Settings | None = None
 

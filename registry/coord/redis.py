@@ -425,15 +425,28 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     return SentinelAddress(sentinels, parts[0], int(db), password)
 
 
-def connect(url: str, *, lock_ttl: float = DEFAULT_LOCK_TTL) -> RedisCoordinator:
+def connect(
+    url: str,
+    *,
+    lock_ttl: float = DEFAULT_LOCK_TTL,
+    max_connections: int = 64,
+    socket_timeout: float = 5.0,
+    prefix: str = DEFAULT_PREFIX,
+) -> RedisCoordinator:
     """A coordinator for a `redis://`, `rediss://` or `redis+sentinel://` URL."""
+    options: dict[str, Any] = {
+        "lock_ttl": lock_ttl,
+        "max_connections": max_connections,
+        "socket_timeout": socket_timeout,
+        "prefix": prefix,
+    }
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
-        return RedisCoordinator(url, lock_ttl=lock_ttl)
+        return RedisCoordinator(url, **options)
     return RedisCoordinator.from_sentinel(
         sentinel.sentinels,
         sentinel.service,
         password=sentinel.password,
         db=sentinel.db,
-        lock_ttl=lock_ttl,
+        **options,
     )

@@ -37,6 +37,10 @@ class Blobs:
     def stream(self, digest: Digest, start: int, length: int) -> AsyncIterator[bytes]:
         return self._storage.stream(paths.blob(digest), start, length)
 
+    async def direct_url(self, digest: Digest, expires: int) -> str | None:
+        """Where a client may fetch the blob itself (see `StorageDriver.url_for`)."""
+        return await self._storage.url_for(paths.blob(digest), expires)
+
     async def link(self, name: str, digest: Digest) -> None:
         await self._storage.write(paths.holder(digest, name), b"")
         await self._storage.write(paths.layer_link(name, digest), str(digest).encode())

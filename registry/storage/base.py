@@ -58,6 +58,11 @@ class StorageDriver(Protocol):
         """Yield a byte range of an object in bounded chunks."""
         ...
 
+    async def url_for(self, key: str, expires: int) -> str | None:
+        """A URL the client can GET the object from directly for `expires` seconds (a
+        presigned S3 URL), or None when the registry must serve the bytes itself."""
+        ...
+
     async def append(
         self,
         key: str,

@@ -161,6 +161,9 @@ class FilesystemDriver:
         finally:
             os.close(fd)
 
+    async def url_for(self, key: str, expires: int) -> str | None:
+        return None  # the registry serves the file itself
+
     async def write_verified(
         self,
         key: str,

@@ -113,6 +113,7 @@ class S3Driver:
         read_timeout: float = 60,
         max_attempts: int = 3,
         max_pool_connections: int = 64,
+        public_endpoint: str | None = None,
     ) -> None:
         if not bucket:
             raise ValueError("an S3 bucket name is required")
@@ -142,6 +143,9 @@ class S3Driver:
             retries={"total_max_attempts": max_attempts, "mode": "standard"},
             max_pool_connections=max_pool_connections,
             s3={"addressing_style": "path" if path_style else "auto"},
+            # SigV4 everywhere: botocore would presign with SigV2 in us-east-1, which S3 is
+            # retiring and newer regions and most S3-compatible stores refuse.
+            signature_version="s3v4",
             **options,
         )
         self._put_options: dict[str, str] = {}
@@ -160,6 +164,10 @@ class S3Driver:
         # Tunable by tests, to exercise multipart uploads with little data (at least MIN_PART).
         self.part_size = PART_SIZE
         self.part_size_step = PART_SIZE_STEP
+        # Presigned URLs are signed for the host clients will use; a different public host needs
+        # its own client (the host is part of the signature).
+        self.public_endpoint = public_endpoint
+        self._public: Any = None
         self._session: Any = get_session()
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -177,7 +185,7 @@ class S3Driver:
         if self._loop is not loop:
             # First use, or a new loop (a CLI that runs several `asyncio.run`): the old
             # client's connections belong to a loop that is gone, so start afresh.
-            self._loop, self._client, self._stack = loop, None, None
+            self._loop, self._client, self._public, self._stack = loop, None, None, None
             self._lock = asyncio.Lock()
         if self._client is not None:
             return self._client
@@ -185,24 +193,39 @@ class S3Driver:
         async with self._lock:
             if self._client is None:
                 stack = contextlib.AsyncExitStack()
-                with self._errors("connect"):
-                    self._client = await stack.enter_async_context(
-                        self._session.create_client(
-                            "s3",
-                            region_name=self.region,
-                            endpoint_url=self.endpoint_url,
-                            aws_access_key_id=self._access_key,
-                            aws_secret_access_key=self._secret_key,
-                            aws_session_token=self._session_token,
-                            config=self._config,
-                        )
-                    )
+                self._client = await self._new_client(stack, self.endpoint_url)
                 self._stack = stack
         return self._client
 
+    async def _signer(self) -> Any:
+        """The client that presigns: the main one, or one for the public endpoint."""
+        client = await self._s3()
+        if self.public_endpoint is None:
+            return client
+        if self._public is None:
+            assert self._lock is not None and self._stack is not None
+            async with self._lock:
+                if self._public is None:
+                    self._public = await self._new_client(self._stack, self.public_endpoint)
+        return self._public
+
+    async def _new_client(self, stack: contextlib.AsyncExitStack, endpoint: str | None) -> Any:
+        with self._errors("connect"):
+            return await stack.enter_async_context(
+                self._session.create_client(
+                    "s3",
+                    region_name=self.region,
+                    endpoint_url=endpoint,
+                    aws_access_key_id=self._access_key,
+                    aws_secret_access_key=self._secret_key,
+                    aws_session_token=self._session_token,
+                    config=self._config,
+                )
+            )
+
     async def close(self) -> None:
-        """Release the client and its connections; the next call makes a new one."""
-        stack, self._stack, self._client = self._stack, None, None
+        """Release the clients and their connections; the next call makes new ones."""
+        stack, self._stack, self._client, self._public = self._stack, None, None, None
         if stack is not None and self._loop is asyncio.get_running_loop():
             await stack.aclose()
 
@@ -211,6 +234,17 @@ class S3Driver:
         with self._errors("HeadBucket"):
             s3 = await self._s3()
             await s3.head_bucket(Bucket=self.bucket)
+
+    async def url_for(self, key: str, expires: int) -> str | None:
+        """A presigned GET URL for the object, valid `expires` seconds. Signing is local:
+        no request to S3 (so a missing object is the caller's to rule out first)."""
+        full = self._key(key)
+        signer = await self._signer()
+        with self._errors("presign"):
+            url = await signer.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires
+            )
+        return str(url)
 
     # --- keys and errors
 

@@ -80,7 +80,8 @@ def test_redis_url_from_flag_or_configuration(source: str, tmp_path: Path) -> No
             "spec:\n  redis: {url: 'redis://127.0.0.1:6399/1'}\n"
         )
         argv += ["-cfgdir", str(cfg)]
-    assert parse_serve(argv, environ={}).redis_url == "redis://127.0.0.1:6399/1"
+    redis = parse_serve(argv, environ={}).redis
+    assert redis is not None and redis.url == "redis://127.0.0.1:6399/1"
 
 
 def test_token_secret_is_shared_through_redis(

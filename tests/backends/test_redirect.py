@@ -1,0 +1,77 @@
+"""Blob GETs answered with a redirect to a presigned S3 URL (`spec.storage.s3.redirect`).
+
+The client follows the redirect to moto's HTTP server, which serves the object (and ranges of
+it) the way S3 does. moto does not check signatures, so the tests check the URL's shape and
+host, and that the bytes that come back are the blob's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import start_scaled
+from tests.oci import digest_of
+from tests.server import RunningRegistry
+
+HEAD = "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+
+
+def _redirecting(
+    services: tuple[str, str], tmp_path: Path, public: str | None
+) -> RunningRegistry:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    extra = f", publicEndpoint: '{public}'" if public else ""
+    (cfg / "c.yaml").write_text(
+        HEAD + f"spec: {{storage: {{s3: {{redirect: true, redirectSeconds: 600{extra}}}}}}}\n"
+    )
+    return start_scaled(services, tmp_path / "data", "-cfgdir", str(cfg))
+
+
+@pytest.fixture(params=["same-endpoint", "public-endpoint"])
+def server(
+    request: pytest.FixtureRequest, scaled_services: tuple[str, str], tmp_path: Path
+) -> Iterator[tuple[RunningRegistry, str]]:
+    """The registry, and the host its redirects must point at."""
+    endpoint = scaled_services[1]
+    # The same moto server under another name, as a CDN or public DNS name would be.
+    public = endpoint.replace("127.0.0.1", "localhost") if request.param != "same-endpoint" else None
+    running = _redirecting(scaled_services, tmp_path, public)
+    yield running, urlsplit(public or endpoint).netloc
+    running.stop()
+
+
+def test_get_redirects_to_a_presigned_url(server: tuple[RunningRegistry, str]) -> None:
+    registry, host = server
+    data = os.urandom(300_000)
+    with registry.client() as http:
+        r = http.post("/v2/app/blobs/uploads/", params={"digest": digest_of(data)}, content=data)
+        assert r.status_code == 201
+        r = http.get(f"/v2/app/blobs/{digest_of(data)}")
+        assert r.status_code == 307
+        assert r.headers["Docker-Content-Digest"] == digest_of(data)
+        location = urlsplit(r.headers["Location"])
+        assert location.netloc == host
+        query = parse_qs(location.query)
+        assert query["X-Amz-Expires"] == ["600"]
+        assert "X-Amz-Signature" in query
+        assert "Authorization" not in r.headers
+
+        # What docker and containerd do: follow, without the registry's credentials.
+        with httpx.Client(timeout=30) as plain:
+            assert plain.get(r.headers["Location"]).content == data
+            ranged = plain.get(r.headers["Location"], headers={"Range": "bytes=10-19"})
+            assert ranged.status_code == 206 and ranged.content == data[10:20]
+
+        # HEAD is answered here; unknown blobs and bad ranges are not redirected.
+        assert http.head(f"/v2/app/blobs/{digest_of(data)}").status_code == 200
+        assert http.get(f"/v2/app/blobs/{digest_of(b'none')}").status_code == 404
+        r = http.get(f"/v2/app/blobs/{digest_of(data)}", headers={"Range": "bytes=999999999-"})
+        assert r.status_code == 416
+        assert http.get(f"/v2/other/blobs/{digest_of(data)}").status_code == 404
