@@ -21,7 +21,15 @@ import httpx
 
 ADMIN = "admin"
 PASSWORD = "s3cret-Pa55"
-_LISTENING = re.compile(r"listening on (https?)://([^\s]+)")
+# The line is JSON when stderr is not a terminal: the URL ends at a quote or a space.
+_LISTENING = re.compile(r"listening on (https?)://([^\s\"]+)")
+_METRICS = re.compile(r"metrics on (http://[^\s\"]+)")
+
+
+def listening_url(line: str) -> str | None:
+    """The URL of a "listening on" line, in either log format."""
+    match = _LISTENING.search(line)
+    return f"{match.group(1)}://{match.group(2)}" if match else None
 
 
 @dataclass
@@ -32,6 +40,8 @@ class RunningRegistry:
     username: str | None = ADMIN
     password: str | None = PASSWORD
     output: list[str] = field(default_factory=list)
+    # `http://HOST:PORT/metrics` when started with -metricsaddr.
+    metrics_url: str | None = None
 
     @property
     def host(self) -> str:
@@ -92,14 +102,18 @@ def start(
     output: list[str] = []
     ready = threading.Event()
     found: list[str] = []
+    metrics: list[str] = []
 
     def drain() -> None:
         assert process.stderr is not None
         for line in process.stderr:
             output.append(line)
-            match = _LISTENING.search(line)
-            if match and not found:
-                found.append(f"{match.group(1)}://{match.group(2)}")
+            metrics_match = _METRICS.search(line)
+            if metrics_match and not metrics:
+                metrics.append(metrics_match.group(1))  # announced before "listening on"
+            url = listening_url(line)
+            if url and not found:
+                found.append(url)
                 ready.set()
         ready.set()  # EOF: the process ended before it listened
 
@@ -115,4 +129,5 @@ def start(
         username=ADMIN if password else None,
         password=password,
         output=output,
+        metrics_url=metrics[0] if metrics else None,
     )

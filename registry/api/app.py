@@ -1,4 +1,5 @@
-"""The ASGI application: routes, error rendering and the API-version header."""
+"""The ASGI application: routes, error rendering, the API-version header, and the
+instrumentation around it (metrics, access log, request ids, health endpoints)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api import blobs, listing, manifests, token, uploads
+from registry.api import blobs, listing, manifests, metrics, token, uploads
 from registry.api.common import Services
 from registry.api.errors import HANDLERS
 from registry.auth.gate import Gate
@@ -23,6 +24,11 @@ from registry.coord.local import LocalCoordinator
 from registry.coord.redis import RedisCoordinator
 from registry.coord.redis import connect as connect_redis
 from registry.model.registry import Registry
+from registry.observe import health
+from registry.observe.coord import InstrumentedCoordinator
+from registry.observe.metrics import start_process
+from registry.observe.middleware import Observe
+from registry.observe.storage import InstrumentedStorage
 from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.s3 import S3Driver
@@ -41,7 +47,8 @@ ROUTES = [
         name="manifest",
     ),
     Route(f"/v2/{NAME}/blobs/uploads/", uploads.start, methods=["POST"], name="upload_start"),
-    Route(f"/v2/{NAME}/blobs/uploads", uploads.start, methods=["POST"], name="upload_start_"),
+    # The same route without the trailing slash; one name, so one metrics label.
+    Route(f"/v2/{NAME}/blobs/uploads", uploads.start, methods=["POST"], name="upload_start"),
     Route(
         f"/v2/{NAME}/blobs/uploads/{{upload_id}}",
         uploads.session,
@@ -50,7 +57,10 @@ ROUTES = [
     ),
     Route(f"/v2/{NAME}/blobs/{{digest}}", blobs.blob, methods=["GET", "DELETE"], name="blob"),
     Route(f"/v2/{NAME}/referrers/{{digest}}", listing.referrers, methods=["GET"], name="referrers"),
+    Route("/livez", health.livez, methods=["GET"], name="livez"),
+    Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
 ]
+METRICS_ROUTE = Route("/metrics", metrics.metrics, methods=["GET"], name="metrics")
 
 
 class APIVersionHeader:
@@ -78,14 +88,24 @@ class APIVersionHeader:
 
 def create_app(settings: Settings) -> ASGIApp:
     datadir = settings.datadir.resolve()
-    storage: StorageDriver = FilesystemDriver(datadir)
+    storage: StorageDriver
+    coord: Coordinator
+    checks: list[health.Check] = []
     if settings.s3 is not None:
-        storage = _s3_driver(settings.s3)
-    coord: Coordinator = (
-        connect_redis(settings.redis_url, lock_ttl=settings.lock_lease_seconds)
-        if settings.redis_url
-        else LocalCoordinator(datadir / "_coord")
-    )
+        storage = s3 = _s3_driver(settings.s3)
+        checks.append(health.Check("storage", s3.name, s3.check))
+    else:
+        storage = FilesystemDriver(datadir)
+        checks.append(health.Check("storage", storage.name, health.directory_probe(datadir)))
+    if settings.redis_url:
+        coord = redis = connect_redis(settings.redis_url, lock_ttl=settings.lock_lease_seconds)
+        checks.append(health.Check("coordinator", redis.name, redis.ping))
+    else:
+        coord = LocalCoordinator(datadir / "_coord")
+        probe = health.directory_probe(
+            datadir / "_coord" / "locks", datadir / "_coord" / "sessions"
+        )
+        checks.append(health.Check("coordinator", coord.name, probe))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,7 +115,10 @@ def create_app(settings: Settings) -> ASGIApp:
         if isinstance(storage, S3Driver):
             await storage.close()
 
-    app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS), lifespan=lifespan)
+    routes = list(ROUTES)
+    if settings.metrics_enabled and settings.metrics_addr is None:
+        routes.append(METRICS_ROUTE)
+    app = Starlette(routes=routes, exception_handlers=dict(HANDLERS), lifespan=lifespan)
     gate = Gate(
         settings,
         Policy(settings.manifests),
@@ -105,8 +128,11 @@ def create_app(settings: Settings) -> ASGIApp:
             lifetime_seconds=settings.token_lifetime,
         ),
     )
-    app.state.services = Services(settings, Registry(storage, coord), gate)
-    return APIVersionHeader(app)
+    registry = Registry(InstrumentedStorage(storage), InstrumentedCoordinator(coord))
+    app.state.services = Services(settings, registry, gate)
+    app.state.health = health.Health(checks)
+    start_process()
+    return Observe(APIVersionHeader(app), app.routes, trust_forwarded=settings.trust_forwarded)
 
 
 def _s3_driver(s3: S3Settings) -> S3Driver:
