@@ -88,4 +88,4 @@ def test_readiness_follows_s3(scaled_services: tuple[str, str], tmp_path: Path) 
     finally:
         server.stop()
         moto.stop()
-    assert "readiness check storage (s3) failed" in "".join(server.output)
+    assert "readiness check storage (s3) " in "".join(server.output)  # failed or timed out
