@@ -54,6 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(argv: list[str]) -> int:
+    from registry.server import metrics_directory
+
+    # First of all: prometheus_client reads where to keep its values when first imported.
+    with metrics_directory():
+        return _serve_with(argv)
+
+
+def _serve_with(argv: list[str]) -> int:
     from registry.observe.logs import configure
 
     settings = parse_serve(argv)

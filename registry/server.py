@@ -12,10 +12,12 @@ also answers scrapes there. Logging is set up again in each worker, which starts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import wait
@@ -123,12 +125,22 @@ def _share_token_secret(settings: Settings) -> Settings:
 
 
 def serve(settings: Settings) -> int:
-    """Bind, install the stop signals, announce, then run; returns the exit status."""
-    metrics_dir = private_metrics_dir()
+    """Bind, install the stop signals, announce, then run; returns the exit status.
+
+    The metrics directory must be set up before (`metrics_directory`), ahead of any import of
+    prometheus_client in this process.
+    """
+    return _serve(settings)
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[None]:
+    """This instance's private multiprocess metrics directory, removed when it stops."""
+    path = private_metrics_dir()
     try:
-        return _serve(settings)
+        yield
     finally:
-        remove_metrics_dir(metrics_dir)
+        remove_metrics_dir(path)
 
 
 def _metrics_listener(settings: Settings) -> MetricsListener | None:

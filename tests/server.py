@@ -42,6 +42,8 @@ class RunningRegistry:
     output: list[str] = field(default_factory=list)
     # `http://HOST:PORT/metrics` when started with -metricsaddr.
     metrics_url: str | None = None
+    # Set once all of the server's output has been read into `output`.
+    drained: threading.Event = field(default_factory=threading.Event)
 
     @property
     def host(self) -> str:
@@ -65,6 +67,7 @@ class RunningRegistry:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.drained.wait(timeout=30)  # then `output` holds every line the server wrote
         return self.process.returncode
 
 
@@ -103,6 +106,7 @@ def start(
     ready = threading.Event()
     found: list[str] = []
     metrics: list[str] = []
+    drained = threading.Event()
 
     def drain() -> None:
         assert process.stderr is not None
@@ -116,6 +120,7 @@ def start(
                 found.append(url)
                 ready.set()
         ready.set()  # EOF: the process ended before it listened
+        drained.set()
 
     threading.Thread(target=drain, daemon=True).start()
     if not ready.wait(timeout=60) or not found:
@@ -130,4 +135,5 @@ def start(
         password=password,
         output=output,
         metrics_url=metrics[0] if metrics else None,
+        drained=drained,
     )

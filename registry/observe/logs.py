@@ -79,6 +79,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def _text_value(value: object) -> str:
+    if value is None:
+        return "-"
     text = str(value)
     if not text or any(c.isspace() or c in '"=' or not c.isprintable() for c in text):
         return json.dumps(text)
