@@ -91,8 +91,8 @@ def serve_parser() -> argparse.ArgumentParser:
         "trustforwarded",
         action="store_const",
         const="true",
-        help="build the token realm "
-        "from X-Forwarded-Proto/-Host (only behind a reverse proxy that sets them)",
+        help="build the token realm from X-Forwarded-Proto/-Host and log the client "
+        "address from X-Forwarded-For (only behind a reverse proxy that sets them)",
     )
     add(
         "redisurl",

@@ -63,6 +63,9 @@ def test_serve_help_names_every_flag() -> None:
         "-workers",
         "-cfgdir",
         "-anonymous",
+        "-metricsaddr",
+        "-loglevel",
+        "-logformat",
     ):
         assert flag in text
 
@@ -82,6 +85,7 @@ def test_serve_help_names_every_flag() -> None:
             "no such file",
         ),
         (["serve", "-adminpwd", ""], "empty"),
+        (["serve", "-adminpwd", "x", "-loglevel", "loud"], "-loglevel must be one of"),
         (["serve", "-bogus"], "unrecognized arguments"),
     ],
 )

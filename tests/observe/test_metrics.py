@@ -4,10 +4,17 @@ auth, and the sum over several worker processes."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
 
+from registry.config.flags import parse_serve
+from registry.config.settings import ConfigError
 from tests.observe.helpers import Metrics, access_records, eventually, scrape
 from tests.oci import digest_of, push_image
 from tests.server import RunningRegistry
@@ -208,3 +215,60 @@ def test_two_workers_add_up_on_the_main_address(
 
 def _base_lines(server: RunningRegistry) -> list[dict[str, object]]:
     return [r for r in access_records(server) if r["route"] == "base"]
+
+
+def _configuration(directory: Path, metrics: str) -> Path:
+    directory.mkdir()
+    (directory / "config.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+        f"spec:\n  metrics: {metrics}\n"
+    )
+    return directory
+
+
+def test_metrics_settings_from_the_configuration(tmp_path: Path) -> None:
+    cfg = _configuration(tmp_path / "a", "{addr: '127.0.0.1:9091'}")
+    settings = parse_serve(["-adminpwd", "x", "-cfgdir", str(cfg)], environ={})
+    assert (settings.metrics_enabled, settings.metrics_addr) == (True, "127.0.0.1:9091")
+    env = {"SIMPLE_REGISTRY_METRICSADDR": "127.0.0.1:9092"}
+    settings = parse_serve(["-adminpwd", "x", "-cfgdir", str(cfg)], environ=env)
+    assert settings.metrics_addr == "127.0.0.1:9092"
+    settings = parse_serve(
+        ["-adminpwd", "x", "-cfgdir", str(cfg), "-metricsaddr", "[::1]:9093"], environ=env
+    )
+    assert settings.metrics_addr == "[::1]:9093"
+    assert parse_serve(["-adminpwd", "x"], environ={}).metrics_addr is None
+    for number, (bad, message) in enumerate(
+        [
+            ("{port: 9090}", "spec.metrics: unknown field 'port'"),
+            ("{enabled: 'no'}", "spec.metrics.enabled must be a bool"),
+            ("{enabled: false, addr: '127.0.0.1:1'}", "spec.metrics.enabled is false"),
+            ("{addr: 'nowhere'}", "-metricsaddr must be HOST:PORT"),
+        ]
+    ):
+        cfg = _configuration(tmp_path / f"bad{number}", bad)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_serve(["-adminpwd", "x", "-cfgdir", str(cfg)], environ={})
+
+
+def test_metrics_can_be_turned_off(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    server = start_registry("-cfgdir", str(_configuration(tmp_path / "cfg", "{enabled: false}")))
+    with server.client() as http:
+        assert http.get("/metrics").status_code == 404
+        assert http.get("/readyz").status_code == 200
+
+
+def test_a_taken_metrics_address_is_a_clear_error(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    taken = start_registry()
+    result = subprocess.run(
+        [sys.executable, "-m", "registry", "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0",
+         "-datadir", str(tmp_path / "d"), "-metricsaddr", taken.host],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"cannot listen on {taken.host} (-metricsaddr)" in result.stderr
+    assert "Traceback" not in result.stderr
