@@ -21,20 +21,20 @@ from registry.observe.metrics import (
     LOCK_WAIT,
 )
 
-ACTIONS = ("lock", "get_session", "put_session", "delete_session")
+SESSION_ACTIONS = ("get_session", "put_session", "delete_session")
+ACTIONS = ("lock", *SESSION_ACTIONS)
 
 
 class InstrumentedCoordinator:
     def __init__(self, inner: Coordinator) -> None:
         self.inner = inner
         self.name = inner.name
-        # Every series exists from the start, so rates and alerts see 0 rather than nothing.
-        LOCK_WAIT.labels(self.name)
-        LOCK_TIMEOUTS.labels(self.name)
-        for action in ACTIONS:
-            COORDINATOR_ERRORS.labels(self.name, action)
-            if action != "lock":
-                COORDINATOR_ACTION.labels(self.name, action)
+        # Every series exists from the start, so rates and alerts see 0 rather than nothing;
+        # the children are looked up once, not on every call.
+        self._lock_wait = LOCK_WAIT.labels(self.name)
+        self._lock_timeouts = LOCK_TIMEOUTS.labels(self.name)
+        self._errors = {a: COORDINATOR_ERRORS.labels(self.name, a) for a in ACTIONS}
+        self._seconds = {a: COORDINATOR_ACTION.labels(self.name, a) for a in SESSION_ACTIONS}
 
     def __repr__(self) -> str:
         return f"InstrumentedCoordinator({self.inner!r})"
@@ -45,10 +45,10 @@ class InstrumentedCoordinator:
         try:
             yield
         except CoordinatorUnavailable:
-            COORDINATOR_ERRORS.labels(self.name, action).inc()
+            self._errors[action].inc()
             raise
         finally:
-            COORDINATOR_ACTION.labels(self.name, action).observe(time.perf_counter() - started)
+            self._seconds[action].observe(time.perf_counter() - started)
 
     def lock(self, name: str, *, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
         return self._lock(name, timeout)
@@ -62,16 +62,16 @@ class InstrumentedCoordinator:
         try:
             async with self.inner.lock(name, timeout=timeout):
                 acquired = True
-                LOCK_WAIT.labels(self.name).observe(time.perf_counter() - started)
+                self._lock_wait.observe(time.perf_counter() - started)
                 yield
         except LockTimeout:
             if not acquired:
-                LOCK_WAIT.labels(self.name).observe(time.perf_counter() - started)
-                LOCK_TIMEOUTS.labels(self.name).inc()
+                self._lock_wait.observe(time.perf_counter() - started)
+                self._lock_timeouts.inc()
             raise
         except CoordinatorUnavailable:
             if not acquired:
-                COORDINATOR_ERRORS.labels(self.name, "lock").inc()
+                self._errors["lock"].inc()
             raise
 
     async def get_session(self, session_id: str) -> bytes | None:

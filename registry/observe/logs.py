@@ -126,6 +126,8 @@ def configure(level: str, fmt: str, stream: IO[str] | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
+    # Python's own warnings would otherwise be printed as bare lines between the records.
+    logging.captureWarnings(True)
     logging.getLogger(ANNOUNCE).setLevel(logging.INFO)
     # Hypercorn's "Running on ..." lines are noise next to ours; its errors still show.
     hypercorn_level = logging.DEBUG if level == "debug" else max(LEVELS[level], logging.WARNING)

@@ -42,10 +42,10 @@ class InstrumentedStorage:
     def __init__(self, inner: StorageDriver) -> None:
         self.inner = inner
         self.name = inner.name
-        # Every series exists from the start, so rates and alerts see 0 rather than nothing.
-        for action in ACTIONS:
-            STORAGE_ACTION.labels(self.name, action)
-            STORAGE_ERRORS.labels(self.name, action)
+        # Every series exists from the start, so rates and alerts see 0 rather than nothing;
+        # the children are looked up once, not on every call.
+        self._seconds = {a: STORAGE_ACTION.labels(self.name, a) for a in ACTIONS}
+        self._errors = {a: STORAGE_ERRORS.labels(self.name, a) for a in ACTIONS}
 
     def __repr__(self) -> str:
         return f"InstrumentedStorage({self.inner!r})"
@@ -57,11 +57,11 @@ class InstrumentedStorage:
         try:
             yield
         except StorageUnavailable:
-            STORAGE_ERRORS.labels(self.name, action).inc()
+            self._errors[action].inc()
             raise
         finally:
             elapsed = time.perf_counter() - started - (client.seconds if client else 0.0)
-            STORAGE_ACTION.labels(self.name, action).observe(max(elapsed, 0.0))
+            self._seconds[action].observe(max(elapsed, 0.0))
 
     async def read(self, key: str) -> bytes:
         with self._timed("read"):
@@ -101,13 +101,13 @@ class InstrumentedStorage:
                 except StopAsyncIteration:
                     break
                 except StorageUnavailable:
-                    STORAGE_ERRORS.labels(self.name, "stream").inc()
+                    self._errors["stream"].inc()
                     raise
                 finally:
                     spent += time.perf_counter() - started
                 yield chunk
         finally:
-            STORAGE_ACTION.labels(self.name, "stream").observe(spent)
+            self._seconds["stream"].observe(spent)
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
