@@ -4,9 +4,10 @@ The listening sockets are bound and put into listen state here, before any worke
 the "listening on" line is true when printed: a client that connects right after it waits in
 the backlog instead of being refused. Workers are spawned processes sharing those sockets.
 
-Metrics: every process of one `serve` writes into a private multiprocess directory made here
-before any worker starts (see `registry.observe.exporter`); with `-metricsaddr`, this process
-also answers scrapes there. Logging is set up again in each worker, which starts afresh.
+Metrics: every process of one `serve` writes into a private multiprocess directory
+(`metrics_directory`, entered by the CLI first of all; see `registry.observe.exporter`), and
+workers that end are marked dead there. With `-metricsaddr`, this process also answers scrapes
+there. Logging is set up again in each worker, which starts afresh.
 """
 
 from __future__ import annotations
@@ -124,15 +125,6 @@ def _share_token_secret(settings: Settings) -> Settings:
     return replace(settings, token_secret=secret)
 
 
-def serve(settings: Settings) -> int:
-    """Bind, install the stop signals, announce, then run; returns the exit status.
-
-    The metrics directory must be set up before (`metrics_directory`), ahead of any import of
-    prometheus_client in this process.
-    """
-    return _serve(settings)
-
-
 @contextlib.contextmanager
 def metrics_directory() -> Iterator[None]:
     """This instance's private multiprocess metrics directory, removed when it stops."""
@@ -154,7 +146,11 @@ def _metrics_listener(settings: Settings) -> MetricsListener | None:
         ) from None
 
 
-def _serve(settings: Settings) -> int:
+def serve(settings: Settings) -> int:
+    """Bind, install the stop signals, announce, then run; returns the exit status.
+
+    Called within `metrics_directory()`, entered before anything imports prometheus_client.
+    """
     settings = _share_token_secret(settings)
     config = hypercorn_config(settings)
     per_worker = _worker_sockets(config, settings.workers)
