@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from socketserver import ThreadingMixIn
+from socketserver import TCPServer, ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -81,6 +81,14 @@ def _server_class(family: socket.AddressFamily) -> type[WSGIServer]:
         address_family = family
         daemon_threads = True
         allow_reuse_address = True
+
+        def server_bind(self) -> None:
+            """As HTTPServer's, without its reverse DNS lookup of the address, which can hang
+            a start where no resolver answers."""
+            TCPServer.server_bind(self)
+            host, port = self.server_address[:2]
+            self.server_name, self.server_port = str(host), int(port)
+            self.setup_environ()
 
     return Server
 
