@@ -60,9 +60,8 @@ EXPOSE 5000
 
 # No HEALTHCHECK: the slim image has neither curl nor wget, and a probe written in Python
 # would start a whole interpreter (tens of MiB, a fraction of a second of CPU) at every
-# interval. `GET /v2/` also answers 401 without credentials, so a probe must accept 401, and
-# it would only show that the process answers, not that S3 or Redis do. Let the proxy or the
-# orchestrator check `GET /v2/` (any of 200/401 means the process is up) if you need one.
+# interval. Let the proxy or the orchestrator probe `GET /livez` (the process answers) and
+# `GET /readyz` (S3 and Redis answer too); both need no credentials (docs/operations.md).
 
 # The main process stops its workers on SIGTERM (Hypercorn gives requests in flight about
 # 3 s) and exits; SIGINT (Ctrl-C) does the same.

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 import bcrypt
 
+import registry
 from registry.config.flags import parse_serve, serve_parser
 from registry.config.settings import ConfigError
 
-VERSION = "0.1.0"
+VERSION = registry.__version__
 USAGE = """usage: simple-registry <command> [flags]
 
 commands:
@@ -53,8 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(argv: list[str]) -> int:
+    from registry.server import metrics_directory
+
+    # First of all: prometheus_client reads where to keep its values when first imported.
+    with metrics_directory():
+        return _serve_with(argv)
+
+
+def _serve_with(argv: list[str]) -> int:
+    from registry.observe.logs import configure
+
     settings = parse_serve(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(settings.log_level, settings.log_format)
     log = logging.getLogger("registry")
     if any(b.name == "simple-registry:anonymous" for b in settings.manifests.bindings):
         log.warning("no admin password: ANYONE can push, pull and delete (started with -anonymous)")

@@ -3,16 +3,22 @@
 The listening sockets are bound and put into listen state here, before any worker starts, so
 the "listening on" line is true when printed: a client that connects right after it waits in
 the backlog instead of being refused. Workers are spawned processes sharing those sockets.
+
+Metrics: every process of one `serve` writes into a private multiprocess directory
+(`metrics_directory`, entered by the CLI first of all; see `registry.observe.exporter`), and
+workers that end are marked dead there. With `-metricsaddr`, this process also answers scrapes
+there. Logging is set up again in each worker, which starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
 import socket
-import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import wait
@@ -24,8 +30,16 @@ from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 
 from registry.config.settings import ConfigError, Settings
+from registry.observe.exporter import (
+    MetricsListener,
+    private_metrics_dir,
+    remove_metrics_dir,
+    worker_ended,
+)
+from registry.observe.logs import ANNOUNCE, configure
 
 log = logging.getLogger("registry.server")
+announce = logging.getLogger(ANNOUNCE)
 RECV_BYTES = 1024 * 1024
 
 
@@ -33,9 +47,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config = Config()
     config.bind = [settings.addr]
     config.workers = settings.workers
+    # Our middleware writes the access log; Hypercorn's own errors go through our handlers.
     config.accesslog = None
-    config.errorlog = "-"
-    config.loglevel = "WARNING"
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
     config.keep_alive_timeout = 75
     # Hypercorn closes a connection after 1000 requests by default; clients that pull many
@@ -51,6 +65,8 @@ def _serve_worker(
     settings: Settings, config: Config, sockets: Sockets, shutdown_event: EventType
 ) -> None:
     from hypercorn.asyncio import tcp_server
+
+    configure(settings.log_level, settings.log_format)
 
     from registry.api.app import create_app
 
@@ -109,13 +125,52 @@ def _share_token_secret(settings: Settings) -> Settings:
     return replace(settings, token_secret=secret)
 
 
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[None]:
+    """This instance's private multiprocess metrics directory, removed when it stops."""
+    path = private_metrics_dir()
+    try:
+        yield
+    finally:
+        remove_metrics_dir(path)
+
+
+def _metrics_listener(settings: Settings) -> MetricsListener | None:
+    if settings.metrics_addr is None or not settings.metrics_enabled:
+        return None
+    try:
+        return MetricsListener(settings.metrics_addr)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {settings.metrics_addr} (-metricsaddr): {exc.strerror}"
+        ) from None
+
+
 def serve(settings: Settings) -> int:
-    """Bind, install the stop signals, announce, then run; returns the exit status."""
+    """Bind, install the stop signals, announce, then run; returns the exit status.
+
+    Called within `metrics_directory()`, entered before anything imports prometheus_client.
+    """
     settings = _share_token_secret(settings)
     config = hypercorn_config(settings)
     per_worker = _worker_sockets(config, settings.workers)
     listening = per_worker[0].secure_sockets or per_worker[0].insecure_sockets
+    metrics = _metrics_listener(settings)
+    if metrics is not None:
+        metrics.start()
+        announce.info(
+            "simple-registry metrics on %s", metrics.url, extra={"fields": {"url": metrics.url}}
+        )
+    try:
+        return _run(settings, config, per_worker, listening)
+    finally:
+        if metrics is not None:
+            metrics.stop()
 
+
+def _run(
+    settings: Settings, config: Config, per_worker: list[Sockets], listening: list[socket.socket]
+) -> int:
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
 
@@ -129,9 +184,8 @@ def serve(settings: Settings) -> int:
     for sock in listening:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-        print(
-            f"simple-registry listening on {scheme}://{shown}:{port}", file=sys.stderr, flush=True
-        )
+        url = f"{scheme}://{shown}:{port}"
+        announce.info("simple-registry listening on %s", url, extra={"fields": {"url": url}})
 
     if settings.workers == 1:
         signal.signal(signal.SIGINT, request_stop)
@@ -152,5 +206,7 @@ def serve(settings: Settings) -> int:
         if process.is_alive():
             process.terminate()
             process.join()
+        if process.pid is not None:
+            worker_ended(process.pid)
         code = code or (process.exitcode or 0)
     return code

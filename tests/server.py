@@ -21,7 +21,15 @@ import httpx
 
 ADMIN = "admin"
 PASSWORD = "s3cret-Pa55"
-_LISTENING = re.compile(r"listening on (https?)://([^\s]+)")
+# The line is JSON when stderr is not a terminal: the URL ends at a quote or a space.
+_LISTENING = re.compile(r"listening on (https?)://([^\s\"]+)")
+_METRICS = re.compile(r"metrics on (http://[^\s\"]+)")
+
+
+def listening_url(line: str) -> str | None:
+    """The URL of a "listening on" line, in either log format."""
+    match = _LISTENING.search(line)
+    return f"{match.group(1)}://{match.group(2)}" if match else None
 
 
 @dataclass
@@ -32,6 +40,10 @@ class RunningRegistry:
     username: str | None = ADMIN
     password: str | None = PASSWORD
     output: list[str] = field(default_factory=list)
+    # `http://HOST:PORT/metrics` when started with -metricsaddr.
+    metrics_url: str | None = None
+    # Set once all of the server's output has been read into `output`.
+    drained: threading.Event = field(default_factory=threading.Event)
 
     @property
     def host(self) -> str:
@@ -55,6 +67,7 @@ class RunningRegistry:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.drained.wait(timeout=30)  # then `output` holds every line the server wrote
         return self.process.returncode
 
 
@@ -92,16 +105,22 @@ def start(
     output: list[str] = []
     ready = threading.Event()
     found: list[str] = []
+    metrics: list[str] = []
+    drained = threading.Event()
 
     def drain() -> None:
         assert process.stderr is not None
         for line in process.stderr:
             output.append(line)
-            match = _LISTENING.search(line)
-            if match and not found:
-                found.append(f"{match.group(1)}://{match.group(2)}")
+            metrics_match = _METRICS.search(line)
+            if metrics_match and not metrics:
+                metrics.append(metrics_match.group(1))  # announced before "listening on"
+            url = listening_url(line)
+            if url and not found:
+                found.append(url)
                 ready.set()
         ready.set()  # EOF: the process ended before it listened
+        drained.set()
 
     threading.Thread(target=drain, daemon=True).start()
     if not ready.wait(timeout=60) or not found:
@@ -115,4 +134,6 @@ def start(
         username=ADMIN if password else None,
         password=password,
         output=output,
+        metrics_url=metrics[0] if metrics else None,
+        drained=drained,
     )

@@ -1,4 +1,5 @@
-"""The ASGI application: routes, error rendering and the API-version header."""
+"""The ASGI application: routes, error rendering, the API-version header, and the
+instrumentation around it (metrics, access log, request ids, health endpoints)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api import blobs, listing, manifests, token, uploads
+from registry.api import blobs, listing, manifests, metrics, token, uploads
 from registry.api.common import Services
 from registry.api.connection import CloseUnreadBodies
 from registry.api.errors import HANDLERS
@@ -24,6 +25,11 @@ from registry.coord.local import LocalCoordinator
 from registry.coord.redis import RedisCoordinator
 from registry.coord.redis import connect as connect_redis
 from registry.model.registry import Registry
+from registry.observe import health
+from registry.observe.coord import InstrumentedCoordinator
+from registry.observe.metrics import start_process
+from registry.observe.middleware import Observe
+from registry.observe.storage import InstrumentedStorage
 from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.s3 import S3Driver
@@ -42,7 +48,8 @@ ROUTES = [
         name="manifest",
     ),
     Route(f"/v2/{NAME}/blobs/uploads/", uploads.start, methods=["POST"], name="upload_start"),
-    Route(f"/v2/{NAME}/blobs/uploads", uploads.start, methods=["POST"], name="upload_start_"),
+    # The same route without the trailing slash; one name, so one metrics label.
+    Route(f"/v2/{NAME}/blobs/uploads", uploads.start, methods=["POST"], name="upload_start"),
     Route(
         f"/v2/{NAME}/blobs/uploads/{{upload_id}}",
         uploads.session,
@@ -51,7 +58,10 @@ ROUTES = [
     ),
     Route(f"/v2/{NAME}/blobs/{{digest}}", blobs.blob, methods=["GET", "DELETE"], name="blob"),
     Route(f"/v2/{NAME}/referrers/{{digest}}", listing.referrers, methods=["GET"], name="referrers"),
+    Route("/livez", health.livez, methods=["GET"], name="livez"),
+    Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
 ]
+METRICS_ROUTE = Route("/metrics", metrics.metrics, methods=["GET"], name="metrics")
 
 
 class APIVersionHeader:
@@ -79,22 +89,31 @@ class APIVersionHeader:
 
 def create_app(settings: Settings) -> ASGIApp:
     datadir = settings.datadir.resolve()
-    storage: StorageDriver = FilesystemDriver(datadir)
-    store = f"file://{datadir}"
+    storage: StorageDriver
+    coord: Coordinator
+    checks: list[health.Check] = []
     if settings.s3 is not None:
-        s3 = _s3_driver(settings.s3)
-        storage, store = s3, f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
-    coord: Coordinator = (
-        connect_redis(
+        storage = s3 = _s3_driver(settings.s3)
+        store = f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
+        checks.append(health.Check("storage", s3.name, s3.check))
+    else:
+        storage, store = FilesystemDriver(datadir), f"file://{datadir}"
+        checks.append(health.Check("storage", storage.name, health.directory_probe(datadir)))
+    if settings.redis is not None:
+        coord = redis = connect_redis(
             settings.redis.url,
             lock_ttl=settings.redis.lock_lease_seconds,
             max_connections=settings.redis.max_connections,
             socket_timeout=settings.redis.timeout_seconds,
             prefix=settings.redis.key_prefix,
         )
-        if settings.redis is not None
-        else LocalCoordinator(datadir / "_coord")
-    )
+        checks.append(health.Check("coordinator", redis.name, redis.ping))
+    else:
+        coord = LocalCoordinator(datadir / "_coord")
+        probe = health.directory_probe(
+            datadir / "_coord" / "locks", datadir / "_coord" / "sessions"
+        )
+        checks.append(health.Check("coordinator", coord.name, probe))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,7 +123,10 @@ def create_app(settings: Settings) -> ASGIApp:
         if isinstance(storage, S3Driver):
             await storage.close()
 
-    app = Starlette(routes=ROUTES, exception_handlers=dict(HANDLERS), lifespan=lifespan)
+    routes = list(ROUTES)
+    if settings.metrics_enabled and settings.metrics_addr is None:
+        routes.append(METRICS_ROUTE)
+    app = Starlette(routes=routes, exception_handlers=dict(HANDLERS), lifespan=lifespan)
     gate = Gate(
         settings,
         Policy(settings.manifests),
@@ -114,8 +136,15 @@ def create_app(settings: Settings) -> ASGIApp:
             lifetime_seconds=settings.token_lifetime,
         ),
     )
-    app.state.services = Services(settings, Registry(storage, coord, store), gate)
-    return APIVersionHeader(CloseUnreadBodies(app))
+    registry = Registry(InstrumentedStorage(storage), InstrumentedCoordinator(coord), store)
+    app.state.services = Services(settings, registry, gate)
+    app.state.health = health.Health(checks)
+    start_process()
+    return Observe(
+        APIVersionHeader(CloseUnreadBodies(app)),
+        app.routes,
+        trust_forwarded=settings.trust_forwarded,
+    )
 
 
 def _s3_driver(s3: S3Settings) -> S3Driver:

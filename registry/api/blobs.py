@@ -8,6 +8,7 @@ from starlette.responses import Response, StreamingResponse
 from registry.api.common import repository, services
 from registry.api.ranges import parse_range
 from registry.auth.scopes import Need
+from registry.observe import events
 from registry.oci.digests import Digest
 
 
@@ -48,4 +49,5 @@ async def blob(request: Request) -> Response:
             redirect = {"Location": url, "Docker-Content-Digest": str(digest)}
             return Response(status_code=307, headers=redirect)
     stream = svc.registry.blobs.stream(digest, start, length)
+    events.pulled("blob")
     return StreamingResponse(stream, status_code=status, headers=headers)

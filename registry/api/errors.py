@@ -61,10 +61,14 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 
 
 async def coordinator_down(request: Request, exc: Exception) -> Response:
+    # The client learns only that it may retry; the operator learns why (the message names
+    # the host and the failure, never the credentials).
+    log.warning("503: %s", exc)
     return render(Unavailable("the coordination service (Redis) is unreachable; retry"))
 
 
 async def storage_down(request: Request, exc: Exception) -> Response:
+    log.warning("503: %s", exc)
     return render(Unavailable("the object store is unreachable; retry"))
 
 

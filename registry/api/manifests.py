@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from registry.api.common import repository, services
 from registry.auth.scopes import Need
+from registry.observe import events
 from registry.oci.digests import is_digest
 from registry.oci.errors import PayloadTooLarge
 from registry.oci.manifests import MAX_MANIFEST_BYTES
@@ -31,7 +32,9 @@ async def manifest(request: Request) -> Response:
         }
         if request.method == "HEAD":
             return Response(headers=headers)
-        return Response(await manifests.content(ref), headers=headers)
+        content = await manifests.content(ref)
+        events.pulled("manifest")
+        return Response(content, headers=headers)
 
     if request.method == "DELETE":
         await svc.gate.require(request, need)
@@ -41,6 +44,7 @@ async def manifest(request: Request) -> Response:
     await svc.gate.require(request, need)
     content = await _read_limited(request, MAX_MANIFEST_BYTES)
     stored = await manifests.put(name, reference, content, request.headers.get("content-type"))
+    events.pushed("manifest")
     headers = {
         "Location": f"/v2/{name}/manifests/{stored.ref.digest}",
         "Docker-Content-Digest": str(stored.ref.digest),

@@ -16,6 +16,7 @@ from registry.api.common import services
 from registry.auth.gate import basic_credentials
 from registry.auth.scopes import Principal
 from registry.auth.tokens import InvalidToken, parse_scopes
+from registry.observe import events
 from registry.oci.errors import RegistryError, Unauthorized, Unsupported
 
 MAX_FORM_BYTES = 64 * 1024
@@ -46,6 +47,7 @@ def _answer(
         raise _BadRequest(f"at most {MAX_SCOPES} scopes may be asked for at once")
     granted = gate.policy.grant(principal, parse_scopes(scopes).access)
     issued = gate.issuer.issue(principal.name, service, granted)
+    events.token_issued("access")
     body: dict[str, object] = {
         "token": issued.token,
         "access_token": issued.token,
@@ -55,6 +57,7 @@ def _answer(
     }
     if refresh:
         body["refresh_token"] = gate.issuer.issue_refresh(principal.name, service)
+        events.token_issued("refresh")
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
@@ -67,16 +70,20 @@ async def _login(request: Request) -> Principal:
         anonymous = gate.policy.anonymous()
         if anonymous is None:
             raise Unauthorized("credentials required", headers=challenge)
+        events.authenticated("anonymous", anonymous.name)
         return anonymous
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
+        events.auth_failed("other")
         raise Unauthorized("the token endpoint takes Basic credentials", headers=challenge)
     user, password = basic_credentials(value.strip())
     principal = None
     if user is not None and password is not None:
         principal = await gate.policy.by_password(user, password)
     if principal is None:
+        events.auth_failed("basic")
         raise Unauthorized("invalid username or password", headers=challenge)
+    events.authenticated("basic", principal.name)
     return principal
 
 
@@ -96,15 +103,20 @@ async def _oauth2(request: Request) -> Response:
             form.get("username", ""), form.get("password", "")
         )
         if principal is None:
+            events.auth_failed("password")
             raise Unauthorized("invalid username or password")
+        events.authenticated("password", principal.name)
     elif grant == "refresh_token":
         try:
             subject = gate.issuer.verify_refresh(form.get("refresh_token", ""), service)
         except InvalidToken as exc:
+            events.auth_failed("refresh_token")
             raise Unauthorized(exc.reason) from None
         principal = Principal(subject)
         if not gate.policy.exists(principal):
+            events.auth_failed("refresh_token")
             raise Unauthorized("the token's user is gone")
+        events.authenticated("refresh_token", principal.name)
     else:
         raise Unsupported(f"grant_type {str(grant)[:40]!r} is not supported")
     refresh = form.get("access_type") == "offline" or grant == "refresh_token"

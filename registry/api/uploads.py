@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -9,8 +12,9 @@ from registry.api.common import body, repository, services
 from registry.api.ranges import parse_content_range
 from registry.auth.scopes import Need
 from registry.model.uploads import CHUNK_MIN_LENGTH, Session, upload_range
+from registry.observe import events
 from registry.oci.digests import Digest
-from registry.oci.errors import DigestInvalid
+from registry.oci.errors import BlobUploadUnknown, DigestInvalid
 from registry.oci.names import validate_name
 
 
@@ -34,6 +38,19 @@ def _created(name: str, digest: Digest) -> Response:
     )
 
 
+@contextlib.contextmanager
+def _failure_counted() -> Iterator[None]:
+    """A chunk or a completion that is refused or breaks is a failed upload step (counted in
+    metrics); an upload id that does not exist is not an upload that failed."""
+    try:
+        yield
+    except BlobUploadUnknown:
+        raise
+    except Exception:
+        events.upload("failed")
+        raise
+
+
 async def start(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
@@ -51,15 +68,21 @@ async def start(request: Request) -> Response:
             return await svc.gate.may(principal, Need.read("blobs", candidate))
 
         if await svc.registry.blobs.mount(name, digest, source or None, may_read):
+            events.pushed("blob")
             return _created(name, digest)
     else:
         principal = await svc.gate.require(request, Need("blobs", name, "POST"))
         if "digest" in query:
-            digest = Digest.parse(query["digest"])
-            await svc.registry.uploads.monolithic(name, digest, body(request))
+            events.upload("started")
+            with _failure_counted():
+                digest = Digest.parse(query["digest"])
+                await svc.registry.uploads.monolithic(name, digest, body(request))
+            events.upload("completed")
+            events.pushed("blob")
             return _created(name, digest)
 
     session = await svc.registry.uploads.start(name, principal.name)
+    events.upload("started")
     headers = _session_headers(name, session)
     headers["OCI-Chunk-Min-Length"] = str(CHUNK_MIN_LENGTH)
     return Response(status_code=202, headers=headers)
@@ -83,17 +106,24 @@ async def session(request: Request) -> Response:
 
     if request.method == "DELETE":
         await uploads.cancel(name, upload_id, principal.name)
+        events.upload("cancelled")
         return Response(status_code=204, headers={"Content-Length": "0"})
 
     if request.method == "PATCH":
-        content_range = parse_content_range(request.headers.get("content-range"))
-        found = await uploads.append(name, upload_id, principal.name, body(request), content_range)
+        with _failure_counted():
+            content_range = parse_content_range(request.headers.get("content-range"))
+            found = await uploads.append(
+                name, upload_id, principal.name, body(request), content_range
+            )
         return Response(status_code=202, headers=_session_headers(name, found))
 
     # PUT: the final (possibly empty) chunk and the digest that must match everything.
-    raw = request.query_params.get("digest")
-    if not raw:
-        raise DigestInvalid("the digest query parameter is required to complete an upload")
-    digest = Digest.parse(raw)
-    await uploads.finish(name, upload_id, principal.name, digest, body(request))
+    with _failure_counted():
+        raw = request.query_params.get("digest")
+        if not raw:
+            raise DigestInvalid("the digest query parameter is required to complete an upload")
+        digest = Digest.parse(raw)
+        await uploads.finish(name, upload_id, principal.name, digest, body(request))
+    events.upload("completed")
+    events.pushed("blob")
     return _created(name, digest)

@@ -20,6 +20,7 @@ from registry.auth.policy import Policy
 from registry.auth.scopes import Need, Principal
 from registry.auth.tokens import InvalidToken, TokenIssuer, allows
 from registry.config.settings import Settings
+from registry.observe import events
 from registry.oci.errors import Denied, Unauthorized
 
 
@@ -38,6 +39,7 @@ class Gate:
             anonymous = self.policy.anonymous()
             if anonymous is None:
                 raise self.challenge(request, needs, "authentication required")
+            events.authenticated("anonymous", anonymous.name)
             return anonymous
         scheme, _, value = header.partition(" ")
         value = value.strip()
@@ -47,10 +49,19 @@ class Gate:
             if user is not None and password is not None:
                 principal = await self.policy.by_password(user, password)
             if principal is None:
+                events.auth_failed("basic")
                 raise self.challenge(request, needs, "invalid username or password")
+            events.authenticated("basic", principal.name)
             return principal
         if scheme.lower() == "bearer":
-            return self._bearer(request, value, needs)
+            try:
+                principal = self._bearer(request, value, needs)
+            except Unauthorized:
+                events.auth_failed("bearer")
+                raise
+            events.authenticated("bearer", principal.name)
+            return principal
+        events.auth_failed("other")
         raise self.challenge(request, needs, f"unsupported authorization scheme {scheme[:20]!r}")
 
     def _bearer(self, request: HTTPConnection, value: str, needs: tuple[Need, ...]) -> Principal:

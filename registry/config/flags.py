@@ -14,6 +14,7 @@ from registry.config.builtin import with_flag_users
 from registry.config.manifests import load_manifests
 from registry.config.model import Manifests
 from registry.config.settings import ConfigError, RedisSettings, S3Settings, Settings
+from registry.observe.logs import FORMATS, LEVELS, default_format
 
 ENV_PREFIX = "SIMPLE_REGISTRY_"
 
@@ -91,8 +92,8 @@ def serve_parser() -> argparse.ArgumentParser:
         "trustforwarded",
         action="store_const",
         const="true",
-        help="build the token realm "
-        "from X-Forwarded-Proto/-Host (only behind a reverse proxy that sets them)",
+        help="build the token realm from X-Forwarded-Proto/-Host and log the client "
+        "address from X-Forwarded-For (only behind a reverse proxy that sets them)",
     )
     add(
         "redisurl",
@@ -121,6 +122,18 @@ def serve_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         action="append",
         help="folder of YAML manifests (repeatable; env: comma-separated list)",
+    )
+    add(
+        "metricsaddr",
+        metavar="HOST:PORT",
+        help="serve /metrics on this address only, without authentication (keep it off the "
+        "public network); default: /metrics on the main address, for authenticated users",
+    )
+    add("loglevel", metavar="LEVEL", help="debug, info (default), warning or error")
+    add(
+        "logformat",
+        metavar="FORMAT",
+        help="json (one object per line) or text; default: text on a terminal, else json",
     )
     return parser
 
@@ -207,6 +220,15 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     trust = pick("trustforwarded")
     redis = _redis_settings(pick, manifests)
     s3 = _s3_settings(pick, manifests)
+    metrics_enabled, metrics_addr = _metrics_settings(pick, manifests)
+    if metrics_addr is not None:
+        _check_addr(metrics_addr, "-metricsaddr")
+    log_level = (pick("loglevel") or "info").strip().lower()
+    if log_level not in LEVELS:
+        raise ConfigError(f"-loglevel must be one of {', '.join(LEVELS)}, not {log_level!r}")
+    log_format = (pick("logformat") or default_format()).strip().lower()
+    if log_format not in FORMATS:
+        raise ConfigError(f"-logformat must be json or text, not {log_format!r}")
     return Settings(
         addr=addr,
         datadir=Path(pick("datadir") or manifests.configuration.data_dir or "./data"),
@@ -224,6 +246,10 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         else bool(web.trust_forwarded_headers),
         redis=redis,
         s3=s3,
+        metrics_enabled=metrics_enabled,
+        metrics_addr=metrics_addr,
+        log_level=log_level,
+        log_format=log_format,
     )
 
 
@@ -328,6 +354,23 @@ def _redis_settings(
     return RedisSettings(**values)  # type: ignore[arg-type]
 
 
+_METRICS_FIELDS = {"enabled": _Field("enabled", bool), "addr": _Field("addr", str)}
+
+
+def _metrics_settings(
+    pick: Callable[[str], str | None], manifests: Manifests
+) -> tuple[bool, str | None]:
+    """`spec.metrics` of the Configuration (`enabled`, `addr`), under `-metricsaddr`."""
+    section = manifests.configuration.sections.get("metrics", {})
+    values = _section_values("spec.metrics", section, _METRICS_FIELDS)
+    enabled = values.get("enabled", True)
+    addr = pick("metricsaddr") or values.get("addr")
+    assert isinstance(enabled, bool) and (addr is None or isinstance(addr, str))
+    if addr is not None and not enabled:
+        raise ConfigError("a metrics address is set but spec.metrics.enabled is false")
+    return enabled, addr or None
+
+
 def _check_redis_url(url: str) -> None:
     from registry.coord.redis import parse_sentinel_url
 
@@ -350,8 +393,8 @@ def _read_secret_file(path: str, flag: str) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def _check_addr(addr: str) -> None:
+def _check_addr(addr: str, flag: str = "-addr") -> None:
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"-addr must be HOST:PORT, not {addr!r}")
+        raise ConfigError(f"{flag} must be HOST:PORT, not {addr!r}")
     del host

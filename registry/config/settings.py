@@ -78,6 +78,13 @@ class Settings:
     redis: RedisSettings | None = None
     # Blobs and metadata in S3-compatible object storage instead of the data directory.
     s3: S3Settings | None = None
+    # /metrics: off entirely, or on its own address (unauthenticated there); with no address,
+    # on the main one for authenticated users.
+    metrics_enabled: bool = True
+    metrics_addr: str | None = None
+    # Log level (debug, info, warning, error) and format (json, text).
+    log_level: str = "info"
+    log_format: str = "json"
 
     @property
     def tls(self) -> bool:

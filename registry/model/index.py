@@ -5,7 +5,8 @@ object-store listing); storage keeps the record and the index follows it. When t
 not ready (a fresh Redis, or one that lost its data), requests read storage, which is always
 correct, and the first of them starts a rebuild in the background: one worker at a time (a
 lock), walking storage once, then reading again every repository that changed meanwhile,
-until a pass finds none (see `Index`). The embedded default has no index and always walks its
+until a pass finds none (see `Index`). While Redis is unreachable, reads go to storage too,
+so pulls by tag survive a Redis outage; changes answer 503. The embedded default has no index and always walks its
 data directory, which is cheap there.
 """
 
@@ -48,6 +49,8 @@ class Lookup:
                 return await self._index.tag(name, tag)
             except IndexNotReady:
                 self._start_rebuild()
+            except CoordinatorUnavailable:
+                pass  # storage answers reads while Redis is away
         try:
             return await self._storage.read(paths.tag(name, tag))
         except ObjectNotFound:
@@ -60,6 +63,8 @@ class Lookup:
                 return await self._index.tags(name)
             except IndexNotReady:
                 self._start_rebuild()
+            except CoordinatorUnavailable:
+                pass  # storage answers reads while Redis is away
         if not await self._stored_exists(name):
             return None
         return await self._stored_tags(name)
@@ -72,6 +77,8 @@ class Lookup:
                 return None if found is None else list(found)
             except IndexNotReady:
                 self._start_rebuild()
+            except CoordinatorUnavailable:
+                pass
         names = await self._storage.list(paths.tags(name))
         if not names and not await self._stored_exists(name):
             return None
@@ -85,6 +92,8 @@ class Lookup:
             return await self._index.repositories(after, count)
         except IndexNotReady:
             self._start_rebuild()
+            return None
+        except CoordinatorUnavailable:
             return None
 
     async def walk(self) -> list[str]:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.oci import digest_of, push_image
-from tests.server import PASSWORD, RunningRegistry
+from tests.server import PASSWORD, RunningRegistry, listening_url
 
 
 def _run(
@@ -63,6 +63,9 @@ def test_serve_help_names_every_flag() -> None:
         "-workers",
         "-cfgdir",
         "-anonymous",
+        "-metricsaddr",
+        "-loglevel",
+        "-logformat",
     ):
         assert flag in text
 
@@ -82,6 +85,7 @@ def test_serve_help_names_every_flag() -> None:
             "no such file",
         ),
         (["serve", "-adminpwd", ""], "empty"),
+        (["serve", "-adminpwd", "x", "-loglevel", "loud"], "-loglevel must be one of"),
         (["serve", "-bogus"], "unrecognized arguments"),
     ],
 )
@@ -141,8 +145,9 @@ def _serve_with_env(
     )
     assert process.stderr is not None
     for line in process.stderr:
-        if "listening on" in line:
-            return process, line.rsplit(" ", 1)[1].strip()
+        url = listening_url(line)
+        if url:
+            return process, url
     process.wait()
     raise AssertionError("server did not start")
 

@@ -16,6 +16,7 @@ import pytest
 
 from registry.config.flags import parse_serve
 from registry.config.settings import ConfigError
+from tests.server import listening_url
 
 API = "simple-registry.dev/v1"
 
@@ -157,8 +158,9 @@ def _serving(tmp_path: Path, *args: str) -> Iterator[str]:
     assert process.stderr is not None
     try:
         for line in process.stderr:
-            if "listening on" in line:
-                yield line.rsplit(" ", 1)[1].strip()
+            url = listening_url(line)
+            if url:
+                yield url
                 return
         raise AssertionError("server did not start")
     finally:

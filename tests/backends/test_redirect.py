@@ -22,9 +22,7 @@ from tests.server import RunningRegistry
 HEAD = "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
 
 
-def _redirecting(
-    services: tuple[str, str], tmp_path: Path, public: str | None
-) -> RunningRegistry:
+def _redirecting(services: tuple[str, str], tmp_path: Path, public: str | None) -> RunningRegistry:
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     extra = f", publicEndpoint: '{public}'" if public else ""
@@ -41,7 +39,9 @@ def server(
     """The registry, and the host its redirects must point at."""
     endpoint = scaled_services[1]
     # The same moto server under another name, as a CDN or public DNS name would be.
-    public = endpoint.replace("127.0.0.1", "localhost") if request.param != "same-endpoint" else None
+    public = (
+        endpoint.replace("127.0.0.1", "localhost") if request.param != "same-endpoint" else None
+    )
     running = _redirecting(scaled_services, tmp_path, public)
     yield running, urlsplit(public or endpoint).netloc
     running.stop()

@@ -1,0 +1,149 @@
+"""A coordinator that times and counts every call of the one it wraps.
+
+Like `storage.py`, an explicit implementation of the `Coordinator` protocol around the real
+one: lock waits go to `registry_lock_wait_seconds` (and `registry_lock_timeouts_total` when
+the wait runs out), session calls to `registry_coordinator_action_seconds`, and
+`CoordinatorUnavailable` (Redis away) to `registry_coordinator_errors_total`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+
+from registry.coord.base import Coordinator, CoordinatorUnavailable, Index, LockTimeout
+from registry.observe.metrics import (
+    COORDINATOR_ACTION,
+    COORDINATOR_ERRORS,
+    LOCK_TIMEOUTS,
+    LOCK_WAIT,
+)
+
+SESSION_ACTIONS = ("get_session", "put_session", "delete_session")
+INDEX_ACTIONS = ("index_read", "index_write", "index_rebuild")
+ACTIONS = ("lock", *SESSION_ACTIONS, *INDEX_ACTIONS)
+
+
+class InstrumentedCoordinator:
+    def __init__(self, inner: Coordinator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        # Every series exists from the start, so rates and alerts see 0 rather than nothing;
+        # the children are looked up once, not on every call.
+        self._lock_wait = LOCK_WAIT.labels(self.name)
+        self._lock_timeouts = LOCK_TIMEOUTS.labels(self.name)
+        self._errors = {a: COORDINATOR_ERRORS.labels(self.name, a) for a in ACTIONS}
+        self._seconds = {
+            a: COORDINATOR_ACTION.labels(self.name, a) for a in (*SESSION_ACTIONS, *INDEX_ACTIONS)
+        }
+
+    def __repr__(self) -> str:
+        return f"InstrumentedCoordinator({self.inner!r})"
+
+    @contextlib.contextmanager
+    def _timed(self, action: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except CoordinatorUnavailable:
+            self._errors[action].inc()
+            raise
+        finally:
+            self._seconds[action].observe(time.perf_counter() - started)
+
+    def index(self, store: str) -> Index | None:
+        inner = self.inner.index(store)
+        return None if inner is None else InstrumentedIndex(inner, self._timed)
+
+    def lock(self, name: str, *, timeout: float = 30.0) -> AbstractAsyncContextManager[None]:
+        return self._lock(name, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, name: str, timeout: float) -> AsyncIterator[None]:
+        """Only the wait to take the lock is measured; errors of the work done under it are
+        the work's own and are not counted here."""
+        started = time.perf_counter()
+        acquired = False
+        try:
+            async with self.inner.lock(name, timeout=timeout):
+                acquired = True
+                self._lock_wait.observe(time.perf_counter() - started)
+                yield
+        except LockTimeout:
+            if not acquired:
+                self._lock_wait.observe(time.perf_counter() - started)
+                self._lock_timeouts.inc()
+            raise
+        except CoordinatorUnavailable:
+            if not acquired:
+                self._errors["lock"].inc()
+            raise
+
+    async def get_session(self, session_id: str) -> bytes | None:
+        with self._timed("get_session"):
+            return await self.inner.get_session(session_id)
+
+    async def put_session(self, session_id: str, record: bytes) -> None:
+        with self._timed("put_session"):
+            await self.inner.put_session(session_id, record)
+
+    async def delete_session(self, session_id: str) -> None:
+        with self._timed("delete_session"):
+            await self.inner.delete_session(session_id)
+
+
+class InstrumentedIndex:
+    """The tag index's calls, as three actions: reads on the request path, writes of a push or
+    delete, and the steps of a rebuild."""
+
+    def __init__(
+        self, inner: Index, timed: Callable[[str], contextlib.AbstractContextManager[None]]
+    ) -> None:
+        self.inner = inner
+        self._timed = timed
+
+    async def ready(self) -> bool:
+        with self._timed("index_read"):
+            return await self.inner.ready()
+
+    async def tag(self, name: str, tag: str) -> bytes | None:
+        with self._timed("index_read"):
+            return await self.inner.tag(name, tag)
+
+    async def tags(self, name: str) -> dict[str, bytes] | None:
+        with self._timed("index_read"):
+            return await self.inner.tags(name)
+
+    async def repositories(self, after: str | None, count: int) -> list[str]:
+        with self._timed("index_read"):
+            return await self.inner.repositories(after, count)
+
+    async def set_tag(self, name: str, tag: str, record: bytes) -> None:
+        with self._timed("index_write"):
+            await self.inner.set_tag(name, tag, record)
+
+    async def delete_tag(self, name: str, tag: str) -> None:
+        with self._timed("index_write"):
+            await self.inner.delete_tag(name, tag)
+
+    async def add_repository(self, name: str) -> None:
+        with self._timed("index_write"):
+            await self.inner.add_repository(name)
+
+    async def replace_repository(self, name: str, tags: dict[str, bytes]) -> None:
+        with self._timed("index_rebuild"):
+            await self.inner.replace_repository(name, tags)
+
+    async def take_dirty(self) -> list[str]:
+        with self._timed("index_rebuild"):
+            return await self.inner.take_dirty()
+
+    async def mark_ready(self) -> bool:
+        with self._timed("index_rebuild"):
+            return await self.inner.mark_ready()
+
+    async def invalidate(self) -> None:
+        with self._timed("index_write"):
+            await self.inner.invalidate()

@@ -1,0 +1,136 @@
+"""Log output: one JSON object per line for log pipelines, or plain text for terminals.
+
+Every record carries a timestamp (UTC, RFC 3339), a level, the logger, the message, the pid
+(workers share stderr) and, when it was logged while a request ran, that request's id.
+Structured fields go in `extra={"fields": {...}}` and become keys of the JSON object (or
+`key=value` pairs in text). Nothing here reads request headers or bodies: what may be logged
+is decided where a record is made (see `middleware.py`), and credentials never are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from registry.observe import context
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+FORMATS = ("json", "text")
+
+# Always shown, whatever the level: tools and tests wait for the "listening on" line.
+ANNOUNCE = "registry.server.announce"
+
+# Libraries whose debug output includes signed request headers or connection details: kept
+# at WARNING even with -loglevel debug, so that debugging never writes a credential.
+QUIET_LIBRARIES = ("botocore", "aiobotocore", "urllib3", "aiohttp", "redis", "asyncio")
+
+_CORE_KEYS = frozenset({"timestamp", "level", "logger", "message", "pid", "request_id"})
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = getattr(record, "fields", None)
+    if not isinstance(fields, dict):
+        return {}
+    return {k: v for k, v in fields.items() if k not in _CORE_KEYS}
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps the id of the request being served on every record logged meanwhile."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            info = context.current()
+            record.request_id = info.request_id if info is not None else None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            out["request_id"] = request_id
+        out.update(_fields(record))
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        # ASCII only: the line stays valid whatever encoding stderr has.
+        return json.dumps(out, default=str, separators=(",", ":"))
+
+
+def _text_value(value: object) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    if not text or any(c.isspace() or c in '"=' or not c.isprintable() for c in text):
+        return json.dumps(text)
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [
+            _timestamp(record),
+            f"{record.levelname:<7}",
+            f"{record.name}:",
+            record.getMessage(),
+        ]
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            parts.append(f"request_id={request_id}")
+        parts += [f"{k}={_text_value(v)}" for k, v in _fields(record).items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def default_format(stream: IO[str] | None = None) -> str:
+    """Text for a person at a terminal, JSON for everything else (a pipe, a file, a collector)."""
+    target = sys.stderr if stream is None else stream
+    try:
+        return "text" if target.isatty() else "json"
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return "json"
+
+
+def configure(level: str, fmt: str, stream: IO[str] | None = None) -> None:
+    """Route every logger of the process (ours, Hypercorn's, libraries') to one handler."""
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(LEVELS[level])
+    # Python's own warnings would otherwise be printed as bare lines between the records.
+    logging.captureWarnings(True)
+    logging.getLogger(ANNOUNCE).setLevel(logging.INFO)
+    # Hypercorn's "Running on ..." lines are noise next to ours; its errors still show.
+    hypercorn_level = logging.DEBUG if level == "debug" else max(LEVELS[level], logging.WARNING)
+    logging.getLogger("hypercorn.error").setLevel(hypercorn_level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(LEVELS[level], logging.WARNING))

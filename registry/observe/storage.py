@@ -1,0 +1,168 @@
+"""A storage driver that times and counts every call of the one it wraps.
+
+The drivers stay free of metrics code: this wrapper implements the `StorageDriver` protocol
+one explicit method at a time, observes each call into
+`registry_storage_action_seconds{driver,action}` and counts `StorageUnavailable` into
+`registry_storage_errors_total{driver,action}`. Streams and appends pull bytes from or push
+bytes to the client while the driver works; only the driver's own time is measured, so a slow
+client does not look like a slow store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+from registry.observe.metrics import STORAGE_ACTION, STORAGE_ERRORS
+from registry.storage.base import Appended, StorageDriver, StorageUnavailable
+
+ACTIONS = (
+    "read",
+    "write",
+    "size",
+    "delete",
+    "delete_prefix",
+    "list",
+    "stream",
+    "append",
+    "write_verified",
+    "url_for",
+    "complete",
+    "abort",
+    "move",
+)
+
+
+@dataclass(slots=True)
+class _ClientTime:
+    seconds: float = 0.0
+
+
+class InstrumentedStorage:
+    def __init__(self, inner: StorageDriver) -> None:
+        self.inner = inner
+        self.name = inner.name
+        # Every series exists from the start, so rates and alerts see 0 rather than nothing;
+        # the children are looked up once, not on every call.
+        self._seconds = {a: STORAGE_ACTION.labels(self.name, a) for a in ACTIONS}
+        self._errors = {a: STORAGE_ERRORS.labels(self.name, a) for a in ACTIONS}
+
+    def __repr__(self) -> str:
+        return f"InstrumentedStorage({self.inner!r})"
+
+    @contextlib.contextmanager
+    def _timed(self, action: str, client: _ClientTime | None = None) -> Iterator[None]:
+        """Observe the call's duration, less the time spent waiting for the client."""
+        started = time.perf_counter()
+        try:
+            yield
+        except StorageUnavailable:
+            self._errors[action].inc()
+            raise
+        finally:
+            elapsed = time.perf_counter() - started - (client.seconds if client else 0.0)
+            self._seconds[action].observe(max(elapsed, 0.0))
+
+    async def read(self, key: str) -> bytes:
+        with self._timed("read"):
+            return await self.inner.read(key)
+
+    async def write(self, key: str, data: bytes) -> None:
+        with self._timed("write"):
+            await self.inner.write(key, data)
+
+    async def size(self, key: str) -> int | None:
+        with self._timed("size"):
+            return await self.inner.size(key)
+
+    async def delete(self, key: str) -> bool:
+        with self._timed("delete"):
+            return await self.inner.delete(key)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        with self._timed("delete_prefix"):
+            await self.inner.delete_prefix(prefix)
+
+    async def list(self, prefix: str) -> list[str]:
+        with self._timed("list"):
+            return await self.inner.list(prefix)
+
+    async def stream(
+        self, key: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Times only the waits for the driver's next chunk, not the consumer's handling."""
+        spent = 0.0
+        chunks = self.inner.stream(key, start, length)
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except StorageUnavailable:
+                    self._errors["stream"].inc()
+                    raise
+                finally:
+                    spent += time.perf_counter() - started
+                yield chunk
+        finally:
+            self._seconds["stream"].observe(spent)
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def append(
+        self,
+        key: str,
+        offset: int,
+        chunks: AsyncIterable[bytes],
+        observe: Callable[[bytes], None] | None = None,
+        state: bytes | None = None,
+    ) -> Appended:
+        waited = _ClientTime()
+        with self._timed("append", waited):
+            return await self.inner.append(key, offset, _waits(chunks, waited), observe, state)
+
+    async def write_verified(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        observe: Callable[[bytes], None],
+        verify: Callable[[], None],
+    ) -> int:
+        waited = _ClientTime()
+        with self._timed("write_verified", waited):
+            return await self.inner.write_verified(key, _waits(chunks, waited), observe, verify)
+
+    async def url_for(self, key: str, expires: int) -> str | None:
+        with self._timed("url_for"):
+            return await self.inner.url_for(key, expires)
+
+    async def complete(self, key: str, state: bytes | None, target: str) -> None:
+        with self._timed("complete"):
+            await self.inner.complete(key, state, target)
+
+    async def abort(self, key: str, state: bytes | None) -> None:
+        with self._timed("abort"):
+            await self.inner.abort(key, state)
+
+    async def move(self, source: str, target: str) -> None:
+        with self._timed("move"):
+            await self.inner.move(source, target)
+
+
+async def _waits(chunks: AsyncIterable[bytes], waited: _ClientTime) -> AsyncIterator[bytes]:
+    """`chunks`, adding the time spent waiting for each one (the client's time) to `waited`."""
+    source = aiter(chunks)
+    while True:
+        started = time.perf_counter()
+        try:
+            chunk = await anext(source)
+        except StopAsyncIteration:
+            return
+        finally:
+            waited.seconds += time.perf_counter() - started
+        yield chunk
