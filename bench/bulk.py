@@ -7,7 +7,7 @@ import os
 import random
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rawhttp import Connection, HTTPFailure, target_of, with_query
@@ -48,22 +48,36 @@ def push_monolithic(conn: Connection, name: str, body: object, size: int, digest
 
 
 def push_chunked(
-    conn: Connection, name: str, chunks: Iterator[memoryview | bytearray], size: int, digest: str
+    conn: Connection | Sequence[Connection],
+    name: str,
+    chunks: Iterator[memoryview | bytearray],
+    size: int,
+    digest: str,
 ) -> float:
-    """`POST`, one `PATCH` per chunk with `Content-Range`, then `PUT ?digest=` with no body."""
+    """`POST`, one `PATCH` per chunk with `Content-Range`, then `PUT ?digest=` with no body.
+
+    With several connections (to server processes of one registry), request n of the upload
+    (POST is 0, the PATCHes 1, 2, ..., then the PUT) goes to connection n mod their number,
+    each following the path of the `Location` the previous one returned.
+    """
+    conns = [conn] if isinstance(conn, Connection) else list(conn)
     started = time.perf_counter()
-    r = conn.request("POST", f"/v2/{name}/blobs/uploads/", expect=[202])
+    r = conns[0].request("POST", f"/v2/{name}/blobs/uploads/", expect=[202])
     location = target_of(r.headers["location"])
     offset = 0
+    n = 0
     for chunk in chunks:
+        n += 1
         end = offset + len(chunk) - 1
         headers = {**OCTET, "Content-Range": f"{offset}-{end}"}
-        r = conn.request("PATCH", location, headers=headers, body=chunk, expect=[202])
+        r = conns[n % len(conns)].request(
+            "PATCH", location, headers=headers, body=chunk, expect=[202]
+        )
         location = target_of(r.headers["location"])
         offset = end + 1
     if offset != size:
         raise ValueError(f"chunks added up to {offset} bytes, not {size}")
-    conn.request("PUT", with_query(location, "digest", digest), expect=[201])
+    conns[(n + 1) % len(conns)].request("PUT", with_query(location, "digest", digest), expect=[201])
     return time.perf_counter() - started
 
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -143,7 +144,7 @@ async def _one_client(
 
 def run_python(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     path: str,
     method: str,
     headers: dict[str, str],
@@ -151,17 +152,30 @@ def run_python(
     duration: float,
     max_requests: int = 5_000_000,
 ) -> LoadResult:
-    """The asyncio fallback, bounded by `duration` seconds and `max_requests` requests."""
+    """The asyncio fallback, bounded by `duration` seconds and `max_requests` requests.
+
+    With several ports (server processes of one registry), connection i goes to port i mod n.
+    """
+    ports = [port] if isinstance(port, int) else list(port)
     lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{lines}\r\n".encode()
+    requests = [
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{p}\r\n{lines}\r\n".encode() for p in ports
+    ]
     tally = _Tally([], budget=max_requests)
 
     async def main() -> float:
         started = time.perf_counter()
         deadline = started + duration
         clients = [
-            _one_client(host, port, request, method == "HEAD", deadline, tally)
-            for _ in range(connections)
+            _one_client(
+                host,
+                ports[i % len(ports)],
+                requests[i % len(ports)],
+                method == "HEAD",
+                deadline,
+                tally,
+            )
+            for i in range(connections)
         ]
         await asyncio.wait_for(asyncio.gather(*clients), timeout=duration + 30)
         return time.perf_counter() - started

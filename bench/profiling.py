@@ -133,8 +133,17 @@ def _idle(frames: list[str]) -> bool:
     leaf = frames[-1].split(" ", 1)[0]
     if leaf.startswith(IDLE) or leaf.startswith("__GI___poll"):
         return True
-    waiting = ("EpollSelector.select", "select_epoll_poll", "Condition.wait", "Event.wait")
-    return "(libc.so.6)" in frames[-1] and any(f.startswith(waiting) for f in frames[-4:])
+    # A thread blocked on a Python lock (an idle pool thread in `queue.get`) or waiting for
+    # the GIL uses no CPU; libc's wait functions are often only an address without symbols.
+    waiting = (
+        "EpollSelector.select",
+        "select_epoll_poll",
+        "Condition.wait",
+        "Event.wait",
+        "PyThread_acquire_lock_timed",
+        "take_gil",
+    )
+    return "(libc.so.6)" in frames[-1] and any(f.startswith(waiting + IDLE) for f in frames[-4:])
 
 
 def summarize(path: Path, top: int = 15) -> Summary:

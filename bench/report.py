@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ class MetricLike(Protocol):
     extra: dict[str, Any]
 
 
-AllResults = dict[str, dict[str, MetricLike]]
+AllResults = Mapping[str, Mapping[str, MetricLike]]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ TARGETS = [
     Target("manifest_get", "manifest GET by tag", "ratio>=", 1.5),
     Target("big_push_monolithic", "big push: peak worker RSS (mono)", "max", 150.0),
     Target("big_push_chunked", "big push: peak worker RSS (chunked)", "max", 150.0),
+    Target("s3_push_monolithic", "S3: push blob, monolithic", "ratio>=", 2.0),
+    Target("s3_push_chunked", "S3: push blob, chunked", "ratio>=", 2.0),
+    Target("s3_pull", "S3: pull blob", "ratio>=", 1.0),
+    Target("s3_manifest_head", "S3: manifest HEAD by tag", "ratio>=", 5.0),
 ]
 
 
@@ -112,7 +117,7 @@ def render_machine(m: dict[str, Any]) -> str:
     return text
 
 
-def progress(kind: str, results: dict[str, MetricLike], names: tuple[str, ...]) -> None:
+def progress(kind: str, results: Mapping[str, MetricLike], names: tuple[str, ...]) -> None:
     shown = ", ".join(f"{n} {results[n].value:g} {results[n].unit}" for n in names if n in results)
     print(f"  {kind:13s} {shown}", flush=True)
 
@@ -204,19 +209,19 @@ def render_table(results: AllResults) -> str:
         if values.get("ours") is None:
             continue
         theirs = values.get("distribution")
-        ratio = f"{values['ours'] / theirs:.2f}" if theirs else "-"
+        ratio_text = f"{values['ours'] / theirs:.2f}" if theirs else "-"
         rows.append(
             (
                 label,
                 "MiB",
                 f"{values['ours']:.1f}",
                 f"{theirs:.1f}" if theirs else "-",
-                ratio,
+                ratio_text,
                 "",
                 "",
             )
         )
-    return _grid(rows)
+    return grid(rows)
 
 
 def _ratio_cell(ratio: float | None, paired: float | None) -> str:
@@ -226,18 +231,13 @@ def _ratio_cell(ratio: float | None, paired: float | None) -> str:
 
 
 def render_usage(results: AllResults) -> str:
-    """Cores used by server, client and other processes while measuring; RSS largest/sum."""
-    rows = [
-        (
-            "metric",
-            "registry",
-            "median (range)",
-            "server cores",
-            "client cores",
-            "other cores",
-            "peak RSS",
-        )
-    ]
+    """Cores used by server, client and other processes while measuring; RSS largest/sum.
+
+    In the scaled mode, the S3 server (moto) and Redis are a column of their own."""
+    backends = any("moto_cores" in m.extra for r in results.values() for m in r.values())
+    head = ["metric", "registry", "median (range)", "server cores", "client cores"]
+    head += ["moto/redis cores"] if backends else []
+    rows = [(*head, "other cores", "peak RSS")]
     for kind, metrics in results.items():
         for name, m in metrics.items():
             extra = f" ({m.extra['MB/s']} MB/s)" if "MB/s" in m.extra else ""
@@ -245,21 +245,25 @@ def render_usage(results: AllResults) -> str:
                 extra = f" (range {min(m.samples):g}-{max(m.samples):g})"
             if "tool" in m.extra:
                 extra = f" ({m.extra['tool']}, p50 {m.extra['p50_ms']:.1f} ms)"
-            rows.append(
-                (
-                    name,
-                    kind,
-                    f"{m.value:g} {m.unit}{extra}",
-                    f"{m.server_cpu_cores:.2f} (sys {100 * m.server_sys_share:.0f}%)",
-                    f"{m.client_cpu_cores:.2f}",
-                    f"{m.other_cpu_cores:.2f}",
-                    f"{m.peak_rss_max_mib:.0f}/{m.peak_rss_sum_mib:.0f} MiB",
-                )
-            )
-    return _grid(rows)
+            cells = [
+                name,
+                kind,
+                f"{m.value:g} {m.unit}{extra}",
+                f"{m.server_cpu_cores:.2f} (sys {100 * m.server_sys_share:.0f}%)",
+                f"{m.client_cpu_cores:.2f}",
+            ]
+            if backends:
+                moto, redis = m.extra.get("moto_cores"), m.extra.get("redis_cores")
+                cells.append("" if moto is None else f"{moto:.2f} / {redis:.2f}")
+            cells += [
+                f"{m.other_cpu_cores:.2f}",
+                f"{m.peak_rss_max_mib:.0f}/{m.peak_rss_sum_mib:.0f} MiB",
+            ]
+            rows.append(tuple(cells))
+    return grid(rows)
 
 
-def _grid(rows: list[tuple[str, ...]]) -> str:
+def grid(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):

@@ -51,6 +51,40 @@ class Server:
         shutil.rmtree(self.datadir, ignore_errors=True)
 
 
+@dataclass
+class Cluster:
+    """Server processes that act as one registry (ours on shared S3 and Redis): the bench
+    spreads requests over `members`, and measures and profiles all of them together."""
+
+    label: str
+    members: list[Server]
+
+    @property
+    def port(self) -> int:
+        return self.members[0].port
+
+    @property
+    def ports(self) -> list[int]:
+        return [m.port for m in self.members]
+
+    @property
+    def auth(self) -> str | None:
+        return self.members[0].auth
+
+    def tree(self) -> list[int]:
+        return [pid for m in self.members for pid in m.tree()]
+
+    def workers(self) -> list[int]:
+        return [pid for m in self.members for pid in m.workers()]
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+
+AnyServer = Server | Cluster
+
+
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -67,12 +101,24 @@ def _drain(stream: object, log: list[str], found: list[int], ready: threading.Ev
     ready.set()
 
 
-def start_ours(python: str, datadir: Path, workers: int, label: str = "ours") -> Server:
-    """`python -m registry serve` on a free port; its "listening on" line gives the port."""
+def start_ours(
+    python: str,
+    datadir: Path,
+    workers: int,
+    label: str = "ours",
+    extra: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> Server:
+    """`python -m registry serve` on a free port; its "listening on" line gives the port.
+
+    `extra` adds flags (the S3 and Redis ones) and `env_extra` variables (S3 credentials).
+    """
     datadir.mkdir(parents=True, exist_ok=True)
     args = [python, "-m", "registry", "serve", "-addr", "127.0.0.1:0", "-datadir", str(datadir)]
-    args += ["-adminpwd", PASSWORD, "-workers", str(workers)]
+    args += ["-adminpwd", PASSWORD, "-workers", str(workers), *(extra or [])]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+    if env_extra is not None:  # S3 mode: only the given AWS settings, none of the host's
+        env = {k: v for k, v in env.items() if not k.startswith("AWS_")} | env_extra
     process = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
     )
@@ -133,8 +179,7 @@ log:
 storage:
   cache:
     blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: {root}
+{backend}
   delete:
     enabled: true
   maintenance:
@@ -142,23 +187,34 @@ storage:
       enabled: false
 http:
   addr: 127.0.0.1:{port}
+  secret: bench-shared-secret
   headers:
     X-Content-Type-Options: [nosniff]
 """
 
 
-def start_distribution(binary: str, datadir: Path, label: str = "distribution") -> Server:
-    """CNCF Distribution with filesystem storage, no auth, deletes enabled, quiet logs."""
+def start_distribution(
+    binary: str, datadir: Path, label: str = "distribution", backend: str | None = None
+) -> Server:
+    """CNCF Distribution with filesystem storage, no auth, deletes enabled, quiet logs.
+
+    `backend` replaces the filesystem section of `storage` (YAML indented by two spaces, e.g.
+    an `s3` section plus `redirect`); the environment's AWS_* variables are then not passed on.
+    """
     datadir.mkdir(parents=True, exist_ok=True)
+    if backend is None:
+        backend = f"  filesystem:\n    rootdirectory: {datadir / 'storage'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     last: Exception | None = None
     for _ in range(5):  # a free port can be taken between the probe and the bind: retry
         port = free_port()
         config = datadir / "config.yml"
-        config.write_text(DISTRIBUTION_CONFIG.format(root=datadir / "storage", port=port))
+        config.write_text(DISTRIBUTION_CONFIG.format(backend=backend, port=port))
         process = subprocess.Popen(
             [binary, "serve", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=env,
             start_new_session=True,
         )
         log: list[str] = []
@@ -260,7 +316,7 @@ class Usage:
 class Meter:
     """Measures one phase of a server: CPU used by each process and each one's peak RSS."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: AnyServer) -> None:
         self.server = server
         self.pids = server.tree()
         self.peak_reset = reset_peak(self.pids)
