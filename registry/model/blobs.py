@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from registry.model import paths
@@ -11,21 +12,39 @@ from registry.oci.digests import Digest
 from registry.oci.errors import BlobUnknown
 from registry.storage.base import StorageDriver
 
+SIZES_KEPT = 100_000  # about 15 MB of a worker's memory at most
+
 
 class Blobs:
     def __init__(self, storage: StorageDriver, lookup: Lookup) -> None:
         self._storage = storage
         self._lookup = lookup
+        # Sizes by digest: content under a digest never changes, so a remembered size is
+        # right for as long as the blob exists, and a blob is only ever deleted after every
+        # link to it. A pull then costs one existence check (the link) and the read.
+        self._sizes: OrderedDict[Digest, int] = OrderedDict()
 
     async def size(self, name: str, digest: Digest) -> int:
         """Size of a blob linked in `name`; BLOB_UNKNOWN when it is not."""
+        known = self._sizes.get(digest)
+        if known is not None:
+            if await self._storage.size(paths.layer_link(name, digest)) is None:
+                raise BlobUnknown(detail={"digest": str(digest)})
+            return known
         link, size = await asyncio.gather(
             self._storage.size(paths.layer_link(name, digest)),
             self._storage.size(paths.blob(digest)),
         )
         if link is None or size is None:
             raise BlobUnknown(detail={"digest": str(digest)})
+        self.remember(digest, size)
         return size
+
+    def remember(self, digest: Digest, size: int) -> None:
+        self._sizes[digest] = size
+        self._sizes.move_to_end(digest)
+        if len(self._sizes) > SIZES_KEPT:
+            self._sizes.popitem(last=False)
 
     async def linked(self, name: str, digest: Digest) -> bool:
         try:

@@ -6,8 +6,8 @@ not ready (a fresh Redis, or one that lost its data), requests read storage, whi
 correct, and the first of them starts a rebuild in the background: one worker at a time (a
 lock), walking storage once, then reading again every repository that changed meanwhile,
 until a pass finds none (see `Index`). While Redis is unreachable, reads go to storage too,
-so pulls by tag survive a Redis outage; changes answer 503. The embedded default has no index and always walks its
-data directory, which is cheap there.
+so pulls by tag survive a Redis outage; changes answer 503. The embedded default has no
+index and always walks its data directory, which is cheap there.
 """
 
 from __future__ import annotations

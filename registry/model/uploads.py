@@ -176,8 +176,9 @@ class Uploads:
                     detail={"digest": str(digest)},
                 )
 
-        await self._storage.write_verified(paths.blob(digest), chunks, hasher.update, verify)
+        size = await self._storage.write_verified(paths.blob(digest), chunks, hasher.update, verify)
         await self._blobs.link(name, digest)
+        self._blobs.remember(digest, size)
 
     async def _write(self, session: Session, chunks: AsyncIterable[bytes]) -> None:
         hasher = self._resume_hasher(session)

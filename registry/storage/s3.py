@@ -43,6 +43,7 @@ from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
 from registry.storage.s3_uploads import MAX_PARTS, MIN_PART, TAIL_INFIX, Append, UploadState
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
+READ_AHEAD = 4  # chunks a pull reads ahead of the client
 COPY_LIMIT = 5 * 1024**3  # CopyObject copies at most 5 GiB; larger objects go part by part
 COPY_PART = 512 * 1024**2  # part size of a multipart copy (S3: 5 MiB .. 5 GiB)
 COPY_CONCURRENCY = 8  # UploadPartCopy requests in flight per move
@@ -399,6 +400,26 @@ class S3Driver:
                 raise StorageUnavailable(
                     f"S3 GetObject at {self._where} ignored the Range header of {key!r}"
                 )
+            # Read ahead while the consumer sends: S3 keeps streaming into a few chunks of
+            # buffer instead of waiting for the client's socket at every chunk.
+            ahead: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(READ_AHEAD)
+            reader = asyncio.ensure_future(self._read_body(body, key, ahead))
+            try:
+                while (chunk := await ahead.get()) is not None:
+                    if isinstance(chunk, BaseException):
+                        raise chunk
+                    yield chunk
+            finally:
+                reader.cancel()
+                await asyncio.wait([reader])
+        finally:
+            body.close()  # also when the consumer stops early: drop the connection
+
+    async def _read_body(
+        self, body: Any, key: str, out: asyncio.Queue[bytes | BaseException | None]
+    ) -> None:
+        """Chunks of STREAM_CHUNK from the body into `out`, then None (or the error)."""
+        try:
             pieces: list[bytes] = []
             have = 0
             while True:
@@ -410,11 +431,12 @@ class S3Driver:
                 have += len(piece)
                 if have >= STREAM_CHUNK:
                     chunk, pieces, have = b"".join(pieces), [], 0
-                    yield chunk
+                    await out.put(chunk)
             if pieces:
-                yield b"".join(pieces)
-        finally:
-            body.close()  # also when the consumer stops early: drop the connection
+                await out.put(b"".join(pieces))
+            await out.put(None)
+        except Exception as exc:  # handed to the consumer, which raises it
+            await out.put(exc)
 
     # --- chunked uploads
     #
