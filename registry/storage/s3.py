@@ -143,7 +143,13 @@ class S3Driver:
             read_timeout=read_timeout,
             retries={"total_max_attempts": max_attempts, "mode": "standard"},
             max_pool_connections=max_pool_connections,
-            s3={"addressing_style": "path" if path_style else "auto"},
+            s3={
+                "addressing_style": "path" if path_style else "auto",
+                # Over TLS, botocore would SHA-256 every part a second time just to sign its
+                # payload; TLS already protects the bytes, and the registry verifies the
+                # blob's digest itself. Over plain HTTP, payloads stay signed.
+                "payload_signing_enabled": not _is_tls(endpoint_url),
+            },
             # SigV4 everywhere: botocore would presign with SigV2 in us-east-1, which S3 is
             # retiring and newer regions and most S3-compatible stores refuse.
             signature_version="s3v4",
@@ -772,6 +778,11 @@ class S3Driver:
             with contextlib.suppress(Exception):
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
+
+
+def _is_tls(endpoint_url: str | None) -> bool:
+    """AWS itself (no endpoint) or an `https://` endpoint."""
+    return endpoint_url is None or endpoint_url.lower().startswith("https://")
 
 
 def _check_key(key: str) -> None:

@@ -60,6 +60,19 @@ def test_implements_the_protocol() -> None:
     assert driver.name == "s3"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "signed"),
+    [(None, False), ("https://minio.example.com", False), ("http://minio:9000", True)],
+)
+def test_payloads_are_hashed_for_signing_only_without_tls(
+    endpoint: str | None, signed: bool
+) -> None:
+    """Over TLS a second SHA-256 of every part buys nothing (the registry checks digests)."""
+    config: Any = S3Driver("bucket", endpoint_url=endpoint)._config
+    assert config.s3["payload_signing_enabled"] is signed
+    assert config.signature_version == "s3v4"
+
+
 # --- small objects
 
 
