@@ -294,3 +294,36 @@ async def test_ready_only_when_nothing_changed_since_the_last_look(
     assert not await index.ready()
     with pytest.raises(IndexNotReady):
         await index.tag("app", "v1")
+
+
+async def test_index_calls_are_timed_and_unavailability_counted(
+    start_redis: Callable[..., RedisProcess],
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from registry.coord.base import CoordinatorUnavailable
+    from registry.observe.coord import InstrumentedCoordinator
+
+    def value(name: str, action: str) -> float:
+        labels = {"coordinator": "redis", "action": action}
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    server = start_redis()
+    redis = RedisCoordinator(server.url())
+    index = InstrumentedCoordinator(redis).index(STORE)
+    assert index is not None
+    timed = "registry_coordinator_action_seconds_count"
+    reads, writes = value(timed, "index_read"), value(timed, "index_write")
+    errors = value("registry_coordinator_errors_total", "index_read")
+    try:
+        with pytest.raises(IndexNotReady):
+            await index.tag("app", "v1")  # Redis answered: not an error
+        await index.set_tag("app", "v1", b"record")
+        assert value(timed, "index_read") == reads + 1
+        assert value(timed, "index_write") == writes + 1
+        server.stop()
+        with pytest.raises(CoordinatorUnavailable):
+            await index.tags("app")
+        assert value("registry_coordinator_errors_total", "index_read") == errors + 1
+    finally:
+        await redis.close()
