@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.observe.helpers import readiness, scrape
@@ -129,3 +132,19 @@ def test_deploy_files_and_docs_name_only_real_metrics(
     assert used <= set(documented), f"used but not documented: {used - set(documented)}"
     assert used - job_metrics <= exported
     assert _used_by_dashboard() == exported, "the dashboard should show every metric"
+
+
+def test_alert_rules_pass_promtool() -> None:
+    """Prometheus's own checker parses every expression (Debian's `prometheus` package)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(ROOT / "deploy" / "prometheus" / "alerts.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
