@@ -217,11 +217,16 @@ class Uploads:
 
     async def _commit(self, upload_id: str, state: bytes | None, name: str, digest: Digest) -> None:
         key = paths.upload_data(upload_id)
-        if await self._storage.size(paths.blob(digest)) is None:
-            await self._storage.complete(key, state, paths.blob(digest))
-            state = None
+        if await self._storage.size(paths.blob(digest)) is not None:
+            await self._blobs.link(name, digest)  # stored already: drop this copy
+            await self._discard(upload_id, state)
+            return
+        # `complete` consumes the upload and its driver state (S3: the multipart upload,
+        # staged tails, the scratch key); what may remain is the upload's folder.
+        await self._storage.complete(key, state, paths.blob(digest))
         await self._blobs.link(name, digest)
-        await self._discard(upload_id, state)
+        await self._storage.delete_prefix(paths.upload_dir(upload_id))
+        await self._coord.delete_session(upload_id)
 
     async def _discard(self, upload_id: str, state: bytes | None) -> None:
         await self._storage.abort(paths.upload_data(upload_id), state)

@@ -559,10 +559,12 @@ class S3Driver:
         full, dst = self._key(key), self._key(target)
         st = UploadState.decode(state)
         s3 = await self._s3()
+        moved = False  # `move` deleted `key` already
         if st.parts:
             done = await self._complete_parts(s3, key, st)
             if done and dst != full:
                 await self.move(key, target)
+                moved = True
         elif st.tail:
             try:
                 with self._errors("CopyObject", key, _GONE):
@@ -580,12 +582,13 @@ class S3Driver:
             if await self.size(key) is not None:
                 if dst != full:
                     await self.move(key, target)
+                    moved = True
             else:
                 await self.write(target, b"")
         if not done:
             await self._recover(key, target, st.size)
         with contextlib.suppress(StorageUnavailable, ObjectNotFound, ClientError):
-            await self._clean_up(s3, key, remove_key=dst != full)
+            await self._clean_up(s3, key, remove_key=dst != full and not moved)
 
     async def abort(self, key: str, state: bytes | None) -> None:
         """Abort the multipart upload(s) on `key` and delete its tails and `key` itself.

@@ -119,3 +119,53 @@ def test_s3_unreachable_is_503_and_leaves_nothing(
     finally:
         server.stop()
         moto.stop()
+
+
+def test_finished_uploads_leave_no_scratch_data(
+    scaled_services: tuple[str, str], tmp_path: Path
+) -> None:
+    """After chunked, monolithic, repeated and cancelled uploads, the bucket holds blobs,
+    links and tags only: no `_uploads/` object, staged tail or open multipart upload."""
+    import boto3
+
+    endpoint = scaled_services[1]
+    bucket = new_bucket(endpoint)
+    server = start_scaled(scaled_services, tmp_path / "data", bucket=bucket)
+    chunked = os.urandom(6 * MIB + 100)  # a whole part, then a tail
+    small, large = os.urandom(1000), os.urandom(9 * MIB)  # one PutObject; a multipart upload
+    try:
+        with server.client() as http:
+            for data in (chunked, chunked):  # the second finds the blob stored already
+                location = http.post("/v2/tidy/blobs/uploads/").headers["Location"]
+                r = http.patch(location, content=data[: 6 * MIB])
+                assert r.status_code == 202
+                r = http.put(
+                    r.headers["Location"],
+                    params={"digest": digest_of(data)},
+                    content=data[6 * MIB :],
+                )
+                assert r.status_code == 201, r.text
+            for data in (small, large):
+                r = http.post(
+                    "/v2/tidy/blobs/uploads/", params={"digest": digest_of(data)}, content=data
+                )
+                assert r.status_code == 201, r.text
+            location = http.post("/v2/tidy/blobs/uploads/").headers["Location"]
+            assert http.patch(location, content=os.urandom(6 * MIB)).status_code == 202
+            assert http.delete(location).status_code == 204
+            for data in (chunked, small, large):
+                assert http.get(f"/v2/tidy/blobs/{digest_of(data)}").content == data
+    finally:
+        server.stop()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys and not [
+        k for k in keys if not k.startswith(("blobs/", "repositories/", "_holders/"))
+    ]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
