@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from contextlib import AbstractAsyncContextManager
 
 from registry.coord.base import Coordinator, CoordinatorUnavailable, IndexNotReady, LockTimeout
@@ -27,6 +28,7 @@ _MARKERS = ("_manifests", "_layers")
 KNOWN_LIMIT = 10_000  # repositories this process remembers having added to the index
 TAG_LOCK_WAIT = 30.0  # a tag's change takes two small writes; waiting longer means trouble
 REBUILD_LOCK_WAIT = 0.5  # another worker holding the rebuild lock is rebuilding already
+REBUILD_PAUSE = 5.0  # seconds between attempts of one process, after one that did not finish
 
 
 class Lookup:
@@ -40,6 +42,7 @@ class Lookup:
         # storage, where the repository is.
         self._known: set[str] = set()
         self._rebuild: asyncio.Task[None] | None = None
+        self._next_rebuild = 0.0  # monotonic time before which no new attempt starts
 
     # --- reads
 
@@ -133,16 +136,22 @@ class Lookup:
     # --- rebuild
 
     def _start_rebuild(self) -> None:
-        if self._rebuild is None or self._rebuild.done():
+        """At most one attempt per process at a time, and after one that could not run
+        (another worker was rebuilding, or a backend was away) none for REBUILD_PAUSE."""
+        now = time.monotonic()
+        if (self._rebuild is None or self._rebuild.done()) and now >= self._next_rebuild:
             self._rebuild = asyncio.create_task(self._rebuild_quietly())
 
     async def _rebuild_quietly(self) -> None:
+        done = False
         try:
-            await self.rebuild()
+            done = await self.rebuild()
         except (CoordinatorUnavailable, StorageUnavailable) as exc:
-            log.warning("index rebuild stopped, the next request retries it: %s", exc)
+            log.warning("index rebuild stopped, a later request retries it: %s", exc)
         except Exception:
-            log.exception("index rebuild failed, the next request retries it")
+            log.exception("index rebuild failed, a later request retries it")
+        if not done:
+            self._next_rebuild = time.monotonic() + REBUILD_PAUSE
 
     async def rebuild(self) -> bool:
         """Fill the index from storage; False when another worker is doing it."""
