@@ -17,13 +17,16 @@ those an exception handler answered. Per request it
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from ipaddress import ip_address
 
+from prometheus_client import Counter, Histogram
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,7 +58,25 @@ def request_id(headers: Sequence[tuple[bytes, bytes]]) -> str:
             if REQUEST_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return _fresh_id()
+
+
+class _Ids:
+    """Fresh request ids: a random prefix per process and a counter, 32 hex digits like a
+    UUID. Unique without a system call per request; ids need not be unpredictable."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():  # a new worker process: a prefix of its own
+            self._pid, self._prefix = os.getpid(), secrets.token_hex(8)
+        return f"{self._prefix}{next(self._count):016x}"
+
+
+_fresh_id = _Ids()
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
@@ -86,11 +107,43 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
+class _RouteSeries:
+    """One route's metric children, looked up once instead of on every request (a label
+    lookup takes a lock). Routes, methods and status codes are few, so this stays small."""
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.in_flight = HTTP_IN_FLIGHT.labels(route)
+        self.received = HTTP_RECEIVED.labels(route)
+        self.sent = HTTP_SENT.labels(route)
+        self._answered: dict[tuple[str, int], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
+
+    def answered(self, method: str, code: int) -> Counter:
+        child = self._answered.get((method, code))
+        if child is None:
+            child = self._answered[(method, code)] = HTTP_REQUESTS.labels(
+                self.route, method, str(code)
+            )
+        return child
+
+    def duration(self, method: str) -> Histogram:
+        child = self._durations.get(method)
+        if child is None:
+            child = self._durations[method] = HTTP_DURATION.labels(self.route, method)
+        return child
+
+
 class Observe:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], *, trust_forwarded: bool) -> None:
         self.app = app
         self.routes = tuple(routes)
         self.trust_forwarded = trust_forwarded
+        self._series: dict[str, _RouteSeries] = {}
+
+    def _new_series(self, route: str) -> _RouteSeries:
+        series = self._series[route] = _RouteSeries(route)
+        return series
 
     def route_name(self, scope: Scope) -> str:
         """The name of the route Starlette will pick; a wrong method still names the route."""
@@ -112,9 +165,8 @@ class Observe:
         method = str(scope["method"])
         info = context.RequestInfo(request_id(scope.get("headers", ())), route)
         token = context.CURRENT.set(info)
-        in_flight = HTTP_IN_FLIGHT.labels(route)
-        received_total = HTTP_RECEIVED.labels(route)
-        sent_total = HTTP_SENT.labels(route)
+        series = self._series.get(route) or self._new_series(route)
+        in_flight, received_total, sent_total = series.in_flight, series.received, series.sent
         status: int | None = None
         received = sent = 0
         finished = False
@@ -163,8 +215,8 @@ class Observe:
             duration = time.perf_counter() - started
             code = status if status is not None else 500
             method_name = method_label(method)
-            HTTP_REQUESTS.labels(route, method_name, str(code)).inc()
-            HTTP_DURATION.labels(route, method_name).observe(duration)
+            series.answered(method_name, code).inc()
+            series.duration(method_name).observe(duration)
             self._log(scope, info, method, code, duration, received, sent, error, finished)
             context.CURRENT.reset(token)
 
