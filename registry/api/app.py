@@ -4,26 +4,25 @@ instrumentation around it (metrics, access log, request ids, health endpoints)."
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from registry.api import blobs, listing, manifests, metrics, token, uploads
 from registry.api.common import Services
-from registry.api.connection import CloseUnreadBodies
 from registry.api.errors import HANDLERS
+from registry.api.headers import ProtocolHeaders
 from registry.auth.gate import Gate
 from registry.auth.keys import TokenKeys, load_or_create_secret
 from registry.auth.policy import Policy
 from registry.auth.tokens import TokenIssuer
-from registry.config.settings import S3Settings, Settings
+from registry.config.settings import Settings
 from registry.coord.base import Coordinator
 from registry.coord.local import LocalCoordinator
-from registry.coord.redis import RedisCoordinator
-from registry.coord.redis import connect as connect_redis
 from registry.model.registry import Registry
 from registry.observe import health
 from registry.observe.coord import InstrumentedCoordinator
@@ -32,7 +31,6 @@ from registry.observe.middleware import Observe
 from registry.observe.storage import InstrumentedStorage
 from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
-from registry.storage.s3 import S3Driver
 
 NAME = "{name:path}"
 
@@ -64,64 +62,80 @@ ROUTES = [
 METRICS_ROUTE = Route("/metrics", metrics.metrics, methods=["GET"], name="metrics")
 
 
-class APIVersionHeader:
-    """Adds `Docker-Distribution-API-Version` to every response; docker checks it on /v2/."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"docker-distribution-api-version", b"registry/2.0"),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
-
-
-def create_app(settings: Settings) -> ASGIApp:
-    datadir = settings.datadir.resolve()
+@dataclass
+class _Backends:
     storage: StorageDriver
+    store: str  # names the storage, for the coordinator's index
     coord: Coordinator
+    checks: list[health.Check]
+    closers: list[Callable[[], Awaitable[None]]]
+
+
+def _backends(settings: Settings, datadir: Path) -> _Backends:
+    """Storage and coordination as configured, with their readiness checks and what to close
+    at shutdown. The S3 and Redis clients are imported only when configured: the embedded
+    default never loads aiobotocore or redis-py."""
     checks: list[health.Check] = []
+    closers: list[Callable[[], Awaitable[None]]] = []
+    storage: StorageDriver
     if settings.s3 is not None:
-        storage = s3 = _s3_driver(settings.s3)
-        store = f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
+        from registry.storage.s3 import S3Driver
+
+        s3 = S3Driver(
+            settings.s3.bucket,
+            prefix=settings.s3.prefix,
+            region=settings.s3.region,
+            endpoint_url=settings.s3.endpoint_url,
+            path_style=settings.s3.path_style,
+            access_key=settings.s3.access_key,
+            secret_key=settings.s3.secret_key,
+            sse=settings.s3.sse,
+            sse_kms_key_id=settings.s3.sse_kms_key_id,
+            storage_class=settings.s3.storage_class,
+            connect_timeout=settings.s3.connect_timeout,
+            read_timeout=settings.s3.read_timeout,
+            max_attempts=settings.s3.max_attempts,
+            max_pool_connections=settings.s3.max_connections,
+            public_endpoint=settings.s3.public_endpoint,
+        )
+        storage, store = s3, f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
         checks.append(health.Check("storage", s3.name, s3.check))
+        closers.append(s3.close)
     else:
         storage, store = FilesystemDriver(datadir), f"file://{datadir}"
         checks.append(health.Check("storage", storage.name, health.directory_probe(datadir)))
+    coord: Coordinator
     if settings.redis is not None:
-        coord = redis = connect_redis(
+        from registry.coord.redis import connect
+
+        redis = connect(
             settings.redis.url,
             lock_ttl=settings.redis.lock_lease_seconds,
             max_connections=settings.redis.max_connections,
             socket_timeout=settings.redis.timeout_seconds,
             prefix=settings.redis.key_prefix,
         )
+        coord = redis
         checks.append(health.Check("coordinator", redis.name, redis.ping))
+        closers.append(redis.close)
     else:
         coord = LocalCoordinator(datadir / "_coord")
         probe = health.directory_probe(
             datadir / "_coord" / "locks", datadir / "_coord" / "sessions"
         )
         checks.append(health.Check("coordinator", coord.name, probe))
+    return _Backends(storage, store, coord, checks, closers)
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    datadir = settings.datadir.resolve()
+    backends = _backends(settings, datadir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        if isinstance(coord, RedisCoordinator):
-            await coord.close()
-        if isinstance(storage, S3Driver):
-            await storage.close()
+        for close in backends.closers:
+            await close()
 
     routes = list(ROUTES)
     if settings.metrics_enabled and settings.metrics_addr is None:
@@ -136,34 +150,18 @@ def create_app(settings: Settings) -> ASGIApp:
             lifetime_seconds=settings.token_lifetime,
         ),
     )
-    registry = Registry(InstrumentedStorage(storage), InstrumentedCoordinator(coord), store)
+    registry = Registry(
+        InstrumentedStorage(backends.storage),
+        InstrumentedCoordinator(backends.coord),
+        backends.store,
+    )
     app.state.services = Services(settings, registry, gate)
-    app.state.health = health.Health(checks)
+    app.state.health = health.Health(backends.checks)
     start_process()
     return Observe(
-        APIVersionHeader(CloseUnreadBodies(app)),
+        ProtocolHeaders(app),
         app.routes,
         trust_forwarded=settings.trust_forwarded,
-    )
-
-
-def _s3_driver(s3: S3Settings) -> S3Driver:
-    return S3Driver(
-        s3.bucket,
-        prefix=s3.prefix,
-        region=s3.region,
-        endpoint_url=s3.endpoint_url,
-        path_style=s3.path_style,
-        access_key=s3.access_key,
-        secret_key=s3.secret_key,
-        sse=s3.sse,
-        sse_kms_key_id=s3.sse_kms_key_id,
-        storage_class=s3.storage_class,
-        connect_timeout=s3.connect_timeout,
-        read_timeout=s3.read_timeout,
-        max_attempts=s3.max_attempts,
-        max_pool_connections=s3.max_connections,
-        public_endpoint=s3.public_endpoint,
     )
 
 

@@ -14,15 +14,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
-from registry.coord.base import Coordinator, CoordinatorUnavailable, IndexNotReady, LockTimeout
+from registry.coord.base import (
+    Coordinator,
+    CoordinatorUnavailable,
+    Index,
+    IndexNotReady,
+    LockTimeout,
+)
 from registry.model import paths
-from registry.storage.base import ObjectNotFound, StorageDriver, StorageUnavailable
+from registry.storage.base import StorageDriver, StorageUnavailable, read_optional
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Miss(enum.Enum):
+    """The index could not answer."""
+
+    MISS = enum.auto()
+
+
+MISS = Miss.MISS
 
 _MARKERS = ("_manifests", "_layers")
 KNOWN_LIMIT = 10_000  # repositories this process remembers having added to the index
@@ -46,58 +66,48 @@ class Lookup:
 
     # --- reads
 
-    async def tag(self, name: str, tag: str) -> bytes | None:
-        if self._index is not None:
-            try:
-                return await self._index.tag(name, tag)
-            except IndexNotReady:
-                self._start_rebuild()
-            except CoordinatorUnavailable:
-                pass  # storage answers reads while Redis is away
+    async def _indexed(self, read: Callable[[Index], Awaitable[T]]) -> T | Miss:
+        """`read` from the index; MISS when there is none, it is not ready (then a rebuild
+        starts) or Redis is away: the caller reads storage instead."""
+        if self._index is None:
+            return MISS
         try:
-            return await self._storage.read(paths.tag(name, tag))
-        except ObjectNotFound:
-            return None
+            return await read(self._index)
+        except IndexNotReady:
+            self._start_rebuild()
+        except CoordinatorUnavailable:
+            pass  # storage answers reads while Redis is away
+        return MISS
+
+    async def tag(self, name: str, tag: str) -> bytes | None:
+        found = await self._indexed(lambda index: index.tag(name, tag))
+        if found is not MISS:
+            return found
+        return await read_optional(self._storage, paths.tag(name, tag))
 
     async def tags(self, name: str) -> dict[str, bytes] | None:
         """Every tag with its record; None when the repository does not exist."""
-        if self._index is not None:
-            try:
-                return await self._index.tags(name)
-            except IndexNotReady:
-                self._start_rebuild()
-            except CoordinatorUnavailable:
-                pass  # storage answers reads while Redis is away
+        found = await self._indexed(lambda index: index.tags(name))
+        if found is not MISS:
+            return found
         if not await self._stored_exists(name):
             return None
         return await self._stored_tags(name)
 
     async def tag_names(self, name: str) -> list[str] | None:
         """Tag names only: from storage this is one listing, no reads."""
-        if self._index is not None:
-            try:
-                found = await self._index.tags(name)
-                return None if found is None else list(found)
-            except IndexNotReady:
-                self._start_rebuild()
-            except CoordinatorUnavailable:
-                pass
+        found = await self._indexed(lambda index: index.tags(name))
+        if found is not MISS:
+            return None if found is None else list(found)
         names = await self._storage.list(paths.tags(name))
         if not names and not await self._stored_exists(name):
             return None
         return names
 
     async def repositories(self, after: str | None, count: int) -> list[str] | None:
-        """A page of names from the index; None when there is none to ask (walk storage)."""
-        if self._index is None:
-            return None
-        try:
-            return await self._index.repositories(after, count)
-        except IndexNotReady:
-            self._start_rebuild()
-            return None
-        except CoordinatorUnavailable:
-            return None
+        """A page of names from the index; None when it cannot answer (walk storage)."""
+        found = await self._indexed(lambda index: index.repositories(after, count))
+        return None if found is MISS else found
 
     async def walk(self) -> list[str]:
         """Every repository in storage, nested ones included."""
@@ -182,14 +192,9 @@ class Lookup:
 
     async def _stored_tags(self, name: str) -> dict[str, bytes]:
         names = await self._storage.list(paths.tags(name))
-        records = await asyncio.gather(*(self._read_optional(paths.tag(name, t)) for t in names))
+        reads = (read_optional(self._storage, paths.tag(name, t)) for t in names)
+        records = await asyncio.gather(*reads)
         return {t: r for t, r in zip(names, records, strict=True) if r is not None}
-
-    async def _read_optional(self, key: str) -> bytes | None:
-        try:
-            return await self._storage.read(key)
-        except ObjectNotFound:
-            return None
 
     async def _walk(self, name: str, found: list[str]) -> None:
         prefix = paths.repository(name) if name else paths.REPOSITORIES

@@ -28,7 +28,7 @@ from registry.oci.errors import (
 )
 from registry.oci.manifests import Manifest, parse_manifest
 from registry.oci.names import validate_tag
-from registry.storage.base import ObjectNotFound, StorageDriver
+from registry.storage.base import ObjectNotFound, StorageDriver, read_optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +64,8 @@ class Manifests:
     async def resolve(self, name: str, reference: str) -> ManifestRef:
         """Tag or digest to the stored reference; MANIFEST_UNKNOWN when absent."""
         if is_digest(reference):
-            try:
-                record = await self._storage.read(paths.revision(name, Digest.parse(reference)))
-            except ObjectNotFound:
-                record = None
+            revision = paths.revision(name, Digest.parse(reference))
+            record = await read_optional(self._storage, revision)
         else:
             record = await self._lookup.tag(name, validate_tag(reference))
         if record is None:
@@ -163,17 +161,13 @@ class Manifests:
     ) -> list[dict[str, Any]]:
         prefix = paths.referrers(name, subject)
         entries = sorted(await self._storage.list(prefix))
-        blobs = await asyncio.gather(*(self._read_optional(f"{prefix}/{e}") for e in entries))
+        blobs = await asyncio.gather(
+            *(read_optional(self._storage, f"{prefix}/{e}") for e in entries)
+        )
         descriptors = [json.loads(b) for b in blobs if b is not None]
         if artifact_type is not None:
             descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
         return descriptors
-
-    async def _read_optional(self, key: str) -> bytes | None:
-        try:
-            return await self._storage.read(key)
-        except ObjectNotFound:
-            return None
 
 
 def _referrer_descriptor(ref: ManifestRef, manifest: Manifest) -> dict[str, Any]:

@@ -112,3 +112,11 @@ class StorageDriver(Protocol):
     async def move(self, source: str, target: str) -> None:
         """Make `source`'s bytes visible at `target` atomically; `source` disappears."""
         ...
+
+
+async def read_optional(storage: StorageDriver, key: str) -> bytes | None:
+    """A small object's content, or None when it is absent (rather than ObjectNotFound)."""
+    try:
+        return await storage.read(key)
+    except ObjectNotFound:
+        return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from anyio import to_thread
 
 from registry.storage.base import Appended, ObjectNotFound
+from registry.storage.observing import observe_after
 
 BATCH = 2 * 1024 * 1024
 MAX_BATCHES = 4
@@ -250,20 +251,15 @@ class _PipelinedWriter:
             asyncio.ensure_future(self._write(batch, self._position))
         ]
         if self._observe is not None:
-            self._hash_tail = asyncio.ensure_future(self._hash(self._hash_tail, batch))
+            self._hash_tail = asyncio.ensure_future(
+                observe_after(self._hash_tail, self._observe, batch)
+            )
             tasks.append(self._hash_tail)
         self._batches.append(tasks)
         self._position += size
 
     async def _write(self, batch: list[bytes], position: int) -> None:
         await to_thread.run_sync(_pwritev_all, self._fd, batch, position)
-
-    async def _hash(self, previous: asyncio.Future[None] | None, batch: list[bytes]) -> None:
-        if previous is not None:
-            await previous
-        observe = self._observe
-        assert observe is not None
-        await to_thread.run_sync(_observe_all, observe, batch)
 
     async def close(self) -> int:
         if self._pending:
@@ -280,11 +276,6 @@ class _PipelinedWriter:
         if tasks:
             with contextlib.suppress(BaseException):
                 await asyncio.wait(tasks)
-
-
-def _observe_all(observe: Callable[[bytes], None], batch: list[bytes]) -> None:
-    for chunk in batch:
-        observe(chunk)
 
 
 def _pwritev_all(fd: int, batch: list[bytes], position: int) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from anyio import to_thread
+from registry.storage.observing import observe_after
 
 if TYPE_CHECKING:
     from registry.storage.s3 import S3Driver
@@ -311,20 +311,11 @@ class Append:
             return
         while len(self._hashing) >= MAX_HASH_BATCHES:
             await self._hashing.popleft()
-        self._last_hash = asyncio.ensure_future(self._hash(self._last_hash, batch))
+        assert self._observe is not None  # batches are only collected for an observer
+        self._last_hash = asyncio.ensure_future(
+            observe_after(self._last_hash, self._observe, batch)
+        )
         self._hashing.append(self._last_hash)
-
-    async def _hash(self, previous: asyncio.Future[None] | None, batch: list[bytes]) -> None:
-        if previous is not None:
-            await previous
-        observe = self._observe
-        assert observe is not None
-        await to_thread.run_sync(_observe_all, observe, batch)
-
-
-def _observe_all(observe: Callable[[bytes], None], batch: list[bytes]) -> None:
-    for chunk in batch:
-        observe(chunk)
 
 
 def _tail_key(full: str, start: int, size: int) -> str:

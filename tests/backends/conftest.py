@@ -14,7 +14,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,14 +22,7 @@ from typing import Any
 import pytest
 
 from registry.coord.redis import RedisCoordinator
-
-READY_TRIES = 200  # x 25 ms between tries: a server that is not up after ~5 s is broken
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.backends.process import ServerProcess
 
 
 def _redis_server() -> str:
@@ -40,12 +32,14 @@ def _redis_server() -> str:
     return path
 
 
-class RedisProcess:
+class RedisProcess(ServerProcess):
     """One redis-server; `stop` then `start` again keeps its port, password and TLS setup.
 
     `tls` is (certificate, key) for a TLS-only server; the certificate is also its CA.
     `sentinel_of` makes it a Sentinel monitoring that server as the master `mymaster`.
     """
+
+    what = "redis-server"
 
     def __init__(
         self,
@@ -55,13 +49,10 @@ class RedisProcess:
         tls: tuple[Path, Path] | None = None,
         sentinel_of: RedisProcess | None = None,
     ) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        super().__init__(directory)
         self.password = password
         self.tls = tls
         self.sentinel_of = sentinel_of
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def url(self, password: str | None = None, db: int = 0) -> str:
         auth = f":{password}@" if password is not None else ""
@@ -100,42 +91,15 @@ class RedisProcess:
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         self._wait_ready(log)
 
-    def _ping(self) -> bytes:
+    def answers(self) -> bool:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
         if self.tls is not None:
             context = ssl.create_default_context(cafile=str(self.tls[0]))
             sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
         with sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64)
-
-    def _wait_ready(self, log: Path) -> None:
-        """PING until the server answers; fail with the end of its log if it never does."""
-        assert self._proc is not None
-        for _ in range(READY_TRIES):
-            if self._proc.poll() is not None:
-                break
-            try:
-                # +PONG, or -NOAUTH from a server with a password: either way it serves.
-                if self._ping().startswith((b"+PONG", b"-NOAUTH")):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.025)
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        self.stop()
-        raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{tail}")
-
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
+            # +PONG, or -NOAUTH from a server with a password: either way it serves.
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:

@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
 from registry.storage.s3 import S3Driver
 from registry.storage.s3_uploads import MIN_PART
-from tests.backends.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from tests.backends.s3 import MotoServer
 
 pytestmark = pytest.mark.anyio
 
@@ -436,14 +435,7 @@ async def test_endpoint_stopped_mid_upload_is_unavailable(
         made.part_size = PART
         return made
 
-    async with get_session().create_client(
-        "s3",
-        region_name=REGION,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    ) as private:
-        await private.create_bucket(Bucket=driver().bucket)
+    server.create_bucket(driver().bucket)
     appended = await driver().append(KEY, 0, _pieces(b"a" * (PART + MiB), MiB))
 
     async def stopping() -> AsyncIterator[bytes]:
