@@ -8,8 +8,8 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
+from registry.config import sections
 from registry.config.builtin import with_flag_users
 from registry.config.manifests import load_manifests
 from registry.config.model import Manifests
@@ -253,73 +253,20 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     )
 
 
-class _Field(NamedTuple):
-    """A YAML field of a backend section: its Settings attribute, type and allowed range."""
-
-    attr: str
-    kind: type
-    low: float | None = None
-    high: float | None = None
-
-
-_KIND_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
-
-_S3_FIELDS = {
-    "bucket": _Field("bucket", str),
-    "region": _Field("region", str),
-    "endpoint": _Field("endpoint_url", str),
-    "prefix": _Field("prefix", str),
-    "pathStyle": _Field("path_style", bool),
-    "accessKey": _Field("access_key", str),
-    "secretKey": _Field("secret_key", str),
-    "sse": _Field("sse", str),
-    "sseKmsKeyId": _Field("sse_kms_key_id", str),
-    "storageClass": _Field("storage_class", str),
-    "connectTimeoutSeconds": _Field("connect_timeout", float, 0.1, 300),
-    "readTimeoutSeconds": _Field("read_timeout", float, 0.1, 3600),
-    "maxAttempts": _Field("max_attempts", int, 1, 20),
-    "maxConnections": _Field("max_connections", int, 1, 10_000),
-    "redirect": _Field("redirect", bool),
-    "redirectSeconds": _Field("redirect_seconds", int, 60, 7 * 24 * 3600),
-    "publicEndpoint": _Field("public_endpoint", str),
-}
-
-_REDIS_FIELDS = {
-    "url": _Field("url", str),
-    "lockLeaseSeconds": _Field("lock_lease_seconds", float, 1, 3600),
-    "maxConnections": _Field("max_connections", int, 1, 10_000),
-    "timeoutSeconds": _Field("timeout_seconds", float, 0.1, 300),
-    "keyPrefix": _Field("key_prefix", str),
-}
-
-
-def _section_values(path: str, section: object, fields: dict[str, _Field]) -> dict[str, object]:
-    """A Configuration section's fields, type- and range-checked, by Settings attribute."""
-    if not isinstance(section, dict):
-        raise ConfigError(f"Configuration {path} must be a mapping")
-    values: dict[str, object] = {}
-    for key, value in section.items():
-        spec = fields.get(key)
-        if spec is None:
-            raise ConfigError(f"Configuration {path}: unknown field {key!r}")
-        values[spec.attr] = _checked(f"{path}.{key}", value, spec)
-    return values
-
-
-def _checked(path: str, value: object, spec: _Field) -> object:
-    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if (spec.kind is not bool and isinstance(value, bool)) or not isinstance(value, spec.kind):
-        raise ConfigError(f"Configuration {path} must be {_KIND_NAMES[spec.kind]}")
-    if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:  # type: ignore[operator]
-        raise ConfigError(f"Configuration {path}: from {spec.low:g} to {spec.high:g}")
-    return value
+def _section_values(
+    path: str, section: object, fields: Mapping[str, sections.Field]
+) -> dict[str, object]:
+    """A merged Configuration section by Settings attribute (the loader checked each part)."""
+    try:
+        return sections.values(path, section, fields)
+    except sections.SectionError as error:
+        raise ConfigError(f"Configuration spec.{error.path}: {error.message}") from None
 
 
 def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3Settings | None:
     """`-s3*` flags (and variables) over `spec.storage.s3` of the Configuration."""
     section = manifests.configuration.sections.get("storage", {}).get("s3") or {}
-    values = _section_values("spec.storage.s3", section, _S3_FIELDS)
+    values = _section_values("storage.s3", section, sections.S3_FIELDS)
     for flag, name in (
         ("s3bucket", "bucket"),
         ("s3endpoint", "endpoint_url"),
@@ -344,7 +291,7 @@ def _redis_settings(
 ) -> RedisSettings | None:
     """`-redisurl` (and its variable) over `spec.redis` of the Configuration."""
     section = manifests.configuration.sections.get("redis", {})
-    values = _section_values("spec.redis", section, _REDIS_FIELDS)
+    values = _section_values("redis", section, sections.REDIS_FIELDS)
     url = pick("redisurl")
     if url is not None:
         values["url"] = url
@@ -354,15 +301,12 @@ def _redis_settings(
     return RedisSettings(**values)  # type: ignore[arg-type]
 
 
-_METRICS_FIELDS = {"enabled": _Field("enabled", bool), "addr": _Field("addr", str)}
-
-
 def _metrics_settings(
     pick: Callable[[str], str | None], manifests: Manifests
 ) -> tuple[bool, str | None]:
     """`spec.metrics` of the Configuration (`enabled`, `addr`), under `-metricsaddr`."""
     section = manifests.configuration.sections.get("metrics", {})
-    values = _section_values("spec.metrics", section, _METRICS_FIELDS)
+    values = _section_values("metrics", section, sections.METRICS_FIELDS)
     enabled = values.get("enabled", True)
     addr = pick("metricsaddr") or values.get("addr")
     assert isinstance(enabled, bool) and (addr is None or isinstance(addr, str))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from registry.config import sections as typed_sections
 from registry.config.model import (
     ACTIONS,
     HTTP_VERBS,
@@ -39,6 +40,7 @@ from registry.config.model import (
     Upstream,
     User,
 )
+from registry.config.sections import type_name as _type_name
 from registry.config.settings import ConfigError
 
 # PyYAML ships no type hints; it is used only here, through this untyped handle.
@@ -177,24 +179,6 @@ def manifest_files(dirs: Sequence[Path]) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- field access
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a YAML {type(value).__name__}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,6 +708,13 @@ def _configuration(
             spec.fail(name, f"expected a mapping, got {_type_name(value)}")
         plain = _plain(at, spec.sub_path(name), value)
         assert isinstance(plain, dict)
+        try:
+            typed_sections.check(name, plain)
+        except typed_sections.SectionError as error:
+            if error.allowed:
+                key = error.path.rsplit(".", 1)[-1]
+                spec.fail(error.path, _unknown_field(key, error.allowed, None))
+            spec.fail(error.path, error.message)
         sections.setdefault(name, {}).update(plain)
     loaded.configuration = Configuration(
         data_dir=data_dir if data_dir is not None else current.data_dir,

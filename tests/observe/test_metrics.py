@@ -240,8 +240,8 @@ def test_metrics_settings_from_the_configuration(tmp_path: Path) -> None:
     assert parse_serve(["-adminpwd", "x"], environ={}).metrics_addr is None
     for number, (bad, message) in enumerate(
         [
-            ("{port: 9090}", "spec.metrics: unknown field 'port'"),
-            ("{enabled: 'no'}", "spec.metrics.enabled must be true or false"),
+            ("{port: 9090}", "spec.metrics.port: unknown field (expected one of: enabled, addr)"),
+            ("{enabled: 'no'}", "spec.metrics.enabled: expected a boolean, got a string"),
             ("{enabled: false, addr: '127.0.0.1:1'}", "spec.metrics.enabled is false"),
             ("{addr: 'nowhere'}", "-metricsaddr must be HOST:PORT"),
         ]

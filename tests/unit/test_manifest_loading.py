@@ -256,7 +256,7 @@ def test_configuration_every_field(tmp_path: Path) -> None:
               keyfile: /tls/key.pem
               trustForwardedHeaders: true
               service: registry.example.com
-            storage: {driver: filesystem, options: {fsync: true}}
+            storage: {s3: {bucket: images, pathStyle: true}}
             redis: {url: "redis://r:6379/0"}
             proxy: {}
             gc: {interval: 1h}
@@ -279,7 +279,7 @@ def test_configuration_every_field(tmp_path: Path) -> None:
     )
     assert (web.certfile, web.keyfile) == ("/tls/cert.pem", "/tls/key.pem")
     assert config.sections == {
-        "storage": {"driver": "filesystem", "options": {"fsync": True}},
+        "storage": {"s3": {"bucket": "images", "pathStyle": True}},
         "redis": {"url": "redis://r:6379/0"},
         "proxy": {},
         "gc": {"interval": "1h"},
@@ -298,11 +298,14 @@ def test_several_configurations_merge_in_load_order(tmp_path: Path) -> None:
         doc(
             "Configuration",
             "base",
-            "dataDir: /one\nweb: {addr: ':1', ui: true, tokenTimeout: 60}\nstorage: {a: 1, b: 2}",
+            "dataDir: /one\nweb: {addr: ':1', ui: true, tokenTimeout: 60}\n"
+            "redis: {url: 'redis://r/0', keyPrefix: a}",
         ),
     )
     write(
-        tmp_path / "a", "2.yaml", doc("Configuration", "base", "web: {ui: false}\nstorage: {b: 3}")
+        tmp_path / "a",
+        "2.yaml",
+        doc("Configuration", "base", "web: {ui: false}\nredis: {keyPrefix: b}"),
     )
     write(
         tmp_path / "b", "0.yaml", doc("Configuration", "site", "dataDir: /two\nweb: {service: s}")
@@ -313,7 +316,7 @@ def test_several_configurations_merge_in_load_order(tmp_path: Path) -> None:
     assert config.web.ui is False  # false is a value, it overrides true
     assert config.web.token_timeout_seconds == 60
     assert config.web.service == "s"
-    assert config.sections == {"storage": {"a": 1, "b": 3}}
+    assert config.sections == {"redis": {"url": "redis://r/0", "keyPrefix": "b"}}
 
 
 def test_token_secret_from_a_file_strips_one_newline(tmp_path: Path) -> None:
