@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -48,6 +50,12 @@ COPY_LIMIT = 5 * 1024**3  # CopyObject copies at most 5 GiB; larger objects go p
 COPY_PART = 512 * 1024**2  # part size of a multipart copy (S3: 5 MiB .. 5 GiB)
 COPY_CONCURRENCY = 8  # UploadPartCopy requests in flight per move
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+ALIASES = 65_536  # aliases (see "Data keys") remembered per driver
+
+# Data keys (see `S3Driver.data_key`).
+DATA_PREFIX = "_blobdata/"
+META_DATA = "registry-data"  # user metadata of an alias: the data key it stands for
+META_SIZE = "registry-size"  # and the size of that object
 
 # Chunked uploads (see `S3Driver.append`).
 PART_SIZE = 8 * 1024**2  # an upload's first parts; they grow every PART_SIZE_STEP parts
@@ -175,6 +183,7 @@ class S3Driver:
         # its own client (the host is part of the signature).
         self.public_endpoint = public_endpoint
         self._public: Any = None
+        self._aliases: OrderedDict[str, str] = OrderedDict()
         self._session: Any = get_session()
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -243,15 +252,75 @@ class S3Driver:
             await s3.head_bucket(Bucket=self.bucket)
 
     async def url_for(self, key: str, expires: int) -> str | None:
-        """A presigned GET URL for the object, valid `expires` seconds. Signing is local:
-        no request to S3 (so a missing object is the caller's to rule out first)."""
-        full = self._key(key)
+        """A presigned GET URL for the object (for an alias, the object it stands for), valid
+        `expires` seconds. Signing is local: at most a HeadObject to resolve an alias not seen
+        before, so a missing object is the caller's to rule out first."""
+        target = self._aliases.get(key)
+        if target is None:
+            target = (await self._head(key))[1] or key
+        full = self._key(target)
         signer = await self._signer()
         with self._errors("presign"):
             url = await signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires
             )
         return str(url)
+
+    # --- data keys and aliases
+    #
+    # S3 cannot rename, and a chunked upload's digest is known only at its end, after its
+    # parts went to S3. So its multipart upload is made on a data key of its own, where the
+    # completed object stays; the blob's key then holds an alias: an empty object whose user
+    # metadata names the data key and its size. Committing a blob of any size is then a
+    # CompleteMultipartUpload and one small PutObject, never a copy of the bytes. Reads follow
+    # an alias (`size` from its metadata, `stream`/`read`/`url_for` from the data key), and
+    # remember it: an alias never changes while its blob exists, and any data key a blob's
+    # alias ever named holds that blob's bytes, since blobs are addressed by their digest.
+    # Monolithic uploads and small chunked ones still write the blob's key itself.
+
+    def data_key(self, key: str) -> str:
+        return data_key(key)
+
+    async def _head(self, key: str) -> tuple[int, str | None]:
+        """(size, the data key if `key` is an alias); ObjectNotFound when absent."""
+        with self._errors("HeadObject", key):
+            s3 = await self._s3()
+            head = await s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        target = self._alias_of(key, head)
+        if target is not None:
+            return int(head["Metadata"][META_SIZE]), target
+        return int(head["ContentLength"]), None
+
+    def _alias_of(self, key: str, response: dict[str, Any]) -> str | None:
+        """The data key an object's metadata names (remembered), or None for plain data."""
+        metadata = response.get("Metadata") or {}
+        target = metadata.get(META_DATA)
+        if not isinstance(target, str) or not target.startswith(DATA_PREFIX):
+            self._aliases.pop(key, None)  # plain data now, whatever it was before
+            return None
+        _check_key(target)
+        if not str(metadata.get(META_SIZE, "")).isdigit():
+            raise StorageUnavailable(f"S3 object {key!r} is an alias without a valid size")
+        self._remember_alias(key, target)
+        return target
+
+    def _remember_alias(self, key: str, target: str) -> None:
+        self._aliases[key] = target
+        self._aliases.move_to_end(key)
+        while len(self._aliases) > ALIASES:
+            self._aliases.popitem(last=False)
+
+    async def _write_alias(self, s3: Any, target: str, data_key: str, size: int) -> None:
+        """The blob `target` as an alias of `data_key`: PutObject, atomic like any other."""
+        with self._errors("PutObject"):
+            await s3.put_object(
+                Bucket=self.bucket,
+                Key=self._key(target),
+                Body=b"",
+                Metadata={META_DATA: data_key, META_SIZE: str(size)},
+                **self._put_options,
+            )
+        self._remember_alias(target, data_key)
 
     # --- keys and errors
 
@@ -308,7 +377,9 @@ class S3Driver:
             s3 = await self._s3()
             response = await s3.get_object(Bucket=self.bucket, Key=full)
             async with response["Body"] as body:
-                return bytes(await body.read())
+                data = bytes(await body.read())
+        target = self._alias_of(key, response)
+        return data if target is None else await self.read(target)
 
     async def write(self, key: str, data: bytes) -> None:
         full = self._key(key)
@@ -317,14 +388,11 @@ class S3Driver:
             await s3.put_object(Bucket=self.bucket, Key=full, Body=data, **self._put_options)
 
     async def size(self, key: str) -> int | None:
-        full = self._key(key)
+        """The object's size; an alias answers with the size of the object it stands for."""
         try:
-            with self._errors("HeadObject", key):
-                s3 = await self._s3()
-                head = await s3.head_object(Bucket=self.bucket, Key=full)
+            return (await self._head(key))[0]
         except ObjectNotFound:
             return None
-        return int(head["ContentLength"])
 
     async def delete(self, key: str) -> bool:
         # DeleteObject succeeds for absent keys, so whether there was one is asked first.
@@ -380,8 +448,9 @@ class S3Driver:
     async def stream(
         self, key: str, start: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Ranged GetObject; chunks of at most STREAM_CHUNK, read as the consumer asks."""
-        full = self._key(key)
+        """Ranged GetObject (of the data key, for an alias); chunks of at most STREAM_CHUNK,
+        read as the consumer asks."""
+        self._key(key)
         if start < 0 or (length is not None and length < 0):
             raise ValueError(f"bad range start={start} length={length}")
         if length == 0:
@@ -392,14 +461,9 @@ class S3Driver:
         if start > 0 or length is not None:
             end = "" if length is None else str(start + length - 1)
             ranged["Range"] = f"bytes={start}-{end}"
-        with self._errors("GetObject", key):
-            s3 = await self._s3()
-            try:
-                response = await s3.get_object(Bucket=self.bucket, Key=full, **ranged)
-            except ClientError as exc:
-                if _error_code(exc) == "InvalidRange":
-                    return  # starts at or past the end (the object exists): no bytes
-                raise
+        response = await self._get_resolved(key, ranged)
+        if response is None:
+            return  # starts at or past the end (the object exists): no bytes
         body = response["Body"]
         try:
             if ranged and not str(response.get("ContentRange", "")).startswith(f"bytes {start}-"):
@@ -420,6 +484,37 @@ class S3Driver:
                 await asyncio.wait([reader])
         finally:
             body.close()  # also when the consumer stops early: drop the connection
+
+    async def _get_resolved(self, key: str, ranged: dict[str, str]) -> dict[str, Any] | None:
+        """GetObject of `key`, or of its data key when it is an alias; None for a range that
+        starts past the end. One request for plain objects and for aliases seen before."""
+        target = self._aliases.get(key)
+        if target is not None:
+            try:
+                return await self._get(key, target, ranged)
+            except ObjectNotFound:  # the alias changed since: read it again
+                self._aliases.pop(key, None)
+        response = await self._get(key, key, ranged)
+        if response is None:  # an alias is empty, so any range past 0 lands here
+            target = (await self._head(key))[1]
+        else:
+            target = self._alias_of(key, response)
+            if target is not None:
+                response["Body"].close()
+        return response if target is None else await self._get(key, target, ranged)
+
+    async def _get(self, key: str, target: str, ranged: dict[str, str]) -> dict[str, Any] | None:
+        with self._errors("GetObject", key):
+            s3 = await self._s3()
+            try:
+                response: dict[str, Any] = await s3.get_object(
+                    Bucket=self.bucket, Key=self._key(target), **ranged
+                )
+            except ClientError as exc:
+                if _error_code(exc) == "InvalidRange":
+                    return None
+                raise
+        return response
 
     async def _read_body(
         self, body: Any, key: str, out: asyncio.Queue[bytes | BaseException | None]
@@ -543,14 +638,15 @@ class S3Driver:
             raise
 
     async def complete(self, key: str, state: bytes | None, target: str) -> None:
-        """Make the upload's bytes the object `target`, server-side.
+        """Make the upload's bytes the object `target`, server-side, without copying them.
 
         With parts: the tail becomes the last part (UploadPartCopy), CompleteMultipartUpload
-        makes the object `key`, then `move` copies it to `target` (unless that is `key`).
-        Without parts: the tail object is copied to `target` directly; with no bytes at all,
-        `target` becomes an empty object (or, when `key` holds an object already because an
-        earlier `complete` made it in place and the caller then dropped the state, that one
-        moves). `target` appears only in that last, atomic step.
+        makes the object at the upload's data key, and `target` becomes its alias (see "Data
+        keys"). A version 1 state completes at `key` and `move`s to `target` instead.
+        Without parts: the tail object (under one part, so small) is copied to `target`
+        directly; with no bytes at all, `target` becomes an empty object (or, when `key` holds
+        an object already because an earlier `complete` made it there and the caller then
+        dropped the state, that one moves). `target` appears only in that last, atomic step.
 
         Repeating a `complete` that got part of the way (or all of it) with the same state is
         fine; ObjectNotFound when the upload's data is gone. Leftovers (tails, stray
@@ -558,11 +654,14 @@ class S3Driver:
         """
         full, dst = self._key(key), self._key(target)
         st = UploadState.decode(state)
+        parts_key = self.data_key(key) if st.in_data else key
         s3 = await self._s3()
         moved = False  # `move` deleted `key` already
         if st.parts:
-            done = await self._complete_parts(s3, key, st)
-            if done and dst != full:
+            done = await self._complete_parts(s3, key, parts_key, st)
+            if done and st.in_data:
+                await self._write_alias(s3, target, parts_key, st.size)
+            elif done and dst != full:
                 await self.move(key, target)
                 moved = True
         elif st.tail:
@@ -586,33 +685,40 @@ class S3Driver:
             else:
                 await self.write(target, b"")
         if not done:
-            await self._recover(key, target, st.size)
+            await self._recover(key, target, st)
         with contextlib.suppress(StorageUnavailable, ObjectNotFound, ClientError):
-            await self._clean_up(s3, key, remove_key=dst != full and not moved)
+            await self._clean_up(s3, key, (parts_key,), remove_key=dst != full and not moved)
 
     async def abort(self, key: str, state: bytes | None) -> None:
-        """Abort the multipart upload(s) on `key` and delete its tails and `key` itself.
+        """Abort the multipart upload(s) of `key` and delete its tails and `key` itself.
 
-        Found by listing, so this also cleans up after appends whose state was never saved,
-        and a state that cannot be parsed is no reason to keep anything. Idempotent.
+        Found by listing (on the data key and on `key`, for both state versions), so this also
+        cleans up after appends whose state was never saved, and a state that cannot be
+        parsed is no reason to keep anything. A completed object at the data key is deleted
+        only when `key` itself is its alias (the digest fallback made it so): once a blob's
+        alias may name it, only garbage collection can tell whether it is still needed.
+        Idempotent.
         """
-        full = self._key(key)
+        self._key(key)  # checked before anything is done
         try:
             upload_id = UploadState.decode(state).upload_id
         except ValueError:
             upload_id = None
         s3 = await self._s3()
-        upload_ids = await self._upload_ids(s3, full)
-        if upload_id is not None:
-            upload_ids.add(upload_id)
-        for stray in sorted(upload_ids):
-            await self._abort_upload(s3, full, stray)
-        await self._clean_up(s3, key, remove_key=True)
+        parts_keys = (self.data_key(key), key)
+        if upload_id is not None:  # where it is not, aborting it is a NoSuchUpload, ignored
+            for parts_key in parts_keys:
+                await self._abort_upload(s3, self._key(parts_key), upload_id)
+        with contextlib.suppress(ObjectNotFound):
+            target = (await self._head(key))[1]
+            if target == self.data_key(key):
+                await self._delete_quietly(s3, self._key(target))
+        await self._clean_up(s3, key, parts_keys, remove_key=True)
 
-    async def _complete_parts(self, s3: Any, key: str, st: UploadState) -> bool:
-        """The tail as the last part, then CompleteMultipartUpload onto `key`; False when the
-        multipart upload or the tail is gone."""
-        full = self._key(key)
+    async def _complete_parts(self, s3: Any, key: str, parts_key: str, st: UploadState) -> bool:
+        """The tail as the last part, then CompleteMultipartUpload onto `parts_key`; False
+        when the multipart upload or the tail is gone."""
+        full, parts_full = self._key(key), self._key(parts_key)
         parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in st.parts]
         try:
             if st.tail:
@@ -620,7 +726,7 @@ class S3Driver:
                 with self._errors("UploadPartCopy", key, _GONE):
                     answer = await s3.upload_part_copy(
                         Bucket=self.bucket,
-                        Key=full,
+                        Key=parts_full,
                         UploadId=st.upload_id,
                         PartNumber=number,
                         CopySource={"Bucket": self.bucket, "Key": st.tail_key(full)},
@@ -629,7 +735,7 @@ class S3Driver:
             with self._errors("CompleteMultipartUpload", key, _GONE):
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket,
-                    Key=full,
+                    Key=parts_full,
                     UploadId=st.upload_id,
                     MultipartUpload={"Parts": parts},
                 )
@@ -637,9 +743,18 @@ class S3Driver:
             return False
         return True
 
-    async def _recover(self, key: str, target: str, size: int) -> None:
+    async def _recover(self, key: str, target: str, st: UploadState) -> None:
         """The upload's multipart upload or tail is gone: an earlier `complete` got further
-        (in place at `key`, or all the way to `target`), or the upload is lost."""
+        (at the data key or `key`, or all the way to `target`), or the upload is lost."""
+        size = st.size
+        if st.parts and st.in_data:
+            if await self.size(target) == size:
+                return
+            data = self.data_key(key)
+            if await self.size(data) == size:
+                await self._write_alias(await self._s3(), target, data, size)
+                return
+            raise ObjectNotFound(key)
         if await self.size(key) == size:
             if target != key:
                 await self.move(key, target)
@@ -648,12 +763,17 @@ class S3Driver:
             return
         raise ObjectNotFound(key)
 
-    async def _clean_up(self, s3: Any, key: str, *, remove_key: bool) -> None:
-        """Delete the upload's tails, abort stray multipart uploads, and delete `key`."""
+    async def _clean_up(
+        self, s3: Any, key: str, parts_keys: tuple[str, ...], *, remove_key: bool
+    ) -> None:
+        """Delete the upload's tails, abort stray multipart uploads on `parts_keys`, and
+        delete `key`."""
         full = self._key(key)
         await self._delete_starting(s3, full + TAIL_INFIX, key + TAIL_INFIX)
-        for stray in await self._upload_ids(s3, full):
-            await self._abort_upload(s3, full, stray)
+        for parts_key in parts_keys:
+            parts_full = self._key(parts_key)
+            for stray in await self._upload_ids(s3, parts_full):
+                await self._abort_upload(s3, parts_full, stray)
         if remove_key:
             with self._errors("DeleteObject"):
                 await s3.delete_object(Bucket=self.bucket, Key=full)
@@ -781,6 +901,13 @@ class S3Driver:
             with contextlib.suppress(Exception):
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
+
+
+def data_key(key: str) -> str:
+    """The data key of the upload at `key`: outside the upload's prefix, which the caller
+    deletes when the upload ends, and derived from `key` so that every process finds it (to
+    abort what a failed append left there, say)."""
+    return DATA_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def _is_tls(endpoint_url: str | None) -> bool:

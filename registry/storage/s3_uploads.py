@@ -10,7 +10,7 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from registry.storage.observing import observe_after
@@ -24,7 +24,7 @@ MAX_PART = 5 * 1024**3  # and its maximum for any part
 HASH_BATCH = 2 * 1024**2  # `observe` runs in a worker thread on batches of about this much
 MAX_HASH_BATCHES = 4  # batches received but not yet observed, before receiving waits
 MAX_STATE = 4 * 1024**2  # a state longer than this is garbage (10,000 parts take ~600 KB)
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1: the parts were uploaded to the upload's own key (still read)
 
 
 TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
@@ -35,19 +35,24 @@ _STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
 class UploadState:
     """What the caller keeps of an S3 upload between appends: versioned JSON, never pickle.
 
-        {"v": 1, "upload_id": str | null, "parts": [[number, etag, size], ...],
+        {"v": 2, "upload_id": str | null, "parts": [[number, etag, size], ...],
          "tail": size, "drop": [start, size] | null}
 
     `parts` are the whole parts uploaded so far, numbered 1, 2, ... (each at least MIN_PART);
     there is a multipart upload exactly when there are parts. `tail` is the size of the staged
     tail, which starts where the parts end. `drop` is an older tail that the next append
     deletes. An upload with no bytes has the state None.
+
+    Version 2 uploads its parts to the upload's data key (`S3Driver.data_key`), where the
+    completed object stays and the blob points to it; version 1 (`in_data` False, written
+    before that) uploaded them to the upload's own key, and completes by copying as it did.
     """
 
     upload_id: str | None = None
     parts: tuple[tuple[int, str, int], ...] = ()
     tail: int = 0
     drop: tuple[int, int] | None = None
+    in_data: bool = True
 
     @property
     def tail_start(self) -> int:
@@ -64,7 +69,7 @@ class UploadState:
         if self.upload_id is None and not self.tail:
             return None
         doc = {
-            "v": STATE_VERSION,
+            "v": STATE_VERSION if self.in_data else 1,
             "upload_id": self.upload_id,
             "parts": [list(part) for part in self.parts],
             "tail": self.tail,
@@ -84,9 +89,9 @@ class UploadState:
         except (ValueError, RecursionError):  # also UnicodeDecodeError
             raise _bad_state("not JSON") from None
         if not isinstance(doc, dict) or set(doc) != _STATE_FIELDS:
-            raise _bad_state("not an object with the fields of version 1")
-        if not _is_int(doc["v"]) or doc["v"] != STATE_VERSION:
-            raise _bad_state(f"version {doc['v']!r} is not {STATE_VERSION}")
+            raise _bad_state("not an object with the fields of versions 1 and 2")
+        if not _is_int(doc["v"]) or doc["v"] not in (1, STATE_VERSION):
+            raise _bad_state(f"version {doc['v']!r} is not 1 or {STATE_VERSION}")
         upload_id = doc["upload_id"]
         if upload_id is not None and not (
             isinstance(upload_id, str) and 0 < len(upload_id) <= 1024
@@ -123,7 +128,7 @@ class UploadState:
             # An older tail: it starts no later and ends earlier than the current one.
             if not (0 <= drop[0] <= start and drop[1] > 0 and sum(drop) < start + tail):
                 raise _bad_state("drop is not an older tail")
-        return cls(upload_id, tuple(parts), tail, drop)
+        return cls(upload_id, tuple(parts), tail, drop, in_data=doc["v"] == STATE_VERSION)
 
 
 class Append:
@@ -146,6 +151,10 @@ class Append:
         self._s3 = s3
         self._key = key
         self._full = driver._key(key)
+        # Where the multipart upload lives: the object itself for `write_verified`, else the
+        # upload's data key (or, for a version 1 state, the upload's key). Tails stay at `key`.
+        self._parts_key = key if final or not old.in_data else driver.data_key(key)
+        self._parts_full = driver._key(self._parts_key)
         self._old = old
         self._observe = observe
         self._parts = list(old.parts)
@@ -195,7 +204,7 @@ class Append:
             # Nothing changed; the tail `drop` named is being deleted.
             if self._dropping is not None:
                 await self._dropping
-            return UploadState(self._old.upload_id, self._old.parts, self._old.tail)
+            return replace(self._old, drop=None)
         await self._hash_batch()
         if self._inflight is not None:
             await self._collect()
@@ -213,7 +222,9 @@ class Append:
         # The old tail is what the old state names: it stays until the next append, in case
         # the caller cannot save the new state and retries from the old one.
         drop = (self._old.tail_start, self._old.tail) if self._old.tail else None
-        return UploadState(self._upload_id, tuple(self._parts), tail, drop)
+        return UploadState(
+            self._upload_id, tuple(self._parts), tail, drop, in_data=self._old.in_data
+        )
 
     async def finish_whole(self) -> tuple[UploadState, bytes | None]:
         """For `write_verified`, which starts from an empty state and stages no tail.
@@ -232,7 +243,7 @@ class Append:
         if self._upload_id is not None and rest:
             self._parts.append(
                 await self._driver._upload_part(
-                    self._s3, self._key, self._upload_id, self._next, rest
+                    self._s3, self._parts_key, self._upload_id, self._next, rest
                 )
             )
         while self._hashing:
@@ -260,7 +271,7 @@ class Append:
                     task.exception()  # retrieved: the error that matters is propagating
         if self._created and self._upload_id is not None:
             with contextlib.suppress(Exception):
-                await self._driver._abort_upload(self._s3, self._full, self._upload_id)
+                await self._driver._abort_upload(self._s3, self._parts_full, self._upload_id)
 
     async def _cut(self) -> None:
         """Take the next whole part off the buffer and start uploading it."""
@@ -291,11 +302,11 @@ class Append:
             await self._collect()  # one part in flight at a time: memory stays bounded
         if self._upload_id is None:
             self._upload_id = await self._driver._create_upload(
-                self._s3, self._key, final=self._final
+                self._s3, self._parts_key, final=self._final or self._old.in_data
             )
             self._created = True
         self._inflight = asyncio.ensure_future(
-            self._driver._upload_part(self._s3, self._key, self._upload_id, number, data)
+            self._driver._upload_part(self._s3, self._parts_key, self._upload_id, number, data)
         )
         self._next += 1
         self._start += size

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
-from registry.storage.s3 import S3Driver
+from registry.storage.s3 import META_DATA, META_SIZE, S3Driver, data_key
 from registry.storage.s3_uploads import MIN_PART
 from tests.backends.s3 import MotoServer
 
@@ -29,6 +29,7 @@ PART = MIN_PART  # 5 MiB
 PREFIX = "registry"
 KEY = "_uploads/0123456789abcdef0123456789abcdef/data"
 TARGET = "blobs/sha256/ab/abcdef"
+DATA = data_key(KEY)  # where the parts go and the completed object stays
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ async def _append_all(
         state = appended.state
         assert state is not None
         doc = json.loads(state)
-        assert doc["v"] == 1
+        assert doc["v"] == 2
         # Whole 5 MiB parts, numbered from 1; the rest is the staged tail.
         assert [part[0] for part in doc["parts"]] == list(range(1, offset // PART + 1))
         assert all(part[2] == PART for part in doc["parts"])
@@ -142,13 +143,21 @@ async def test_appends_across_workers_then_complete_elsewhere(
     data = b"".join(chunk for chunk, _ in calls)
     size, state = await _append_all(fresh, calls, raw_s3, s3_bucket)
     assert size == len(data)
-    assert await _uploads(raw_s3, s3_bucket) == [f"{PREFIX}/{KEY}"]
+    assert await _uploads(raw_s3, s3_bucket) == [f"{PREFIX}/{DATA}"]
 
     driver = fresh()
     await driver.complete(KEY, state, TARGET)
     assert await driver.read(TARGET) == data
-    # The scratch key, every tail and the multipart upload are gone.
-    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": len(data)}
+    assert await fresh().read(TARGET) == data
+    assert await fresh().size(TARGET) == len(data)
+    # The target is an alias of the completed object, which was not copied. The scratch
+    # key, every tail and the multipart upload are gone.
+    assert await _objects(raw_s3, s3_bucket) == {
+        f"{PREFIX}/{TARGET}": 0,
+        f"{PREFIX}/{DATA}": len(data),
+    }
+    head = await raw_s3.head_object(Bucket=s3_bucket, Key=f"{PREFIX}/{TARGET}")
+    assert head["Metadata"] == {META_DATA: DATA, META_SIZE: str(len(data))}
     assert await _uploads(raw_s3, s3_bucket) == []
 
 
@@ -185,16 +194,19 @@ async def test_complete_in_place_then_to_the_target(
     data = random.Random(13).randbytes(size)
     _, state = await _append_all(fresh, [(data, 500_000)], raw_s3, s3_bucket)
 
+    # With parts, `key` becomes an alias of the data key; a tail alone is copied to `key`.
+    data_object = {f"{PREFIX}/{DATA}": size} if size >= PART else {}
     await fresh().complete(KEY, state, KEY)
     assert b"".join([chunk async for chunk in fresh().stream(KEY)]) == data
-    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{KEY}": size}
+    in_place = 0 if data_object else size
+    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{KEY}": in_place} | data_object
     assert await _uploads(raw_s3, s3_bucket) == []
     await fresh().complete(KEY, state, KEY)  # again: nothing changes
     assert await fresh().read(KEY) == data
 
     await fresh().complete(KEY, None, TARGET)
     assert await fresh().read(TARGET) == data
-    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": size}
+    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": in_place} | data_object
 
 
 async def test_complete_again_with_the_same_state(
@@ -203,11 +215,17 @@ async def test_complete_again_with_the_same_state(
     data = random.Random(14).randbytes(6 * MiB)
     _, state = await _append_all(fresh, [(data, 1 << 20)], raw_s3, s3_bucket)
     await fresh().complete(KEY, state, KEY)
-    await fresh().complete(KEY, state, TARGET)  # the multipart upload is gone: moves `key`
+    # The multipart upload is gone, the data key holds the object: the target becomes its
+    # alias, and `key` (an alias too) goes.
+    await fresh().complete(KEY, state, TARGET)
     assert await fresh().read(TARGET) == data
     await fresh().complete(KEY, state, TARGET)  # a retry of a complete that got all the way
-    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": len(data)}
+    assert await _objects(raw_s3, s3_bucket) == {
+        f"{PREFIX}/{TARGET}": 0,
+        f"{PREFIX}/{DATA}": len(data),
+    }
 
+    await raw_s3.delete_object(Bucket=s3_bucket, Key=f"{PREFIX}/{DATA}")
     with pytest.raises(ObjectNotFound):  # nothing anywhere: the upload is lost
         await fresh().complete(KEY, state, "blobs/sha256/cd/cdef")
 
@@ -230,12 +248,15 @@ async def test_a_failed_append_is_retried_from_the_old_state(
     with pytest.raises(ConnectionResetError):
         await fresh().append(KEY, size, failing(), observed, state)
     assert bytes(observed.seen) == b"X" * len(observed.seen)
-    assert await _uploads(raw_s3, s3_bucket) == [f"{PREFIX}/{KEY}"]  # the state's, kept
+    assert await _uploads(raw_s3, s3_bucket) == [f"{PREFIX}/{DATA}"]  # the state's, kept
 
     size, state = await _append_all(fresh, [(rest, 400_000)], raw_s3, s3_bucket, state, size)
     await fresh().complete(KEY, state, TARGET)
     assert await fresh().read(TARGET) == first + rest
-    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": len(first + rest)}
+    assert await _objects(raw_s3, s3_bucket) == {
+        f"{PREFIX}/{TARGET}": 0,
+        f"{PREFIX}/{DATA}": len(first + rest),
+    }
     assert await _uploads(raw_s3, s3_bucket) == []
 
 
@@ -273,7 +294,7 @@ async def test_an_append_whose_state_was_lost_is_retried(
     size, state = await _append_all(fresh, calls, raw_s3, s3_bucket, state, size)
     await fresh().complete(KEY, state, TARGET)
     assert await fresh().read(TARGET) == first + retry + last
-    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": size}
+    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": 0, f"{PREFIX}/{DATA}": size}
     assert await _uploads(raw_s3, s3_bucket) == []
 
 
@@ -308,10 +329,14 @@ async def test_storage_class_applies_to_the_blob_not_the_scratch_objects(
         assert head["ServerSideEncryption"] == "AES256"
         assert head.get("StorageClass", "STANDARD") == "STANDARD"
         await driver().complete(KEY, appended.state, target)
-        head = await raw_s3.head_object(Bucket=s3_bucket, Key=target)
-        assert head["ServerSideEncryption"] == "AES256"
-        assert head["StorageClass"] == "STANDARD_IA"
-        assert head["ContentLength"] == size
+        # With parts, the data key holds the bytes and `target` is its alias; both are
+        # encrypted and in the blob's class.
+        holders = [target, DATA] if size > PART else [target]
+        for holder in holders:
+            head = await raw_s3.head_object(Bucket=s3_bucket, Key=holder)
+            assert head["ServerSideEncryption"] == "AES256"
+            assert head["StorageClass"] == "STANDARD_IA"
+        assert await driver().size(target) == size
 
 
 async def test_abort_removes_everything_and_may_repeat(
@@ -360,7 +385,7 @@ BAD_STATES = {
     "pickle": b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01v\x94K\x01s.",
     "deep": b"[" * 100_000,
     "list": b"[1, 2]",
-    "version 2": _state(v=2),
+    "version 3": _state(v=3),
     "version true": _state(v=True),
     "missing field": json.dumps({"v": 1, "parts": [], "tail": 0}).encode(),
     "extra field": _state(extra=1),
@@ -452,3 +477,94 @@ async def test_endpoint_stopped_mid_upload_is_unavailable(
     with pytest.raises(StorageUnavailable):
         await driver().abort(KEY, appended.state)
     assert time.monotonic() - began < 15
+
+
+async def test_a_version_1_state_still_completes_by_copying(
+    fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
+) -> None:
+    # An upload begun before data keys: its multipart upload is on the upload's own key.
+    first = random.Random(21).randbytes(PART)
+    full = f"{PREFIX}/{KEY}"
+    created = await raw_s3.create_multipart_upload(Bucket=s3_bucket, Key=full)
+    part = await raw_s3.upload_part(
+        Bucket=s3_bucket, Key=full, UploadId=created["UploadId"], PartNumber=1, Body=first
+    )
+    state = _state(upload_id=created["UploadId"], parts=[[1, part["ETag"], PART]], tail=0)
+
+    appended = await _append(fresh(), PART, b"tail", state)
+    assert appended.state is not None
+    assert json.loads(appended.state)["v"] == 1  # it stays a version 1 upload
+    await fresh().complete(KEY, appended.state, TARGET)
+    assert await fresh().read(TARGET) == first + b"tail"
+    assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": PART + 4}
+    assert await _uploads(raw_s3, s3_bucket) == []
+
+
+async def _completed_alias(fresh: Callable[[], S3Driver], raw_s3: Any, bucket: str) -> bytes:
+    data = random.Random(22).randbytes(2 * PART + 12345)
+    _, state = await _append_all(fresh, [(data, 1 << 20)], raw_s3, bucket)
+    await fresh().complete(KEY, state, TARGET)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("start", "length"),
+    [(0, None), (1, None), (PART - 1, 2), (2 * PART, None), (2 * PART + 12344, None), (7, 0)],
+)
+async def test_an_alias_streams_its_data_key(
+    fresh: Callable[[], S3Driver],
+    raw_s3: Any,
+    s3_bucket: str,
+    start: int,
+    length: int | None,
+) -> None:
+    data = await _completed_alias(fresh, raw_s3, s3_bucket)
+    end = None if length is None else start + length
+    remembering = fresh()
+    for driver in (fresh(), remembering, remembering):  # not yet seen, then remembered
+        body = b"".join([chunk async for chunk in driver.stream(TARGET, start, length)])
+        assert body == data[start:end]
+
+
+async def test_a_range_past_the_end_of_an_alias_is_empty(
+    fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
+) -> None:
+    data = await _completed_alias(fresh, raw_s3, s3_bucket)
+    for driver in (fresh(), fresh()):
+        await driver.size(TARGET)  # the second one remembers the alias before streaming
+        assert [chunk async for chunk in driver.stream(TARGET, len(data))] == []
+    with pytest.raises(ObjectNotFound):
+        [chunk async for chunk in fresh().stream("blobs/sha256/cd/cdef", 5)]
+
+
+async def test_an_alias_presigns_its_data_key(
+    fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
+) -> None:
+    await _completed_alias(fresh, raw_s3, s3_bucket)
+    url = await fresh().url_for(TARGET, 60)
+    assert url is not None and f"/{PREFIX}/{DATA}?" in url
+
+
+async def test_a_remembered_alias_that_changed_is_read_again(
+    fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
+) -> None:
+    data = await _completed_alias(fresh, raw_s3, s3_bucket)
+    driver = fresh()
+    assert await driver.size(TARGET) == len(data)  # remembered
+    # Meanwhile the blob was collected and pushed again, monolithically this time.
+    await raw_s3.delete_object(Bucket=s3_bucket, Key=f"{PREFIX}/{DATA}")
+    await raw_s3.put_object(Bucket=s3_bucket, Key=f"{PREFIX}/{TARGET}", Body=data)
+    assert b"".join([chunk async for chunk in driver.stream(TARGET, 3)]) == data[3:]
+    url = await driver.url_for(TARGET, 60)
+    assert url is not None and f"/{PREFIX}/{TARGET}?" in url
+
+
+async def test_an_alias_without_its_data_is_not_found(
+    fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
+) -> None:
+    await _completed_alias(fresh, raw_s3, s3_bucket)
+    await raw_s3.delete_object(Bucket=s3_bucket, Key=f"{PREFIX}/{DATA}")
+    with pytest.raises(ObjectNotFound):
+        [chunk async for chunk in fresh().stream(TARGET)]
+    with pytest.raises(ObjectNotFound):
+        await fresh().read(TARGET)
