@@ -375,12 +375,13 @@ class Bench:
                 self._counter += 1
                 datadir = self.workdir / f"{kind}-s3-{self._counter}"
                 if kind == "ours":
-                    flags = scaled.ours_flags(moto, bucket, redis)
+                    redirect_dir = datadir / "redirect-cfg" if a.s3_redirect else None
+                    flags = scaled.ours_flags(moto, bucket, redis, redirect_dir)
                     member = servers.start_ours(
                         a.python, datadir, a.s3_workers, kind, flags, scaled.S3_ENV
                     )
                 else:
-                    backend = scaled.distribution_backend(moto, bucket)
+                    backend = scaled.distribution_backend(moto, bucket, a.s3_redirect)
                     member = servers.start_distribution(a.distribution, datadir, kind, backend)
                 cluster.members.append(member)
             yield cluster
@@ -602,6 +603,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="s3 part: Distribution processes sharing its bucket (default 1)",
     )
+    p.add_argument(
+        "--s3-redirect",
+        action="store_true",
+        help="s3 part: both registries answer blob GETs with a 307 to a presigned moto URL, "
+        "which the pull client follows (default: they serve the bytes themselves)",
+    )
     p.add_argument("--json", help="write the results here as JSON")
     p.add_argument("--workdir", help="parent folder for the registries' data (default: /tmp)")
     p.add_argument("--profile", metavar="DIR", help="profile our server into DIR (--profiler)")
@@ -672,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"process(es) x -workers {args.s3_workers}, Distribution "
                 f"{args.s3_dist_processes} process(es); manifest HEAD {args.connections} "
                 f"clients x {args.duration:.0f} s"
+                + ("; blob GETs redirected to presigned S3 URLs" if args.s3_redirect else "")
             )
             s3found, s3doc = bench.scaled_mode(kinds)
             for kind in kinds:

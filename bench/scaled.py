@@ -170,8 +170,21 @@ class Redis(_Process):
             return sock.recv(64).startswith(b"+PONG")
 
 
-def ours_flags(moto: Moto, bucket: str, redis: Redis) -> list[str]:
-    return [
+REDIRECT_CONFIGURATION = """\
+apiVersion: simple-registry.dev/v1
+kind: Configuration
+metadata: {name: bench-redirect}
+spec:
+  storage:
+    s3: {redirect: true}
+"""
+
+
+def ours_flags(
+    moto: Moto, bucket: str, redis: Redis, redirect_dir: Path | None = None
+) -> list[str]:
+    """With `redirect_dir`, a Configuration written there turns on redirects of blob GETs."""
+    flags = [
         "-s3bucket",
         bucket,
         "-s3endpoint",
@@ -182,11 +195,17 @@ def ours_flags(moto: Moto, bucket: str, redis: Redis) -> list[str]:
         "-redisurl",
         redis.url,
     ]
+    if redirect_dir is not None:
+        redirect_dir.mkdir(parents=True, exist_ok=True)
+        (redirect_dir / "redirect.yaml").write_text(REDIRECT_CONFIGURATION)
+        flags += ["-cfgdir", str(redirect_dir)]
+    return flags
 
 
-def distribution_backend(moto: Moto, bucket: str) -> str:
+def distribution_backend(moto: Moto, bucket: str, redirect: bool = False) -> str:
     """Distribution 2.8.2's S3 driver on moto: path-style addressing follows from
-    `regionendpoint`; `redirect.disable` makes it serve blobs itself instead of redirecting."""
+    `regionendpoint`; `redirect.disable` makes it serve blobs itself instead of redirecting
+    to presigned URLs (its default), unless `redirect`."""
     return (
         "  s3:\n"
         f"    region: {REGION}\n"
@@ -197,7 +216,7 @@ def distribution_backend(moto: Moto, bucket: str) -> str:
         "    secure: false\n"
         "    v4auth: true\n"
         "  redirect:\n"
-        "    disable: true"
+        f"    disable: {'false' if redirect else 'true'}"
     )
 
 
