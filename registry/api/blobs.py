@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -10,6 +12,8 @@ from registry.api.ranges import parse_range
 from registry.auth.scopes import Need
 from registry.observe import events
 from registry.oci.digests import Digest
+from registry.oci.errors import BlobUnknown
+from registry.storage.base import ObjectNotFound
 
 
 async def blob(request: Request) -> Response:
@@ -48,6 +52,25 @@ async def blob(request: Request) -> Response:
             # The client sends its Range again to S3, which answers it the same way.
             redirect = {"Location": url, "Docker-Content-Digest": str(digest)}
             return Response(status_code=307, headers=redirect)
-    stream = svc.registry.blobs.stream(digest, start, length)
+    chunks = svc.registry.blobs.stream(digest, start, length)
+    try:
+        # Storage answers before any header goes out: with the link and the size known from
+        # the index and memory, this read is the first time a pull asks the store, and a
+        # store that is away must give a 503, not a 200 cut short.
+        first = await anext(chunks, b"")
+    except ObjectNotFound:
+        raise BlobUnknown(detail={"digest": str(digest)}) from None
     events.pulled("blob")
-    return StreamingResponse(stream, status_code=status, headers=headers)
+    return StreamingResponse(_after(first, chunks), status_code=status, headers=headers)
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:  # a client that went away: release the file or the S3 connection now
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()

@@ -25,7 +25,8 @@ class IndexNotReady(Exception):
 
 
 class Index(Protocol):
-    """Tags and the list of repositories, where every worker reads them in one round trip.
+    """Tags, blob links and the list of repositories, where every worker reads them in one
+    round trip.
 
     Storage stays the record; the index is what requests read, so `HEAD` by tag, tag lists
     and the catalog never list or read the object store. It is written after storage (a
@@ -49,14 +50,26 @@ class Index(Protocol):
         """Up to `count` repository names after `after`, in byte order; IndexNotReady."""
         ...
 
+    async def linked(self, name: str, digest: str) -> bool:
+        """Whether the repository links the blob `digest`; IndexNotReady."""
+        ...
+
     async def set_tag(self, name: str, tag: str, record: bytes) -> None: ...
 
     async def delete_tag(self, name: str, tag: str) -> None: ...
 
     async def add_repository(self, name: str) -> None: ...
 
-    async def replace_repository(self, name: str, tags: dict[str, bytes]) -> None:
-        """Rebuild: the repository with exactly these tags."""
+    async def add_link(self, name: str, digest: str) -> None:
+        """The blob is linked in the repository (which exists from then on)."""
+        ...
+
+    async def delete_link(self, name: str, digest: str) -> None: ...
+
+    async def replace_repository(
+        self, name: str, tags: dict[str, bytes], links: frozenset[str]
+    ) -> None:
+        """Rebuild: the repository with exactly these tags and blob links."""
         ...
 
     async def take_dirty(self) -> list[str]:

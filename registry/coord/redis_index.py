@@ -6,6 +6,7 @@ Keys, under the coordinator's prefix:
     index:repos        sorted set of repository names, all with score 0, so ZRANGEBYLEX
                        pages through them in byte order (the catalog's order)
     index:tags:<name>  hash: tag -> the model's record of the tag
+    index:links:<name> set of the digests of the blobs the repository links
     index:dirty        set of repositories changed while the index was not ready
 
 Each change is one script, so "change, and mark dirty unless ready" is atomic: a change either
@@ -22,13 +23,18 @@ from redis.asyncio import Redis
 
 from registry.coord.base import IndexNotReady
 
-# KEYS: ready, dirty, repos, tags. ARGV: name, op, [tag, [record]].
+# KEYS: ready, dirty, repos, tags, links. ARGV: name, op, [tag or digest, [record]].
 _CHANGE = """
 if ARGV[2] == 'set' then
     redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
     redis.call('zadd', KEYS[3], 0, ARGV[1])
 elseif ARGV[2] == 'del' then
     redis.call('hdel', KEYS[4], ARGV[3])
+elseif ARGV[2] == 'link' then
+    redis.call('sadd', KEYS[5], ARGV[3])
+    redis.call('zadd', KEYS[3], 0, ARGV[1])
+elseif ARGV[2] == 'unlink' then
+    redis.call('srem', KEYS[5], ARGV[3])
 else
     redis.call('zadd', KEYS[3], 0, ARGV[1])
 end
@@ -68,6 +74,7 @@ class RedisIndex:
         self._dirty = f"{prefix}index:dirty"
         self._repos = f"{prefix}index:repos"
         self._tags = f"{prefix}index:tags:"
+        self._links = f"{prefix}index:links:"
         self._change = client.register_script(_CHANGE)
         self._take_dirty = client.register_script(_TAKE_DIRTY)
         self._mark_ready = client.register_script(_MARK_READY)
@@ -94,6 +101,9 @@ class RedisIndex:
         )
         return [_text(name) for name in names]
 
+    async def linked(self, name: str, digest: str) -> bool:
+        return bool(await self._read(lambda pipe: pipe.sismember(self._links + name, digest)))
+
     async def _read(self, command: Callable[[Any], Any], *, replies: int = 1) -> Any:
         """`command` and the ready flag in one round trip; IndexNotReady unless ready."""
         with self._unavailable():
@@ -114,17 +124,27 @@ class RedisIndex:
     async def add_repository(self, name: str) -> None:
         await self._run_change(name, "add")
 
+    async def add_link(self, name: str, digest: str) -> None:
+        await self._run_change(name, "link", digest)
+
+    async def delete_link(self, name: str, digest: str) -> None:
+        await self._run_change(name, "unlink", digest)
+
     async def _run_change(self, name: str, op: str, *args: str | bytes) -> None:
-        keys = [self._ready, self._dirty, self._repos, self._tags + name]
+        keys = [self._ready, self._dirty, self._repos, self._tags + name, self._links + name]
         with self._unavailable():
             await self._change(keys=keys, args=[name, op, *args])
 
-    async def replace_repository(self, name: str, tags: dict[str, bytes]) -> None:
+    async def replace_repository(
+        self, name: str, tags: dict[str, bytes], links: frozenset[str]
+    ) -> None:
         with self._unavailable():
             pipe = self._redis.pipeline(transaction=True)
-            pipe.delete(self._tags + name)
+            pipe.delete(self._tags + name, self._links + name)
             if tags:
                 pipe.hset(self._tags + name, mapping=tags)  # type: ignore[arg-type]
+            if links:
+                pipe.sadd(self._links + name, *sorted(links))
             pipe.zadd(self._repos, {name: 0})
             await pipe.execute()
 

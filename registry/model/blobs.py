@@ -21,21 +21,21 @@ class Blobs:
         self._lookup = lookup
         # Sizes by digest: content under a digest never changes, so a remembered size is
         # right for as long as the blob exists, and a blob is only ever deleted after every
-        # link to it. A pull then costs one existence check (the link) and the read.
+        # link to it. A pull then costs one existence check (the link, from the index where
+        # there is one) and the read.
         self._sizes: OrderedDict[Digest, int] = OrderedDict()
 
     async def size(self, name: str, digest: Digest) -> int:
         """Size of a blob linked in `name`; BLOB_UNKNOWN when it is not."""
         known = self._sizes.get(digest)
         if known is not None:
-            if await self._storage.size(paths.layer_link(name, digest)) is None:
+            if not await self._lookup.linked(name, digest):
                 raise BlobUnknown(detail={"digest": str(digest)})
             return known
-        link, size = await asyncio.gather(
-            self._storage.size(paths.layer_link(name, digest)),
-            self._storage.size(paths.blob(digest)),
+        linked, size = await asyncio.gather(
+            self._lookup.linked(name, digest), self._storage.size(paths.blob(digest))
         )
-        if link is None or size is None:
+        if not linked or size is None:
             raise BlobUnknown(detail={"digest": str(digest)})
         self.remember(digest, size)
         return size
@@ -61,13 +61,18 @@ class Blobs:
         return await self._storage.url_for(paths.blob(digest), expires)
 
     async def link(self, name: str, digest: Digest) -> None:
-        await self._storage.write(paths.holder(digest, name), b"")
-        await self._storage.write(paths.layer_link(name, digest), str(digest).encode())
+        async with self._lookup.link_guard(name, digest):
+            await self._storage.write(paths.holder(digest, name), b"")
+            await self._storage.write(paths.layer_link(name, digest), str(digest).encode())
+            await self._lookup.link_added(name, digest)
         await self._lookup.repository_added(name)
 
     async def unlink(self, name: str, digest: Digest) -> None:
-        if not await self._storage.delete(paths.layer_link(name, digest)):
-            raise BlobUnknown(detail={"digest": str(digest)})
+        """The index forgets the link first, so no request finds a link storage no longer has."""
+        async with self._lookup.link_guard(name, digest):
+            await self._lookup.link_removed(name, digest)
+            if not await self._storage.delete(paths.layer_link(name, digest)):
+                raise BlobUnknown(detail={"digest": str(digest)})
         await self._storage.delete(paths.holder(digest, name))
 
     async def mount(

@@ -1,7 +1,8 @@
-"""Where the model looks up tags and repositories: the coordinator's index, or storage.
+"""Where the model looks up tags, blob links and repositories: the coordinator's index, or
+storage.
 
-With Redis, requests read tags and the repository list from its index (one round trip, no
-object-store listing); storage keeps the record and the index follows it. When the index is
+With Redis, requests read tags, links and the repository list from its index (one round trip,
+no object-store request); storage keeps the record and the index follows it. When the index is
 not ready (a fresh Redis, or one that lost its data), requests read storage, which is always
 correct, and the first of them starts a rebuild in the background: one worker at a time (a
 lock), walking storage once, then reading again every repository that changed meanwhile,
@@ -29,6 +30,7 @@ from registry.coord.base import (
     LockTimeout,
 )
 from registry.model import paths
+from registry.oci.digests import Digest
 from registry.storage.base import StorageDriver, StorageUnavailable, read_optional
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,13 @@ class Lookup:
             return None
         return names
 
+    async def linked(self, name: str, digest: Digest) -> bool:
+        """Whether `name` links the blob: the check in front of every blob `HEAD` and `GET`."""
+        found = await self._indexed(lambda index: index.linked(name, str(digest)))
+        if found is not MISS:
+            return found
+        return await self._storage.size(paths.layer_link(name, digest)) is not None
+
     async def repositories(self, after: str | None, count: int) -> list[str] | None:
         """A page of names from the index; None when it cannot answer (walk storage)."""
         found = await self._indexed(lambda index: index.repositories(after, count))
@@ -123,6 +132,21 @@ class Lookup:
         if self._index is None:
             return contextlib.nullcontext()
         return self._coord.lock(f"tag:{name}:{tag}", timeout=TAG_LOCK_WAIT)
+
+    def link_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
+        """As `guard`, around a blob link's change in storage and in the index."""
+        if self._index is None:
+            return contextlib.nullcontext()
+        return self._coord.lock(f"link:{name}:{digest}", timeout=TAG_LOCK_WAIT)
+
+    async def link_added(self, name: str, digest: Digest) -> None:
+        if self._index is not None:
+            await self._index.add_link(name, str(digest))
+            self._remember(name)
+
+    async def link_removed(self, name: str, digest: Digest) -> None:
+        if self._index is not None:
+            await self._index.delete_link(name, str(digest))
 
     async def tag_set(self, name: str, tag: str, record: bytes) -> None:
         if self._index is not None:
@@ -172,14 +196,17 @@ class Lookup:
             async with self._coord.lock(self._rebuild_lock, timeout=REBUILD_LOCK_WAIT):
                 if await index.ready():
                     return True
-                log.info("rebuilding the tag and repository index from storage")
+                log.info("rebuilding the index of tags, links and repositories from storage")
                 pending = await self.walk()
                 while True:
                     for name in pending:
-                        await index.replace_repository(name, await self._stored_tags(name))
+                        tags, links = await asyncio.gather(
+                            self._stored_tags(name), self._stored_links(name)
+                        )
+                        await index.replace_repository(name, tags, links)
                     pending = await index.take_dirty()
                     if not pending and await index.mark_ready():
-                        log.info("the tag and repository index is ready")
+                        log.info("the index of tags, links and repositories is ready")
                         return True
         except LockTimeout:
             return False
@@ -195,6 +222,15 @@ class Lookup:
         reads = (read_optional(self._storage, paths.tag(name, t)) for t in names)
         records = await asyncio.gather(*reads)
         return {t: r for t, r in zip(names, records, strict=True) if r is not None}
+
+    async def _stored_links(self, name: str) -> frozenset[str]:
+        """`<alg>:<hex>` of every blob the repository links: one listing per algorithm."""
+        layers = paths.layers(name)
+        algorithms = await self._storage.list(layers)
+        listed = await asyncio.gather(*(self._storage.list(f"{layers}/{a}") for a in algorithms))
+        return frozenset(
+            f"{a}:{hex_}" for a, names in zip(algorithms, listed, strict=True) for hex_ in names
+        )
 
     async def _walk(self, name: str, found: list[str]) -> None:
         prefix = paths.repository(name) if name else paths.REPOSITORIES

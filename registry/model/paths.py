@@ -32,8 +32,12 @@ def repository(name: str) -> str:
     return f"{REPOSITORIES}/{name}"
 
 
+def layers(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_layers"
+
+
 def layer_link(name: str, digest: Digest) -> str:
-    return f"{REPOSITORIES}/{name}/_layers/{digest.algorithm}/{digest.hex}"
+    return f"{layers(name)}/{digest.algorithm}/{digest.hex}"
 
 
 def revision(name: str, digest: Digest) -> str:

@@ -95,7 +95,7 @@ class InstrumentedCoordinator:
 
 
 class InstrumentedIndex:
-    """The tag index's calls, as three actions: reads on the request path, writes of a push or
+    """The index's calls, as three actions: reads on the request path, writes of a push or
     delete, and the steps of a rebuild."""
 
     def __init__(
@@ -120,6 +120,10 @@ class InstrumentedIndex:
         with self._timed("index_read"):
             return await self.inner.repositories(after, count)
 
+    async def linked(self, name: str, digest: str) -> bool:
+        with self._timed("index_read"):
+            return await self.inner.linked(name, digest)
+
     async def set_tag(self, name: str, tag: str, record: bytes) -> None:
         with self._timed("index_write"):
             await self.inner.set_tag(name, tag, record)
@@ -132,9 +136,19 @@ class InstrumentedIndex:
         with self._timed("index_write"):
             await self.inner.add_repository(name)
 
-    async def replace_repository(self, name: str, tags: dict[str, bytes]) -> None:
+    async def add_link(self, name: str, digest: str) -> None:
+        with self._timed("index_write"):
+            await self.inner.add_link(name, digest)
+
+    async def delete_link(self, name: str, digest: str) -> None:
+        with self._timed("index_write"):
+            await self.inner.delete_link(name, digest)
+
+    async def replace_repository(
+        self, name: str, tags: dict[str, bytes], links: frozenset[str]
+    ) -> None:
         with self._timed("index_rebuild"):
-            await self.inner.replace_repository(name, tags)
+            await self.inner.replace_repository(name, tags, links)
 
     async def take_dirty(self) -> list[str]:
         with self._timed("index_rebuild"):

@@ -101,9 +101,22 @@ async def _push(registry: Registry, name: str, tag: str, config: bytes = EMPTY) 
 
 
 async def _rebuilt(registry: Registry) -> None:
-    assert await registry.lookup.rebuild()
+    """Build the index now. A lookup on an index that is not ready (a push checks blob links)
+    starts a rebuild in the background, which may hold the lock: wait for it, bounded."""
+    deadline = time.monotonic() + WAIT
+    while not await registry.lookup.rebuild():
+        assert time.monotonic() < deadline, "another rebuild did not finish"
+        await asyncio.sleep(0.02)
     index = registry.coord.index(STORE)
     assert index is not None and await index.ready()
+
+
+async def _unbuilt(registry: Registry) -> None:
+    """No index, as on a fresh Redis, and no rebuild running."""
+    await _rebuilt(registry)
+    index = registry.coord.index(STORE)
+    assert index is not None
+    await index.invalidate()
 
 
 async def _catalog(registry: Registry) -> list[str]:
@@ -167,6 +180,7 @@ async def test_a_change_during_the_rebuild_is_not_lost(
     worker changes v1. The index must end up with the change, not the rebuild's stale copy."""
     first = make_registry()
     await _push(first, "app", "v1")
+    await _unbuilt(first)
     other = make_registry()
     retagged: list[Digest] = []
 
@@ -193,6 +207,7 @@ async def test_only_one_worker_rebuilds_at_a_time(
 ) -> None:
     first = make_registry()
     await _push(first, "app", "v1")
+    await _unbuilt(first)
     release = asyncio.Event()
     reading = asyncio.Event()
 
@@ -239,6 +254,60 @@ async def test_deleting_an_unknown_tag_adds_no_repository(
     assert await _catalog(registry) == []
 
 
+async def test_blob_links_come_from_the_index(
+    make_registry: Callable[[], Registry], storage: HookedStorage
+) -> None:
+    before = make_registry()  # linked while there is no index: storage answers
+    config = Digest.of(EMPTY)
+    await storage.write(paths.blob(config), EMPTY)
+    await before.blobs.link("app", config)
+    assert await before.blobs.linked("app", config)
+    sha512 = Digest.of(b"x", "sha512")
+    await storage.write(paths.blob(sha512), b"x")
+    await before.blobs.link("app", sha512)
+
+    worker = make_registry()
+    await _rebuilt(worker)
+    index = worker.coord.index(STORE)
+    assert index is not None
+    assert await index.linked("app", str(config))
+    assert await index.linked("app", str(sha512))  # every algorithm's links are read
+    assert not await index.linked("other", str(config))
+    # Answered from Redis: a link only storage has is not seen, one only the index has is.
+    await storage.write(paths.layer_link("storage-only", config), str(config).encode())
+    assert not await worker.blobs.linked("storage-only", config)
+    await index.add_link("index-only", str(config))
+    assert await worker.blobs.linked("index-only", config)
+    assert await worker.blobs.size("index-only", config) == len(EMPTY)
+
+    await worker.blobs.unlink("app", config)
+    assert not await index.linked("app", str(config))
+    assert not await make_registry().blobs.linked("app", config)
+    assert await storage.size(paths.layer_link("app", config)) is None
+
+
+async def test_a_link_during_the_rebuild_is_not_lost(
+    make_registry: Callable[[], Registry], storage: HookedStorage
+) -> None:
+    """Another worker links a blob while the rebuild is reading the repository."""
+    first = make_registry()
+    await _push(first, "app", "v1")
+    await _unbuilt(first)
+    late = Digest.of(b'{"late":true}')
+    await storage.write(paths.blob(late), b'{"late":true}')
+    other = make_registry()
+
+    async def meanwhile() -> None:
+        await other.blobs.link("app", late)
+
+    storage.hooks[paths.tag("app", "v1")] = meanwhile
+    rebuilder = make_registry()
+    await _rebuilt(rebuilder)
+    assert not storage.hooks, "the rebuild never read the tag"
+    index = rebuilder.coord.index(STORE)
+    assert index is not None and await index.linked("app", str(late))
+
+
 # --- the scaled server
 
 
@@ -258,8 +327,13 @@ def test_with_s3_down_tags_and_catalog_still_answer(
             assert http.get("/v2/team/app/tags/list").json()["tags"] == ["v1"]
             assert http.get("/v2/_catalog").json()["repositories"] == ["team/app"]
             assert http.head("/v2/team/app/manifests/v2").status_code == 404
-            # What needs the object store says so.
-            assert http.get(f"/v2/team/app/blobs/{digest_of(image.blobs[0])}").status_code == 503
+            # A blob's link comes from the index and its size from memory: HEAD answers. Its
+            # bytes need the object store, and the GET says so before sending any header.
+            blob = f"/v2/team/app/blobs/{digest_of(image.blobs[0])}"
+            assert http.head(blob).status_code == 200
+            r = http.get(blob)
+            assert r.status_code == 503
+            assert r.json()["errors"][0]["code"] == "UNAVAILABLE"
     finally:
         server.stop()
 
