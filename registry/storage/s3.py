@@ -253,8 +253,8 @@ class S3Driver:
 
     async def url_for(self, key: str, expires: int) -> str | None:
         """A presigned GET URL for the object (for an alias, the object it stands for), valid
-        `expires` seconds. Signing is local: at most a HeadObject to resolve an alias not seen
-        before, so a missing object is the caller's to rule out first."""
+        `expires` seconds. Signing is local: at most a HeadObject, for a key this process has
+        not seen yet, so a missing object is the caller's to rule out first."""
         target = self._aliases.get(key)
         if target is None:
             target = (await self._head(key))[1] or key
@@ -296,7 +296,7 @@ class S3Driver:
         metadata = response.get("Metadata") or {}
         target = metadata.get(META_DATA)
         if not isinstance(target, str) or not target.startswith(DATA_PREFIX):
-            self._aliases.pop(key, None)  # plain data now, whatever it was before
+            self._remember_alias(key, key)  # plain data, as far as `url_for` needs to know
             return None
         _check_key(target)
         if not str(metadata.get(META_SIZE, "")).isdigit():
@@ -305,6 +305,7 @@ class S3Driver:
         return target
 
     def _remember_alias(self, key: str, target: str) -> None:
+        """`key` stands for `target` (itself, for plain data)."""
         self._aliases[key] = target
         self._aliases.move_to_end(key)
         while len(self._aliases) > ALIASES:
@@ -489,7 +490,7 @@ class S3Driver:
         """GetObject of `key`, or of its data key when it is an alias; None for a range that
         starts past the end. One request for plain objects and for aliases seen before."""
         target = self._aliases.get(key)
-        if target is not None:
+        if target is not None and target != key:
             try:
                 return await self._get(key, target, ranged)
             except ObjectNotFound:  # the alias changed since: read it again
