@@ -8,41 +8,43 @@ UploadPartCopy above CopyObject's 5 GiB limit) followed by deleting the source.
 
 Failures of the service itself (unreachable, timed out, 5xx after the client's retries,
 credentials or bucket that no longer work) surface as `StorageUnavailable`, which the registry
-answers with 503. Messages name the endpoint, bucket and operation, never a credential.
+answers with 503 (see `s3_errors`). Messages name the endpoint, bucket and operation, never a
+credential.
 
 Chunked uploads are S3 multipart uploads whose state the caller keeps between requests (so
 consecutive chunks may reach different workers): see "chunked uploads" in `S3Driver` and
-`UploadState` for the layout.
+`UploadState` for the layout. A blob they made is an alias of the object at the upload's data
+key: see "data keys and aliases".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     ClientError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    IncompleteReadError,
-    NoCredentialsError,
-    PartialCredentialsError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
-from registry.storage.s3_uploads import MAX_PARTS, MIN_PART, TAIL_INFIX, Append, UploadState
+from registry.storage.s3_errors import GONE, S3Errors, error_code
+from registry.storage.s3_uploads import (
+    DATA_PREFIX,
+    MAX_PARTS,
+    MIN_PART,
+    TAIL_INFIX,
+    Append,
+    UploadState,
+    data_key,
+)
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
 READ_AHEAD = 4  # chunks a pull reads ahead of the client
@@ -50,55 +52,15 @@ COPY_LIMIT = 5 * 1024**3  # CopyObject copies at most 5 GiB; larger objects go p
 COPY_PART = 512 * 1024**2  # part size of a multipart copy (S3: 5 MiB .. 5 GiB)
 COPY_CONCURRENCY = 8  # UploadPartCopy requests in flight per move
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
-ALIASES = 65_536  # aliases (see "Data keys") remembered per driver
+ALIASES = 65_536  # keys whose alias (or plainness) a driver remembers
 
-# Data keys (see `S3Driver.data_key`).
-DATA_PREFIX = "_blobdata/"
-META_DATA = "registry-data"  # user metadata of an alias: the data key it stands for
+# An alias's user metadata (see "data keys and aliases" in `S3Driver`).
+META_DATA = "registry-data"  # the data key it stands for
 META_SIZE = "registry-size"  # and the size of that object
 
 # Chunked uploads (see `S3Driver.append`).
 PART_SIZE = 8 * 1024**2  # an upload's first parts; they grow every PART_SIZE_STEP parts
 PART_SIZE_STEP = 1000  # part n is PART_SIZE * (1 + (n - 1) // PART_SIZE_STEP): ~430 GiB in all
-
-_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
-# An upload's multipart upload or staged tail is gone (completed, aborted, or expired).
-_GONE = _NOT_FOUND | {"NoSuchUpload"}
-# The request was refused because of how the registry is set up (credentials, bucket, region,
-# KMS key), not because of what it asked: the service is unusable until an operator acts.
-_MISCONFIGURED = frozenset(
-    {
-        "AccessDenied",
-        "AccountProblem",
-        "AllAccessDisabled",
-        "AuthorizationHeaderMalformed",
-        "ExpiredToken",
-        "InvalidAccessKeyId",
-        "InvalidBucketName",
-        "InvalidToken",
-        "KMS.DisabledException",
-        "KMS.KMSInvalidStateException",
-        "KMS.NotFoundException",
-        "NoSuchBucket",
-        "PermanentRedirect",
-        "SignatureDoesNotMatch",
-        "TokenRefreshRequired",
-    }
-)
-_THROTTLED = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable", "Throttling"})
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    BotoConnectionError,  # connect refused/timed out, DNS, TLS, proxy
-    HTTPClientError,  # read timeout, connection closed, body stream broken
-    IncompleteReadError,  # the body ended before its Content-Length
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    OSError,
-)
-_CREDENTIAL_ERRORS: tuple[type[BaseException], ...] = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-)
 
 
 class S3Driver:
@@ -136,7 +98,7 @@ class S3Driver:
         self.prefix = _normalize_prefix(prefix)
         self.region = region
         self.endpoint_url = endpoint_url
-        self._where = _redact_url(endpoint_url) if endpoint_url else "AWS S3"
+        self._errors = S3Errors(bucket, endpoint_url, (secret_key, session_token))
         self._access_key = access_key
         self._secret_key = secret_key
         self._session_token = session_token
@@ -191,7 +153,7 @@ class S3Driver:
         self._lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
-        return f"S3Driver(bucket={self.bucket!r}, prefix={self.prefix!r}, at {self._where})"
+        return f"S3Driver(bucket={self.bucket!r}, prefix={self.prefix!r}, at {self._errors.where})"
 
     # --- the client
 
@@ -278,9 +240,6 @@ class S3Driver:
     # alias ever named holds that blob's bytes, since blobs are addressed by their digest.
     # Monolithic uploads and small chunked ones still write the blob's key itself.
 
-    def data_key(self, key: str) -> str:
-        return data_key(key)
-
     async def _head(self, key: str) -> tuple[int, str | None]:
         """(size, the data key if `key` is an alias); ObjectNotFound when absent."""
         with self._errors("HeadObject", key):
@@ -323,52 +282,12 @@ class S3Driver:
             )
         self._remember_alias(target, data_key)
 
-    # --- keys and errors
+    # --- keys
 
     def _key(self, key: str) -> str:
         """Keys come from validated parts; this re-checks them as a second line of defence."""
         _check_key(key)
         return self.prefix + key
-
-    @contextlib.contextmanager
-    def _errors(
-        self, operation: str, key: str | None = None, missing: frozenset[str] = _NOT_FOUND
-    ) -> Iterator[None]:
-        """Translate botocore's errors: a missing key into ObjectNotFound (when `key` is the
-        object asked for; `missing` are the codes that mean so), an unusable service into
-        StorageUnavailable; others pass through."""
-        try:
-            yield
-        except ClientError as exc:
-            code, status = _error_code(exc), _http_status(exc)
-            if key is not None and code in missing:
-                raise ObjectNotFound(key) from None
-            what = f"S3 {operation} on bucket {self.bucket!r} at {self._where}"
-            if status >= 500 or code in _THROTTLED:
-                raise StorageUnavailable(
-                    f"{what} failed: {code} (HTTP {status}), still after retries"
-                ) from exc
-            if code in _MISCONFIGURED or code in _NOT_FOUND or status in (301, 307, 403):
-                raise StorageUnavailable(
-                    f"{what} was refused: {code} (HTTP {status}); check the bucket, region, "
-                    "endpoint and credentials"
-                ) from exc
-            raise
-        except _CREDENTIAL_ERRORS as exc:
-            raise StorageUnavailable(
-                f"no usable S3 credentials for bucket {self.bucket!r}: {type(exc).__name__}"
-            ) from exc
-        except _NETWORK_ERRORS as exc:
-            raise StorageUnavailable(
-                f"S3 {operation} on bucket {self.bucket!r}: {self._where} is unreachable or "
-                f"timed out ({type(exc).__name__}: {self._redact(str(exc))})"
-            ) from exc
-
-    def _redact(self, text: str) -> str:
-        for secret in (self._secret_key, self._session_token):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
 
     # --- the StorageDriver protocol
 
@@ -426,8 +345,9 @@ class S3Driver:
                     )
                     if errors := answer.get("Errors"):
                         raise StorageUnavailable(
-                            f"S3 DeleteObjects on bucket {self.bucket!r} at {self._where} left "
-                            f"{len(errors)} object(s) under {what!r}: {errors[0].get('Code')}"
+                            f"S3 DeleteObjects on bucket {self.bucket!r} at "
+                            f"{self._errors.where} left {len(errors)} object(s) under "
+                            f"{what!r}: {errors[0].get('Code')}"
                         )
 
     async def list(self, prefix: str) -> list[str]:
@@ -469,7 +389,7 @@ class S3Driver:
         try:
             if ranged and not str(response.get("ContentRange", "")).startswith(f"bytes {start}-"):
                 raise StorageUnavailable(
-                    f"S3 GetObject at {self._where} ignored the Range header of {key!r}"
+                    f"S3 GetObject at {self._errors.where} ignored the Range header of {key!r}"
                 )
             # Read ahead while the consumer sends: S3 keeps streaming into a few chunks of
             # buffer instead of waiting for the client's socket at every chunk.
@@ -512,7 +432,7 @@ class S3Driver:
                     Bucket=self.bucket, Key=self._key(target), **ranged
                 )
             except ClientError as exc:
-                if _error_code(exc) == "InvalidRange":
+                if error_code(exc) == "InvalidRange":
                     return None
                 raise
         return response
@@ -655,7 +575,7 @@ class S3Driver:
         """
         full, dst = self._key(key), self._key(target)
         st = UploadState.decode(state)
-        parts_key = self.data_key(key) if st.in_data else key
+        parts_key = data_key(key) if st.in_data else key
         s3 = await self._s3()
         moved = False  # `move` deleted `key` already
         if st.parts:
@@ -667,7 +587,7 @@ class S3Driver:
                 moved = True
         elif st.tail:
             try:
-                with self._errors("CopyObject", key, _GONE):
+                with self._errors("CopyObject", key, GONE):
                     await s3.copy_object(
                         Bucket=self.bucket,
                         Key=dst,
@@ -706,13 +626,13 @@ class S3Driver:
         except ValueError:
             upload_id = None
         s3 = await self._s3()
-        parts_keys = (self.data_key(key), key)
+        parts_keys = (data_key(key), key)
         if upload_id is not None:  # where it is not, aborting it is a NoSuchUpload, ignored
             for parts_key in parts_keys:
                 await self._abort_upload(s3, self._key(parts_key), upload_id)
         with contextlib.suppress(ObjectNotFound):
             target = (await self._head(key))[1]
-            if target == self.data_key(key):
+            if target == data_key(key):
                 await self._delete_quietly(s3, self._key(target))
         await self._clean_up(s3, key, parts_keys, remove_key=True)
 
@@ -724,7 +644,7 @@ class S3Driver:
         try:
             if st.tail:
                 number = len(parts) + 1
-                with self._errors("UploadPartCopy", key, _GONE):
+                with self._errors("UploadPartCopy", key, GONE):
                     answer = await s3.upload_part_copy(
                         Bucket=self.bucket,
                         Key=parts_full,
@@ -733,7 +653,7 @@ class S3Driver:
                         CopySource={"Bucket": self.bucket, "Key": st.tail_key(full)},
                     )
                 parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
-            with self._errors("CompleteMultipartUpload", key, _GONE):
+            with self._errors("CompleteMultipartUpload", key, GONE):
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=parts_full,
@@ -751,7 +671,7 @@ class S3Driver:
         if st.parts and st.in_data:
             if await self.size(target) == size:
                 return
-            data = self.data_key(key)
+            data = data_key(key)
             if await self.size(data) == size:
                 await self._write_alias(await self._s3(), target, data, size)
                 return
@@ -797,7 +717,7 @@ class S3Driver:
             with self._errors("AbortMultipartUpload"):
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
         except ClientError as exc:
-            if _error_code(exc) not in ("NoSuchUpload", "404"):
+            if error_code(exc) not in ("NoSuchUpload", "404"):
                 raise
 
     async def _create_upload(self, s3: Any, key: str, *, final: bool = False) -> str:
@@ -811,7 +731,7 @@ class S3Driver:
     async def _upload_part(
         self, s3: Any, key: str, upload_id: str, number: int, data: bytes
     ) -> tuple[int, str, int]:
-        with self._errors("UploadPart", key, _GONE):
+        with self._errors("UploadPart", key, GONE):
             answer = await s3.upload_part(
                 Bucket=self.bucket,
                 Key=self._key(key),
@@ -823,7 +743,7 @@ class S3Driver:
 
     async def _read_tail(self, s3: Any, key: str, name: str, size: int) -> bytes:
         """The staged tail `name` (a full key); ObjectNotFound(key) when it is not all there."""
-        with self._errors("GetObject", key, _GONE):
+        with self._errors("GetObject", key, GONE):
             response = await s3.get_object(Bucket=self.bucket, Key=name)
             async with response["Body"] as body:
                 data = bytes(await body.read())
@@ -904,13 +824,6 @@ class S3Driver:
             raise
 
 
-def data_key(key: str) -> str:
-    """The data key of the upload at `key`: outside the upload's prefix, which the caller
-    deletes when the upload ends, and derived from `key` so that every process finds it (to
-    abort what a failed append left there, say)."""
-    return DATA_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
-
-
 def _is_tls(endpoint_url: str | None) -> bool:
     """AWS itself (no endpoint) or an `https://` endpoint."""
     return endpoint_url is None or endpoint_url.lower().startswith("https://")
@@ -933,21 +846,3 @@ def _normalize_prefix(prefix: str) -> str:
     except ValueError:
         raise ValueError(f"unsafe S3 key prefix {prefix!r}") from None
     return prefix + "/"
-
-
-def _error_code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _http_status(exc: Any) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
-def _redact_url(url: str) -> str:
-    """The endpoint without any user:password@ part."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))

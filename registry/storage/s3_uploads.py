@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +29,7 @@ STATE_VERSION = 2  # 1: the parts were uploaded to the upload's own key (still r
 
 
 TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
+DATA_PREFIX = "_blobdata/"  # where a version 2 upload's parts go and its object stays
 _STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
 
 
@@ -43,7 +45,7 @@ class UploadState:
     tail, which starts where the parts end. `drop` is an older tail that the next append
     deletes. An upload with no bytes has the state None.
 
-    Version 2 uploads its parts to the upload's data key (`S3Driver.data_key`), where the
+    Version 2 uploads its parts to the upload's data key (`data_key`), where the
     completed object stays and the blob points to it; version 1 (`in_data` False, written
     before that) uploaded them to the upload's own key, and completes by copying as it did.
     """
@@ -153,7 +155,7 @@ class Append:
         self._full = driver._key(key)
         # Where the multipart upload lives: the object itself for `write_verified`, else the
         # upload's data key (or, for a version 1 state, the upload's key). Tails stay at `key`.
-        self._parts_key = key if final or not old.in_data else driver.data_key(key)
+        self._parts_key = key if final or not old.in_data else data_key(key)
         self._parts_full = driver._key(self._parts_key)
         self._old = old
         self._observe = observe
@@ -327,6 +329,13 @@ class Append:
             observe_after(self._last_hash, self._observe, batch)
         )
         self._hashing.append(self._last_hash)
+
+
+def data_key(key: str) -> str:
+    """The data key of the upload at `key`: outside the upload's prefix, which the caller
+    deletes when the upload ends, and derived from `key` so that every process finds it (to
+    abort what a failed append left there, say)."""
+    return DATA_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def _tail_key(full: str, start: int, size: int) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
-from registry.storage.s3 import META_DATA, META_SIZE, S3Driver, data_key
-from registry.storage.s3_uploads import MIN_PART
+from registry.storage.s3 import META_DATA, META_SIZE, S3Driver
+from registry.storage.s3_uploads import MIN_PART, data_key
 from tests.backends.s3 import MotoServer
 
 pytestmark = pytest.mark.anyio
