@@ -47,7 +47,10 @@ async def blob(request: Request) -> Response:
         return Response(status_code=status, headers=headers)
     s3 = svc.settings.s3
     if s3 is not None and s3.redirect:
-        url = await svc.registry.blobs.direct_url(digest, s3.redirect_seconds)
+        try:
+            url = await svc.registry.blobs.direct_url(digest, s3.redirect_seconds)
+        except ObjectNotFound:  # linked, but its content is gone from the store
+            raise BlobUnknown(detail={"digest": str(digest)}) from None
         if url is not None:
             # The client sends its Range again to S3, which answers it the same way.
             redirect = {"Location": url, "Docker-Content-Digest": str(digest)}

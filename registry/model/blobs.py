@@ -64,8 +64,7 @@ class Blobs:
         async with self._lookup.link_guard(name, digest):
             await self._storage.write(paths.holder(digest, name), b"")
             await self._storage.write(paths.layer_link(name, digest), str(digest).encode())
-            await self._lookup.link_added(name, digest)
-        await self._lookup.repository_added(name)
+            await self._lookup.link_added(name, digest)  # the repository exists from now on
 
     async def unlink(self, name: str, digest: Digest) -> None:
         """The index forgets the link first, so no request finds a link storage no longer has."""

@@ -48,7 +48,7 @@ MISS = Miss.MISS
 
 _MARKERS = ("_manifests", "_layers")
 KNOWN_LIMIT = 10_000  # repositories this process remembers having added to the index
-TAG_LOCK_WAIT = 30.0  # a tag's change takes two small writes; waiting longer means trouble
+CHANGE_LOCK_WAIT = 30.0  # a tag's or link's change is two small writes; longer means trouble
 REBUILD_LOCK_WAIT = 0.5  # another worker holding the rebuild lock is rebuilding already
 REBUILD_PAUSE = 5.0  # seconds between attempts of one process, after one that did not finish
 
@@ -131,13 +131,13 @@ class Lookup:
         tag reach both in the same order and the index agrees with storage afterwards."""
         if self._index is None:
             return contextlib.nullcontext()
-        return self._coord.lock(f"tag:{name}:{tag}", timeout=TAG_LOCK_WAIT)
+        return self._coord.lock(f"tag:{name}:{tag}", timeout=CHANGE_LOCK_WAIT)
 
     def link_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
         """As `guard`, around a blob link's change in storage and in the index."""
         if self._index is None:
             return contextlib.nullcontext()
-        return self._coord.lock(f"link:{name}:{digest}", timeout=TAG_LOCK_WAIT)
+        return self._coord.lock(f"link:{name}:{digest}", timeout=CHANGE_LOCK_WAIT)
 
     async def link_added(self, name: str, digest: Digest) -> None:
         if self._index is not None:

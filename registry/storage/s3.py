@@ -220,6 +220,7 @@ class S3Driver:
         target = self._aliases.get(key)
         if target is None:
             target = (await self._head(key))[1] or key
+            self._remember_alias(key, target)  # plain data too: the next redirect asks nothing
         full = self._key(target)
         signer = await self._signer()
         with self._errors("presign"):
@@ -254,12 +255,18 @@ class S3Driver:
         """The data key an object's metadata names (remembered), or None for plain data."""
         metadata = response.get("Metadata") or {}
         target = metadata.get(META_DATA)
-        if not isinstance(target, str) or not target.startswith(DATA_PREFIX):
-            self._remember_alias(key, key)  # plain data, as far as `url_for` needs to know
+        if target is None:
+            if self._aliases.get(key, key) != key:
+                del self._aliases[key]  # plain data now, whatever it stood for before
             return None
-        _check_key(target)
-        if not str(metadata.get(META_SIZE, "")).isdigit():
-            raise StorageUnavailable(f"S3 object {key!r} is an alias without a valid size")
+        try:
+            if not (isinstance(target, str) and target.startswith(DATA_PREFIX)):
+                raise ValueError(f"{target!r} is not a data key")
+            _check_key(target)
+            if not str(metadata.get(META_SIZE, "")).isdigit():
+                raise ValueError("no valid size")
+        except ValueError as exc:  # not written by this registry: refuse to follow it
+            raise StorageUnavailable(f"S3 object {key!r} is a broken alias: {exc}") from None
         self._remember_alias(key, target)
         return target
 
@@ -292,14 +299,17 @@ class S3Driver:
     # --- the StorageDriver protocol
 
     async def read(self, key: str) -> bytes:
-        full = self._key(key)
+        response, data = await self._read_whole(key, key)
+        target = self._alias_of(key, response)
+        return data if target is None else (await self._read_whole(key, target))[1]
+
+    async def _read_whole(self, key: str, target: str) -> tuple[dict[str, Any], bytes]:
+        """GetObject of `target` (`key` or the data key it stands for), body included."""
         with self._errors("GetObject", key):
             s3 = await self._s3()
-            response = await s3.get_object(Bucket=self.bucket, Key=full)
+            response = await s3.get_object(Bucket=self.bucket, Key=self._key(target))
             async with response["Body"] as body:
-                data = bytes(await body.read())
-        target = self._alias_of(key, response)
-        return data if target is None else await self.read(target)
+                return response, bytes(await body.read())
 
     async def write(self, key: str, data: bytes) -> None:
         full = self._key(key)

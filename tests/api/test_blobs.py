@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.oci import digest_of, error_codes, push_blob
+from tests.server import RunningRegistry
 
 
 @pytest.fixture
@@ -92,3 +94,19 @@ def test_sha512_blob(client: httpx.Client, repo: str) -> None:
     assert r.status_code == 201
     assert r.headers["Docker-Content-Digest"] == digest
     assert client.get(f"/v2/{repo}/blobs/{digest}").content == data
+
+
+def test_linked_blob_whose_content_is_gone(start_registry: Callable[..., RunningRegistry]) -> None:
+    """The link says yes, the content is missing (a damaged or half-restored data directory):
+    BLOB_UNKNOWN before any header of a 200 goes out, and the server goes on serving."""
+    server = start_registry()
+    data = os.urandom(5000)
+    with server.client() as http:
+        push_blob(http, "app", data)
+        digest = digest_of(data)
+        algorithm, hex_ = digest.split(":")
+        (server.datadir / "blobs" / algorithm / hex_[:2] / hex_).unlink()
+        r = http.get(f"/v2/app/blobs/{digest}")
+        assert r.status_code == 404
+        assert error_codes(r) == ["BLOB_UNKNOWN"]
+        assert http.get("/v2/").status_code == 200

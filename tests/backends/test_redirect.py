@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.conftest import start_scaled
+from tests.conftest import new_bucket, start_scaled
 from tests.oci import digest_of
 from tests.server import RunningRegistry
 
@@ -75,3 +76,42 @@ def test_get_redirects_to_a_presigned_url(server: tuple[RunningRegistry, str]) -
         r = http.get(f"/v2/app/blobs/{digest_of(data)}", headers={"Range": "bytes=999999999-"})
         assert r.status_code == 416
         assert http.get(f"/v2/other/blobs/{digest_of(data)}").status_code == 404
+
+
+def test_a_blob_whose_object_is_gone_is_unknown_not_redirected(
+    scaled_services: tuple[str, str], tmp_path: Path
+) -> None:
+    """Linked, but its S3 object was deleted behind the registry's back: 404, not a redirect
+    to a URL that S3 would refuse, and not a 500."""
+    endpoint = scaled_services[1]
+    bucket = new_bucket(endpoint)
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "c.yaml").write_text(HEAD + "spec: {storage: {s3: {redirect: true}}}\n")
+    registry = start_scaled(scaled_services, tmp_path / "data", "-cfgdir", str(cfg), bucket=bucket)
+    try:
+        data = os.urandom(2000)
+        digest = digest_of(data)
+        with registry.client() as http:
+            r = http.post("/v2/app/blobs/uploads/", params={"digest": digest}, content=data)
+            assert r.status_code == 201
+            hex_ = digest.split(":")[1]
+            _raw_s3(endpoint).delete_object(Bucket=bucket, Key=f"blobs/sha256/{hex_[:2]}/{hex_}")
+            r = http.get(f"/v2/app/blobs/{digest}")
+            assert r.status_code == 404
+            assert r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    finally:
+        registry.stop()
+
+
+def _raw_s3(endpoint: str) -> Any:
+    """boto3 behind the registry's back (moto refuses unsigned deletes)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )

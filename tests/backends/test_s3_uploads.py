@@ -568,3 +568,29 @@ async def test_an_alias_without_its_data_is_not_found(
         [chunk async for chunk in fresh().stream(TARGET)]
     with pytest.raises(ObjectNotFound):
         await fresh().read(TARGET)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {META_DATA: DATA, META_SIZE: "many"},
+        {META_DATA: DATA},
+        {META_DATA: "blobs/sha256/cd/cdef", META_SIZE: "5"},  # not a data key
+        {META_DATA: "_blobdata/../repositories/x", META_SIZE: "5"},
+    ],
+    ids=["bad-size", "no-size", "elsewhere", "traversal"],
+)
+async def test_a_broken_alias_is_refused_not_followed(
+    fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str, metadata: dict[str, str]
+) -> None:
+    # Not something this registry writes: an alias edited by hand, or by another program.
+    await raw_s3.put_object(Bucket=s3_bucket, Key=f"{PREFIX}/{TARGET}", Body=b"", Metadata=metadata)
+    driver = fresh()
+    with pytest.raises(StorageUnavailable, match="broken alias"):
+        await driver.size(TARGET)
+    with pytest.raises(StorageUnavailable, match="broken alias"):
+        await driver.read(TARGET)
+    with pytest.raises(StorageUnavailable, match="broken alias"):
+        [chunk async for chunk in driver.stream(TARGET, 1)]
+    with pytest.raises(StorageUnavailable, match="broken alias"):
+        await driver.url_for(TARGET, 60)
