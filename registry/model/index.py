@@ -129,15 +129,16 @@ class Lookup:
     def guard(self, name: str, tag: str) -> AbstractAsyncContextManager[None]:
         """Held around a tag's change in storage and in the index, so that two pushes of one
         tag reach both in the same order and the index agrees with storage afterwards."""
-        if self._index is None:
-            return contextlib.nullcontext()
-        return self._coord.lock(f"tag:{name}:{tag}", timeout=CHANGE_LOCK_WAIT)
+        return self._change_lock(f"tag:{name}:{tag}")
 
     def link_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
         """As `guard`, around a blob link's change in storage and in the index."""
-        if self._index is None:
+        return self._change_lock(f"link:{name}:{digest}")
+
+    def _change_lock(self, lock: str) -> AbstractAsyncContextManager[None]:
+        if self._index is None:  # storage alone: nothing to keep in step with it
             return contextlib.nullcontext()
-        return self._coord.lock(f"link:{name}:{digest}", timeout=CHANGE_LOCK_WAIT)
+        return self._coord.lock(lock, timeout=CHANGE_LOCK_WAIT)
 
     async def link_added(self, name: str, digest: Digest) -> None:
         if self._index is not None:
