@@ -8,9 +8,10 @@ from starlette.responses import Response
 from registry.api.common import repository, services
 from registry.auth.scopes import Need
 from registry.observe import events
-from registry.oci.digests import is_digest
-from registry.oci.errors import PayloadTooLarge
+from registry.oci.digests import Digest, is_digest
+from registry.oci.errors import DigestInvalid, ManifestUnknown, PayloadTooLarge, TagInvalid
 from registry.oci.manifests import MAX_MANIFEST_BYTES
+from registry.oci.names import validate_tag
 
 
 async def manifest(request: Request) -> Response:
@@ -23,6 +24,7 @@ async def manifest(request: Request) -> Response:
 
     if request.method in ("GET", "HEAD"):
         await svc.gate.require(request, need)
+        _must_name_a_manifest(reference)
         ref = await manifests.resolve(name, reference)
         headers = {
             "Docker-Content-Digest": str(ref.digest),
@@ -38,6 +40,7 @@ async def manifest(request: Request) -> Response:
 
     if request.method == "DELETE":
         await svc.gate.require(request, need)
+        _must_name_a_manifest(reference)
         await manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
 
@@ -53,6 +56,27 @@ async def manifest(request: Request) -> Response:
     if stored.manifest.subject is not None:
         headers["OCI-Subject"] = str(stored.manifest.subject.digest)
     return Response(status_code=201, headers=headers)
+
+
+def _must_name_a_manifest(reference: str) -> None:
+    """A reference that is neither a valid tag nor a valid digest names no manifest: 404.
+
+    The spec lists only 404 as the failure of a manifest GET or HEAD (its conformance suite
+    asks for `.INVALID_MANIFEST_NAME` and wants 404), and to a client a 400 on DELETE means
+    "deletion is disabled here", which would be untrue. Only PUT, which would create the name,
+    refuses it with 400 TAG_INVALID or DIGEST_INVALID.
+    """
+    kind = "digest" if is_digest(reference) else "tag"
+    try:
+        if kind == "digest":
+            Digest.parse(reference)
+        else:
+            validate_tag(reference)
+    except (DigestInvalid, TagInvalid):
+        raise ManifestUnknown(
+            f"{reference[:200]!r} is not a valid {kind}, so no manifest has that name",
+            detail={"reference": reference[:200]},
+        ) from None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

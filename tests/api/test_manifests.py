@@ -217,11 +217,59 @@ def test_oversized_manifest_is_413(client: httpx.Client, repo: str) -> None:
     assert client.get(f"/v2/{repo}/manifests/big").status_code == 404
 
 
-@pytest.mark.parametrize("reference", ["-bad", "a" * 129, "bad:tag", "sha256:zzz"])
-def test_invalid_reference(client: httpx.Client, repo: str, reference: str) -> None:
+INVALID_REFERENCES = [
+    ".INVALID_MANIFEST_NAME",  # what the OCI conformance suite asks for
+    "-bad",
+    "a" * 129,
+    "bad:tag",
+    "sha256:zz",
+    "sha256:" + "0" * 63,
+    "md5:" + "0" * 32,
+]
+
+
+@pytest.mark.parametrize("reference", INVALID_REFERENCES)
+def test_reading_an_invalid_reference_is_manifest_unknown(
+    client: httpx.Client, repo: str, reference: str
+) -> None:
+    """The spec's only failure for a manifest GET or HEAD is 404; no manifest has that name."""
+    push_image(client, repo)  # the repository exists: only the reference is wrong
     r = client.get(f"/v2/{repo}/manifests/{reference}")
+    assert r.status_code == 404
+    assert error_codes(r) == ["MANIFEST_UNKNOWN"]
+    assert "is not a valid" in r.json()["errors"][0]["message"]
+    assert client.head(f"/v2/{repo}/manifests/{reference}").status_code == 404
+
+
+@pytest.mark.parametrize("reference", INVALID_REFERENCES)
+def test_deleting_an_invalid_reference_is_manifest_unknown(
+    client: httpx.Client, repo: str, reference: str
+) -> None:
+    """404, not 400: a 400 on DELETE tells clients that deletion is disabled."""
+    pushed = push_image(client, repo)
+    r = client.delete(f"/v2/{repo}/manifests/{reference}")
+    assert r.status_code == 404
+    assert error_codes(r) == ["MANIFEST_UNKNOWN"]
+    assert client.get(f"/v2/{repo}/manifests/{pushed.digest}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("reference", "code"),
+    [
+        (".INVALID_MANIFEST_NAME", "TAG_INVALID"),
+        ("bad:tag", "DIGEST_INVALID"),
+        ("sha256:zz", "DIGEST_INVALID"),
+    ],
+)
+def test_putting_an_invalid_reference_is_400(
+    client: httpx.Client, repo: str, reference: str, code: str
+) -> None:
+    body, _ = image_manifest(client, repo)
+    r = client.put(
+        f"/v2/{repo}/manifests/{reference}", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert r.status_code == 400
-    assert error_codes(r)[0] in ("TAG_INVALID", "DIGEST_INVALID")
+    assert error_codes(r) == [code]
 
 
 def test_unknown_manifest(client: httpx.Client, repo: str) -> None:
