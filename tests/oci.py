@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -89,3 +90,25 @@ def push_image(client: httpx.Client, repo: str, reference: str = "latest", **kwa
 
 def error_codes(response: httpx.Response) -> list[str]:
     return [e["code"] for e in response.json()["errors"]]
+
+
+def follow_pages(client: httpx.Client, path: str, key: str, n: int) -> list[str]:
+    """Walk every page through the `Link` header; each page has at most n entries."""
+    seen: list[str] = []
+    url: str | None = f"{path}?n={n}"
+    for _ in range(100):
+        if url is None:
+            return seen
+        r = client.get(url)
+        assert r.status_code == 200
+        page = r.json()[key]
+        assert len(page) <= n
+        seen += page
+        link = r.headers.get("Link")
+        if link is None:
+            url = None
+        else:
+            assert link.endswith('>; rel="next"')
+            url = link[1 : link.index(">")]
+            assert parse_qs(urlsplit(url).query)["n"] == [str(n)]
+    raise AssertionError("pagination did not end")

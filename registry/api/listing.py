@@ -33,8 +33,8 @@ async def catalog(request: Request) -> Response:
     n, last = page_params(request, CATALOG_DEFAULT_PAGE)
 
     async def visible(name: str) -> bool:
-        return await svc.gate.may(principal, Need.read("tags", name)) or await svc.gate.may(
-            principal, Need.read("manifests", name)
+        return await svc.gate.may_list(principal, Need.read("tags", name)) or (
+            await svc.gate.may_list(principal, Need.read("manifests", name))
         )
 
     assert n is not None  # the catalog always has a page size

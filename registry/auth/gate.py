@@ -87,6 +87,17 @@ class Gate:
             return False
         return self.policy.may(principal, need)
 
+    async def may_list(self, principal: Principal, need: Need) -> bool:
+        """Whether a listing the caller may already read (the catalog) shows `need`'s name.
+
+        A bearer JWT gets here with `registry:catalog:*`, which is what clients ask for alone,
+        so its repository claims would hide everything; its subject's RBAC decides instead, as
+        Harbor does. Any other caller (a password, a static token) keeps its own limits.
+        """
+        if principal.access is not None:
+            return self.policy.may(principal, need)
+        return await self.may(principal, need)
+
     async def require(self, request: HTTPConnection, *needs: Need) -> Principal:
         principal = await self.identify(request, *needs)
         for need in needs:

@@ -48,10 +48,17 @@ class Need:
 
     @property
     def token_scope(self) -> str:
-        """The scope a bearer token needs, as a `WWW-Authenticate` challenge names it."""
+        """The scope a `WWW-Authenticate` challenge asks the client to get a token for.
+
+        A write asks for `pull,push`, as Distribution does: clients take one token from the
+        first challenge of a push and use it for every request of it, including the reads
+        (blob HEADs, reading the manifest back), so a `push`-only token would fail halfway.
+        Deletes ask for `delete` alone, as in Distribution.
+        """
         if self.resource == "catalog":
             return "registry:catalog:*"
-        return f"repository:{self.name}:{self.action}"
+        actions = f"{PULL},{PUSH}" if self.action == PUSH else self.action
+        return f"repository:{self.name}:{actions}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.oci import error_codes, push_image
+from tests.oci import error_codes, follow_pages, push_image
 from tests.server import RunningRegistry
-
-
-def _follow(client: httpx.Client, path: str, key: str, n: int) -> list[str]:
-    """Walk every page through the `Link` header; each page has at most n entries."""
-    seen: list[str] = []
-    url: str | None = f"{path}?n={n}"
-    for _ in range(100):
-        if url is None:
-            return seen
-        r = client.get(url)
-        assert r.status_code == 200
-        page = r.json()[key]
-        assert len(page) <= n
-        seen += page
-        link = r.headers.get("Link")
-        if link is None:
-            url = None
-        else:
-            assert link.endswith('>; rel="next"')
-            url = link[1 : link.index(">")]
-            assert parse_qs(urlsplit(url).query)["n"] == [str(n)]
-    raise AssertionError("pagination did not end")
 
 
 def test_tags_are_sorted_and_paginated(client: httpx.Client, repo: str) -> None:
@@ -47,7 +24,7 @@ def test_tags_are_sorted_and_paginated(client: httpx.Client, repo: str) -> None:
     r = client.get(f"/v2/{repo}/tags/list")
     assert r.json() == {"name": repo, "tags": expected}
     assert "Link" not in r.headers
-    assert _follow(client, f"/v2/{repo}/tags/list", "tags", 2) == expected
+    assert follow_pages(client, f"/v2/{repo}/tags/list", "tags", 2) == expected
     assert client.get(f"/v2/{repo}/tags/list", params={"last": "b"}).json()["tags"] == ["c", "z_z"]
     assert client.get(f"/v2/{repo}/tags/list", params={"n": 0}).json()["tags"] == []
     r = client.get(f"/v2/{repo}/tags/list", params={"n": 6})
@@ -81,7 +58,7 @@ def test_catalog_lists_nested_repositories_in_order(
             push_image(http, name)
         r = http.get("/v2/_catalog")
         assert r.json() == {"repositories": sorted(names)}
-        assert _follow(http, "/v2/_catalog", "repositories", 3) == sorted(names)
+        assert follow_pages(http, "/v2/_catalog", "repositories", 3) == sorted(names)
         assert http.get("/v2/_catalog", params={"last": "a", "n": 2}).json() == {
             "repositories": ["a-z", "a.b"]
         }

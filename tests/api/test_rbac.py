@@ -1,8 +1,10 @@
 """RBAC, static tokens and the Docker token flow through the real server.
 
-One server with manifests for: an admin (flags), alice (group team-a, pushes `team-a/*`), bob
-(group readers, pulls `library/*` and sees the catalog), anonymous (pulls `library/*`), and a
-CI robot with a static token that pushes `ci/*`. Every route is tried by every identity.
+One server per backend with manifests for: an admin (flags), alice (group team-a, pushes
+`team-a/*`), bob (group readers, pulls `library/*` and sees the catalog), anonymous (pulls
+`library/*`), a CI robot with a static token that pushes `ci/*`, and dave (pulls `a/one`,
+`c/three` and `e/five` and sees the catalog; also with a static token), whose repositories are
+interleaved with ones he may not see. Every route is tried by every identity.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +22,16 @@ import httpx
 import jwt
 import pytest
 
-from tests.oci import OCI_MANIFEST, digest_of, push_image
+from tests.conftest import start_scaled
+from tests.oci import OCI_MANIFEST, digest_of, follow_pages, image_manifest, push_image
 from tests.server import PASSWORD, RunningRegistry, start
 
 SECRET = "a-test-token-secret-of-enough-length-0123456789"
 ROBOT_TOKEN = "robot-static-token-value"
 EXPIRED_TOKEN = "an-expired-robot-token"
+DAVE_TOKEN = "dave-static-token-value"
+DAVES = ["a/one", "c/three", "e/five"]
+NOT_DAVES = ["b/two", "d/four"]
 
 
 def _hash(password: str) -> str:
@@ -37,6 +44,12 @@ def _manifests() -> str:
         ("User", "bob", {"passwordHash": _hash("bob-pw"), "groups": ["readers"]}),
         ("User", "anonymous", {"groups": ["guests"]}),
         ("User", "robot", {}),
+        ("User", "dave", {"passwordHash": _hash("dave-pw")}),
+        (
+            "Token",
+            "dave",
+            {"username": "dave", "valueSha256": hashlib.sha256(DAVE_TOKEN.encode()).hexdigest()},
+        ),
         (
             "Token",
             "ci",
@@ -93,6 +106,15 @@ def _manifests() -> str:
                 "scopes": ["^ci/"],
             },
         ),
+        (
+            "RoleBinding",
+            "dave",
+            {
+                "subjects": [{"kind": "User", "name": "dave"}],
+                "roleRef": {"name": "reader"},
+                "scopes": ["^$", *(f"^{name}$" for name in DAVES)],
+            },
+        ),
     ]
     return "\n---\n".join(
         json.dumps(
@@ -102,14 +124,23 @@ def _manifests() -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def rbac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+REPOSITORIES = ["library/app", "team-a/app", "team-b/app", "ci/app", *DAVES, *NOT_DAVES]
+
+
+@pytest.fixture(scope="module", params=["filesystem", "s3+redis"])
+def rbac_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningRegistry]:
     root = tmp_path_factory.mktemp("rbac")
     (root / "cfg").mkdir()
     (root / "cfg" / "all.yaml").write_text(_manifests())
-    server = start(root / "data", "-cfgdir", str(root / "cfg"), "-tokensecret", SECRET)
+    flags = ("-cfgdir", str(root / "cfg"), "-tokensecret", SECRET)
+    if request.param == "filesystem":
+        server = start(root / "data", *flags)
+    else:
+        server = start_scaled(request.getfixturevalue("scaled_services"), root / "data", *flags)
     with server.client() as admin:
-        for repo in ("library/app", "team-a/app", "team-b/app", "ci/app"):
+        for repo in REPOSITORIES:
             push_image(admin, repo, "v1")
     yield server
     server.stop()
@@ -126,6 +157,7 @@ IDENTITIES: dict[str, dict[str, str]] = {
     "anonymous": {},
     "robot-bearer": {"Authorization": f"Bearer {ROBOT_TOKEN}"},
     "robot-basic": _basic("robot", ROBOT_TOKEN),
+    "dave": _basic("dave", "dave-pw"),
 }
 
 # (identity, method, path, expected status). Pushes use a fresh upload each time.
@@ -245,10 +277,10 @@ def test_catalog_is_filtered_and_paginates(rbac_server: RunningRegistry) -> None
             "repositories": ["library/app"]
         }
         everything = http.get("/v2/_catalog", headers=IDENTITIES["admin"]).json()
-        assert everything == {"repositories": ["ci/app", "library/app", "team-a/app", "team-b/app"]}
+        assert everything == {"repositories": sorted(REPOSITORIES)}
         page = http.get("/v2/_catalog", params={"n": 1}, headers=IDENTITIES["admin"])
-        assert page.json() == {"repositories": ["ci/app"]}
-        assert "last=ci%2Fapp" in page.headers["Link"]
+        assert page.json() == {"repositories": ["a/one"]}
+        assert "last=a%2Fone" in page.headers["Link"]
 
 
 def test_expired_static_token_is_refused(rbac_server: RunningRegistry) -> None:
@@ -295,7 +327,7 @@ def test_token_flow_downscopes(rbac_server: RunningRegistry) -> None:
         push = http.post("/v2/library/app/blobs/uploads/")
         assert push.status_code == 401
         assert 'error="insufficient_scope"' in push.headers["WWW-Authenticate"]
-        assert 'scope="repository:library/app:push"' in push.headers["WWW-Authenticate"]
+        assert 'scope="repository:library/app:pull,push"' in push.headers["WWW-Authenticate"]
         other = http.get("/v2/team-a/app/manifests/v1")
         assert other.status_code == 401  # the token is for another repository
 
@@ -527,3 +559,148 @@ def test_token_endpoint_limits(rbac_server: RunningRegistry) -> None:
         )
         assert r.status_code == 400
         assert r.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+
+def _bearer(server: RunningRegistry, identity: str, *scopes: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(server, IDENTITIES[identity], *scopes)['token']}"}
+
+
+def test_catalog_token_of_an_admin_lists_every_repository(rbac_server: RunningRegistry) -> None:
+    """Clients ask for `registry:catalog:*` alone; the list is what the subject may pull."""
+    bearer = _bearer(rbac_server, "admin", "registry:catalog:*")
+    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+        r = http.get("/v2/_catalog")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"repositories": sorted(REPOSITORIES)}
+
+
+def test_catalog_token_of_a_user_lists_what_the_user_may_pull(
+    rbac_server: RunningRegistry,
+) -> None:
+    for identity, expected in (("dave", DAVES), ("bob", ["library/app"])):
+        # A repository claim in the same token neither adds to the list nor limits it.
+        bearer = _bearer(rbac_server, identity, "registry:catalog:*", "repository:a/one:pull")
+        with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+            assert http.get("/v2/_catalog").json() == {"repositories": expected}, identity
+
+
+def test_catalog_token_pages_through_the_filtered_list(rbac_server: RunningRegistry) -> None:
+    bearer = _bearer(rbac_server, "dave", "registry:catalog:*")
+    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+        assert follow_pages(http, "/v2/_catalog", "repositories", 1) == DAVES
+        assert follow_pages(http, "/v2/_catalog", "repositories", 2) == DAVES
+        # `last` between visible names, on a hidden one, and at the end of the list.
+        r = http.get("/v2/_catalog", params={"n": 1, "last": "a/one"})
+        assert r.json() == {"repositories": ["c/three"]}
+        assert r.headers["Link"] == '</v2/_catalog?last=c%2Fthree&n=1>; rel="next"'
+        r = http.get("/v2/_catalog", params={"n": 1, "last": "d/four"})
+        assert r.json() == {"repositories": ["e/five"]}
+        assert "Link" not in r.headers
+        r = http.get("/v2/_catalog", params={"last": "e/five"})
+        assert r.json() == {"repositories": []}
+        assert "Link" not in r.headers
+
+
+def test_catalog_needs_the_catalog_scope(rbac_server: RunningRegistry) -> None:
+    """Without `registry:catalog:*` in the token (asked for, or granted) the client is sent for
+    one: 401 insufficient_scope naming it."""
+    for identity, scopes in (
+        ("dave", ["repository:a/one:pull"]),
+        ("alice", ["registry:catalog:*"]),
+    ):
+        with httpx.Client(
+            base_url=rbac_server.url, headers=_bearer(rbac_server, identity, *scopes)
+        ) as http:
+            r = http.get("/v2/_catalog")
+        assert r.status_code == 401, identity
+        challenge = r.headers["WWW-Authenticate"]
+        assert 'error="insufficient_scope"' in challenge
+        assert 'scope="registry:catalog:*"' in challenge
+
+
+def test_catalog_of_a_static_token_keeps_its_limits(rbac_server: RunningRegistry) -> None:
+    """A static token acts as its user, with nothing widened for the catalog."""
+    for headers in ({"Authorization": f"Bearer {DAVE_TOKEN}"}, _basic("dave", DAVE_TOKEN)):
+        with httpx.Client(base_url=rbac_server.url, headers=headers) as http:
+            assert http.get("/v2/_catalog").json() == {"repositories": DAVES}
+            assert follow_pages(http, "/v2/_catalog", "repositories", 1) == DAVES
+
+
+_PULL_PUSH = 'scope="repository:library/app:pull,push"'
+_DELETE = 'scope="repository:library/app:delete"'
+WRITES = [
+    ("POST", "/v2/library/app/blobs/uploads/", _PULL_PUSH),
+    ("POST", f"/v2/library/app/blobs/uploads/?digest={_BLOB}", _PULL_PUSH),
+    ("GET", f"/v2/library/app/blobs/uploads/{_UPLOAD}", _PULL_PUSH),
+    ("PATCH", f"/v2/library/app/blobs/uploads/{_UPLOAD}", _PULL_PUSH),
+    ("PUT", f"/v2/library/app/blobs/uploads/{_UPLOAD}?digest={_BLOB}", _PULL_PUSH),
+    ("DELETE", f"/v2/library/app/blobs/uploads/{_UPLOAD}", _PULL_PUSH),
+    (
+        "POST",
+        f"/v2/library/app/blobs/uploads/?mount={_BLOB}&from=team-a/app",
+        'scope="repository:library/app:pull,push repository:team-a/app:pull"',
+    ),
+    ("PUT", "/v2/library/app/manifests/v2", _PULL_PUSH),
+    ("DELETE", "/v2/library/app/manifests/v1", _DELETE),  # Distribution asks for delete alone
+    ("DELETE", f"/v2/library/app/blobs/{_BLOB}", _DELETE),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    WRITES,
+    ids=[f"{m} {p.replace(_BLOB, 'D').replace(_UPLOAD, 'U')}" for m, p, _ in WRITES],
+)
+def test_write_challenges_ask_for_pull_and_push(
+    rbac_server: RunningRegistry, method: str, path: str, scope: str
+) -> None:
+    with httpx.Client(base_url=rbac_server.url) as http:
+        r = http.request(method, path)  # anonymous may only read library/app
+    assert r.status_code == 401
+    challenge = r.headers["WWW-Authenticate"]
+    assert challenge == (
+        f'Bearer realm="{rbac_server.url}/token",service="{rbac_server.host}",{scope}'
+    )
+
+
+def _challenge_params(challenge: str) -> dict[str, str]:
+    assert challenge.startswith("Bearer ")
+    return dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+
+
+def test_one_token_from_the_first_challenge_pushes_and_reads_back(
+    rbac_server: RunningRegistry,
+) -> None:
+    """A client that takes one token per operation (oras-py keeps it for good): the token from
+    the push's first 401 must carry existence checks, the push and the read back, every step
+    answered without a 401."""
+    repo = "team-a/one-token"
+    with httpx.Client(base_url=rbac_server.url) as http:
+        first = http.post(f"/v2/{repo}/blobs/uploads/")
+        assert first.status_code == 401
+        params = _challenge_params(first.headers["WWW-Authenticate"])
+        r = http.get(
+            params["realm"],
+            params={"service": params["service"], "scope": params["scope"]},
+            headers=IDENTITIES["alice"],
+        )
+        assert r.status_code == 200, r.text
+    bearer = {"Authorization": f"Bearer {r.json()['token']}"}
+    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+        layer = b"a layer pushed with one token"
+        layer_digest = digest_of(layer)
+        assert http.head(f"/v2/{repo}/blobs/{layer_digest}").status_code == 404
+        started = http.post(f"/v2/{repo}/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+        assert http.patch(location, content=layer).status_code == 202
+        done = http.put(location, params={"digest": layer_digest})
+        assert done.status_code == 201, done.text
+        assert http.head(f"/v2/{repo}/blobs/{layer_digest}").status_code == 200
+        body, _ = image_manifest(http, repo)  # pushes its config and layer monolithically
+        r = http.put(
+            f"/v2/{repo}/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert r.status_code == 201, r.text
+        assert http.get(f"/v2/{repo}/manifests/v1").content == body
+        assert http.get(f"/v2/{repo}/blobs/{layer_digest}").content == layer
