@@ -8,6 +8,9 @@ Metrics: every process of one `serve` writes into a private multiprocess directo
 (`metrics_directory`, entered by the CLI first of all; see `registry.observe.exporter`), and
 workers that end are marked dead there. With `-metricsaddr`, this process also answers scrapes
 there. Logging is set up again in each worker, which starts afresh.
+
+What crashed runs left behind is cleaned once per `serve`, in a background thread started as
+the workers start (`registry.startup`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
 from registry.config.settings import ConfigError, Settings
 from registry.observe.exporter import (
     MetricsListener,
+    hold_metrics_dir,
     private_metrics_dir,
     remove_metrics_dir,
     worker_ended,
@@ -67,6 +71,7 @@ def _serve_worker(
     from hypercorn.asyncio import tcp_server
 
     configure(settings.log_level, settings.log_format)
+    hold_metrics_dir()
 
     from registry.api.app import create_app
 
@@ -156,6 +161,9 @@ def serve(settings: Settings) -> int:
     per_worker = _worker_sockets(config, settings.workers)
     listening = per_worker[0].secure_sockets or per_worker[0].insecure_sockets
     metrics = _metrics_listener(settings)
+    from registry.startup import clean_in_background  # imports prometheus_client: not earlier
+
+    clean_in_background(settings)
     if metrics is not None:
         metrics.start()
         announce.info(

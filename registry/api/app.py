@@ -71,7 +71,7 @@ class _Backends:
     closers: list[Callable[[], Awaitable[None]]]
 
 
-def _backends(settings: Settings, datadir: Path) -> _Backends:
+def build_backends(settings: Settings, datadir: Path) -> _Backends:
     """Storage and coordination as configured, with their readiness checks and what to close
     at shutdown. The S3 and Redis clients are imported only when configured: the embedded
     default never loads aiobotocore or redis-py."""
@@ -129,7 +129,7 @@ def _backends(settings: Settings, datadir: Path) -> _Backends:
 
 def create_app(settings: Settings) -> ASGIApp:
     datadir = settings.datadir.resolve()
-    backends = _backends(settings, datadir)
+    backends = build_backends(settings, datadir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

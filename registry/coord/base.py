@@ -9,6 +9,10 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+# An upload session nobody touched for this long is over: Redis expires its record, the local
+# coordinator reads it as unknown, and the purge (start-up, garbage collection) removes it.
+DEFAULT_SESSION_TTL = 7 * 24 * 3600.0
+
 
 class LockTimeout(Exception):
     """The lock was still held by someone else when the wait ran out."""
@@ -102,3 +106,9 @@ class Coordinator(Protocol):
     async def put_session(self, session_id: str, record: bytes) -> None: ...
 
     async def delete_session(self, session_id: str) -> None: ...
+
+    async def expired_sessions(self) -> list[str]:
+        """Ids of sessions that expired (unknown to `get_session`) but whose records are still
+        kept, for a purge to remove with their data. Redis drops expired records itself, so
+        it has none; the local coordinator keeps files until they are deleted."""
+        ...

@@ -1,9 +1,18 @@
 """Local coordination for the embedded default: flock(2) locks and session files.
 
 flock locks belong to an open file description, so they exclude other processes of the host
-and other coroutines of this process alike. Lock names hash onto a fixed set of lock files:
-deleting a lock file while another process waits on it would break exclusion, and a fixed set
-never grows. Two names sharing a stripe only wait for each other, which is rare and harmless.
+and other coroutines of this process alike. Each lock name has a file of its own (the name's
+hash), so two names never wait for each other: an upload whose client stalls holds only its
+own lock. The holder removes the file when it releases the lock, while still holding it, so
+lock files do not pile up. A waiter may thus get the lock of a file that was removed (or
+replaced by a newer one) meanwhile; having locked, it checks that the path still names the
+file it holds, and starts over otherwise, so at most one process holds the lock of the file
+the name leads to.
+
+A session file's modification time is its last put: once `session_ttl` (the same default as
+Redis's expiry) has passed, the session is unknown, and `expired_sessions` lists it for the
+purge. Session files are written to a temp file and renamed into place (see
+`registry.storage.tempfiles` for how a crash's temp files are swept).
 """
 
 from __future__ import annotations
@@ -14,22 +23,23 @@ import fcntl
 import hashlib
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from registry.coord.base import Index, LockTimeout
-
-STRIPES = 4096
+from registry.coord.base import DEFAULT_SESSION_TTL, Index, LockTimeout
+from registry.storage import tempfiles
 
 
 class LocalCoordinator:
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, session_ttl: float = DEFAULT_SESSION_TTL) -> None:
+        if session_ttl <= 0:
+            raise ValueError("session_ttl must be positive")
         self._locks = root / "locks"
         self._sessions = root / "sessions"
         self._tmp = root / "tmp"
+        self._session_ttl = session_ttl
         for path in (self._locks, self._sessions, self._tmp):
             path.mkdir(parents=True, exist_ok=True)
 
@@ -38,15 +48,15 @@ class LocalCoordinator:
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str, *, timeout: float = 30.0) -> AsyncIterator[None]:
-        stripe = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % STRIPES
-        fd = os.open(self._locks / f"{stripe:04x}", os.O_RDWR | os.O_CREAT, 0o600)
+        path = str(self._locks / hashlib.sha256(name.encode()).hexdigest())
+        fd = await _acquire(path, timeout, name)
         try:
-            await _acquire(fd, timeout, name)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            yield
         finally:
+            # Removed while held: a waiter that then gets the old file's lock sees that the
+            # path no longer names it and opens the path again.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             os.close(fd)
 
     def _session_path(self, session_id: str) -> Path:
@@ -56,23 +66,64 @@ class LocalCoordinator:
 
     async def get_session(self, session_id: str) -> bytes | None:
         try:
-            return self._session_path(session_id).read_bytes()
+            with open(self._session_path(session_id), "rb") as file:
+                if self._expired(os.fstat(file.fileno()).st_mtime, time.time()):
+                    return None
+                return file.read()
         except FileNotFoundError:
             return None
 
     async def put_session(self, session_id: str, record: bytes) -> None:
-        tmp = self._tmp / uuid.uuid4().hex
-        tmp.write_bytes(record)
-        os.replace(tmp, self._session_path(session_id))
+        fd, tmp = tempfiles.create(str(self._tmp), 0o600)
+        try:
+            with open(fd, "wb", closefd=False) as file:
+                file.write(record)
+            os.replace(tmp, self._session_path(session_id))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        finally:
+            os.close(fd)  # after the rename: a sweep never takes a file being written
 
     async def delete_session(self, session_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._session_path(session_id))
 
+    async def expired_sessions(self) -> list[str]:
+        now = time.time()
+        expired = []
+        for entry in os.scandir(self._sessions):
+            with contextlib.suppress(FileNotFoundError):
+                if self._expired(entry.stat().st_mtime, now):
+                    expired.append(entry.name)
+        return expired
 
-async def _acquire(fd: int, timeout: float, name: str) -> None:
-    """Try without blocking the loop; back off from 1 ms to 50 ms between tries."""
+    def _expired(self, put: float, now: float) -> bool:
+        return now - put >= self._session_ttl
+
+    def sweep_temp(self) -> tempfiles.Swept:
+        """Remove temp session files that a crashed writer left (see `tempfiles`)."""
+        return tempfiles.sweep(str(self._tmp))
+
+
+async def _acquire(path: str, timeout: float, name: str) -> int:
+    """Lock the file at `path`, creating it; returns the descriptor that holds the lock."""
     deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await _flock(fd, deadline, name)
+        except BaseException:
+            os.close(fd)
+            raise
+        if tempfiles.same_file(fd, path):
+            return fd
+        os.close(fd)  # the holder removed this file as it released it: open the path afresh
+
+
+async def _flock(fd: int, deadline: float, name: str) -> None:
+    """Try without blocking the loop; back off from 1 ms to 50 ms between tries."""
     delay = 0.001
     while True:
         try:

@@ -48,13 +48,12 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from registry.coord.base import CoordinatorUnavailable, Index, LockTimeout
+from registry.coord.base import DEFAULT_SESSION_TTL, CoordinatorUnavailable, Index, LockTimeout
 from registry.coord.redis_index import RedisIndex
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "simple-registry:"
-DEFAULT_SESSION_TTL = 7 * 24 * 3600.0
 DEFAULT_LOCK_TTL = 60.0
 
 # Take the lock if it is free. A lock that already holds our token is ours too: that happens
@@ -286,6 +285,10 @@ class RedisCoordinator:
         key = self._session_key(session_id)
         with self._unavailable():
             await self._redis.delete(key)
+
+    async def expired_sessions(self) -> list[str]:
+        """None: Redis removes an expired record itself."""
+        return []
 
     # --- lifecycle
 

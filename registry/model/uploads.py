@@ -90,7 +90,7 @@ class Uploads:
         Someone else's session answers exactly like a missing one, so upload ids cannot be
         probed and continued by another principal.
         """
-        if not _valid_id(upload_id):
+        if not valid_id(upload_id):
             raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
         record = await self._coord.get_session(upload_id)
         if record is None:
@@ -229,19 +229,31 @@ class Uploads:
         await self._coord.delete_session(upload_id)
 
     async def _discard(self, upload_id: str, state: bytes | None) -> None:
-        await self._storage.abort(paths.upload_data(upload_id), state)
-        await self._storage.delete_prefix(paths.upload_dir(upload_id))
-        await self._coord.delete_session(upload_id)
+        await discard(self._storage, self._coord, upload_id, state)
 
     def _locked(self, upload_id: str) -> _UploadLock:
         return _UploadLock(self._coord, upload_id)
+
+
+async def discard(
+    storage: StorageDriver, coord: Coordinator, upload_id: str, state: bytes | None
+) -> None:
+    """Drop an upload: the store's upload state (S3: multipart upload, tails), its data and
+    its record, in that order, so a crash halfway leaves data that a purge still finds."""
+    await storage.abort(paths.upload_data(upload_id), state)
+    await storage.delete_prefix(paths.upload_dir(upload_id))
+    await coord.delete_session(upload_id)
+
+
+def lock_name(upload_id: str) -> str:
+    return f"upload:{upload_id}"
 
 
 class _UploadLock:
     """The upload's lock; a lock that cannot be had in time is a retryable 503."""
 
     def __init__(self, coord: Coordinator, upload_id: str) -> None:
-        self._cm = coord.lock(f"upload:{upload_id}", timeout=LOCK_TIMEOUT)
+        self._cm = coord.lock(lock_name(upload_id), timeout=LOCK_TIMEOUT)
 
     async def __aenter__(self) -> None:
         try:
@@ -292,7 +304,7 @@ def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data else None
 
 
-def _valid_id(upload_id: str) -> bool:
+def valid_id(upload_id: str) -> bool:
     return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
 
 

@@ -93,6 +93,9 @@ class InstrumentedCoordinator:
         with self._timed("delete_session"):
             await self.inner.delete_session(session_id)
 
+    async def expired_sessions(self) -> list[str]:
+        return await self.inner.expired_sessions()  # the purge's, off the request path
+
 
 class InstrumentedIndex:
     """The index's calls, as three actions: reads on the request path, writes of a push or

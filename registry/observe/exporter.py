@@ -6,6 +6,15 @@ start, exported as PROMETHEUS_MULTIPROC_DIR before any process imports prometheu
 variable is read at import), told when a worker ends, removed at exit. A directory left by a
 crashed run is never reused, so old counts cannot leak into a new process.
 
+A crash leaves its directory behind, so each start removes the directories of instances that
+are gone (`sweep_metrics_dirs`). Every process of an instance (the serving process and each
+worker) holds a shared flock(2) on the directory's `owner.lock` for as long as it runs; the
+kernel drops it when the process ends, however it ends. A directory whose lock can be taken
+exclusively has no process left, whatever became of their pids (reused, or numbered in
+another container's pid namespace). The directory gets its searchable name only once its lock
+is held, so a sweep never sees a new instance's directory unlocked. Directories without a lock
+file (made by older versions) are left alone: nothing tells whether their instance still runs.
+
 With `-metricsaddr`, the serving process also listens there, in a thread, for scrapes of
 `/metrics` only: the data comes from the files, so it needs no worker, and the address can be
 kept off the public network (no authentication is asked there).
@@ -13,6 +22,8 @@ kept off the public network (no authentication is asked there).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -27,6 +38,8 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "simple-registry-metrics-"
+OWNER_LOCK = "owner.lock"
 
 log = logging.getLogger("registry.metrics")
 
@@ -34,12 +47,59 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
 def private_metrics_dir() -> Path:
-    """Create this instance's metrics directory and point prometheus_client at it."""
+    """Create this instance's metrics directory, hold it, and point prometheus_client at it."""
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its multiprocess directory")
-    path = Path(tempfile.mkdtemp(prefix="simple-registry-metrics-"))
+    making = Path(tempfile.mkdtemp(prefix="simple-registry-new-"))
+    _hold(making / OWNER_LOCK, os.O_CREAT)
+    path = making.with_name(PREFIX + making.name.removeprefix("simple-registry-new-"))
+    os.rename(making, path)  # only now can a sweep find it, and it is held already
     os.environ[MULTIPROC_ENV] = str(path)
     return path
+
+
+def hold_metrics_dir() -> None:
+    """A worker holds its instance's directory too, so that a sweep leaves it alone while the
+    worker lives, even if the serving process was killed before it."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        with contextlib.suppress(FileNotFoundError):
+            _hold(Path(directory) / OWNER_LOCK, 0)
+
+
+_held: list[int] = []  # descriptors that hold a lock for the life of the process
+
+
+def _hold(lock: Path, create: int) -> None:
+    fd = os.open(lock, os.O_RDONLY | create, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _held.append(fd)
+
+
+def sweep_metrics_dirs(parent: Path | None = None) -> int:
+    """Remove the metrics directories of instances that have no process left; their number."""
+    parent = Path(tempfile.gettempdir()) if parent is None else parent
+    removed = 0
+    for path in parent.glob(PREFIX + "*"):
+        if _abandoned(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether no process holds the directory's lock (checked by taking it, then letting go)."""
+    try:
+        fd = os.open(path / OWNER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # no lock file (an older version's), or not a directory of ours
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def worker_ended(pid: int) -> None:

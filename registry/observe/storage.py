@@ -22,6 +22,7 @@ ACTIONS = (
     "read",
     "write",
     "size",
+    "modified",
     "delete",
     "delete_prefix",
     "list",
@@ -76,6 +77,10 @@ class InstrumentedStorage:
     async def size(self, key: str) -> int | None:
         with self._timed("size"):
             return await self.inner.size(key)
+
+    async def modified(self, key: str) -> float | None:
+        with self._timed("modified"):
+            return await self.inner.modified(key)
 
     async def delete(self, key: str) -> bool:
         with self._timed("delete"):

@@ -42,6 +42,11 @@ class StorageDriver(Protocol):
         """Size in bytes, or None when absent."""
         ...
 
+    async def modified(self, key: str) -> float | None:
+        """When the object was last written (seconds since the epoch), or None when absent.
+        For maintenance (purges, garbage collection), not for the request path."""
+        ...
+
     async def delete(self, key: str) -> bool:
         """Remove one object; False when it was absent."""
         ...

@@ -4,6 +4,10 @@ Writes run in worker threads in batches of a few megabytes, so the event loop ke
 other requests while a large blob is written, and the thread hop is paid once per batch
 rather than once per network read. Reads go to a thread only when the data may have to come
 from the disk (see `pagecache`).
+
+Whole objects are written to a temp file under `_tmp/` and renamed into place. The writer
+holds a lock on its temp file until then, so `sweep_temp` can remove what a crash left there
+while other processes are writing (see `tempfiles`).
 """
 
 from __future__ import annotations
@@ -12,14 +16,13 @@ import asyncio
 import contextlib
 import os
 import shutil
-import uuid
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 
 from anyio import to_thread
 
-from registry.storage import pagecache
+from registry.storage import pagecache, tempfiles
 from registry.storage.base import Appended, ObjectNotFound
 from registry.storage.observing import observe_after
 
@@ -64,13 +67,16 @@ class FilesystemDriver:
 
     async def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd, tmp = tempfiles.create(self._tmp)
         try:
             _pwrite_all(fd, data, 0)
+            self._install(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         finally:
-            os.close(fd)
-        self._install(tmp, path)
+            os.close(fd)  # after the rename: the temp file's lock says it is being written
 
     def _install(self, tmp: str, path: str) -> None:
         try:
@@ -96,6 +102,17 @@ class FilesystemDriver:
     async def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
         await to_thread.run_sync(lambda: shutil.rmtree(path, ignore_errors=True))
+
+    async def modified(self, key: str) -> float | None:
+        try:
+            return os.stat(self._path(key)).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def sweep_temp(self) -> tempfiles.Swept:
+        """Remove the temp files of writes that a crash interrupted; writes in progress, in
+        this process or any other, keep theirs (see `tempfiles`)."""
+        return tempfiles.sweep(self._tmp)
 
     async def list(self, prefix: str) -> list[str]:
         try:
@@ -172,8 +189,7 @@ class FilesystemDriver:
     ) -> int:
         """A temp file, renamed into place once `verify` accepted it."""
         path = self._path(key)
-        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd, tmp = tempfiles.create(self._tmp)
         try:
             writer = _PipelinedWriter(fd, 0, observe)
             try:
@@ -183,19 +199,14 @@ class FilesystemDriver:
             except BaseException:
                 await writer.abandon()
                 raise
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        os.close(fd)
-        try:
             verify()
             self._install(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        finally:
+            os.close(fd)  # after the rename: the temp file's lock says it is being written
         return size
 
     async def complete(self, key: str, state: bytes | None, target: str) -> None:

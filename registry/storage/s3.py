@@ -324,6 +324,16 @@ class S3Driver:
         except ObjectNotFound:
             return None
 
+    async def modified(self, key: str) -> float | None:
+        """When the object itself (an alias, not what it stands for) was last written."""
+        try:
+            with self._errors("HeadObject", key):
+                s3 = await self._s3()
+                head = await s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ObjectNotFound:
+            return None
+        return float(head["LastModified"].timestamp())
+
     async def delete(self, key: str) -> bool:
         # DeleteObject succeeds for absent keys, so whether there was one is asked first.
         if await self.size(key) is None:
