@@ -77,18 +77,10 @@ def _serve_with(argv: list[str]) -> int:
         weak = weak_secret_warning(settings.token_secret)
         if weak:
             log.warning("%s", weak)
-    try:
-        settings.datadir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create data directory {settings.datadir}: {exc.strerror}"
-        ) from None
     from registry.server import serve
 
-    try:
-        return serve(settings)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {settings.addr}: {exc.strerror}") from None
+    # Each start-up step turns its own OSError into a line naming its path or address.
+    return serve(settings)
 
 
 def _genhash(argv: list[str]) -> int:

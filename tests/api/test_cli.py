@@ -119,6 +119,109 @@ def test_port_in_use_is_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
+def _only_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a start-up failure prints: no traceback, and no "listening on" before it."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# The tests run as root, whom permission bits do not stop, so an unusable data directory is
+# made with a regular file where a directory must be (ENOTDIR and EEXIST bind root too): the
+# file to create, and the message, for a data directory `data` (`file/data` for the first).
+_DATA_DIR_PROBLEMS = {
+    "under a file": ("file", "cannot use the data directory {d}: Not a directory"),
+    "storage scratch is a file": (
+        "data/_tmp",
+        "cannot use the data directory {d}: {d}/_tmp: File exists",
+    ),
+    "coordination is a file": (
+        "data/_coord",
+        "cannot use the data directory {d}: {d}/_coord/locks: Not a directory",
+    ),
+    "secret folder is a file": (
+        "data/_secrets",
+        "cannot keep the token secret in {d}/_secrets: Not a directory",
+    ),
+}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("problem", list(_DATA_DIR_PROBLEMS))
+def test_data_directory_problem_is_one_line_before_listening(
+    tmp_path: Path, problem: str, workers: str
+) -> None:
+    file, expected = _DATA_DIR_PROBLEMS[problem]
+    (tmp_path / file).parent.mkdir(exist_ok=True)
+    (tmp_path / file).write_text("")
+    datadir = tmp_path / ("file" if file == "file" else "") / "data"
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0", "-workers", workers,
+        "-datadir", str(datadir),
+    )  # fmt: skip
+    assert _only_line(result) == "simple-registry: " + expected.format(d=datadir)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unusable_tls_files_are_one_line_before_listening(tmp_path: Path, workers: str) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0", "-workers", workers,
+        "-datadir", str(tmp_path / "data"), "-certfile", str(garbage), "-keyfile", str(garbage),
+    )  # fmt: skip
+    assert _only_line(result) == (
+        f"simple-registry: cannot use TLS certificate {garbage} and key {garbage}: "
+        "expected a PEM certificate and its PEM private key"
+    )
+
+
+def test_unusable_token_key_is_one_line_before_listening(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0", "-workers", "2",
+        "-datadir", str(tmp_path / "data"), "-tokenkeyfile", str(garbage),
+    )  # fmt: skip
+    assert _only_line(result).startswith(
+        f"simple-registry: token key {garbage}: not a PEM private key"
+    )
+
+
+def test_address_not_on_this_host_is_named(tmp_path: Path) -> None:
+    # 192.0.2.0/24 is reserved for documentation: no interface here has it.
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "192.0.2.1:5000", "-datadir", str(tmp_path),
+    )  # fmt: skip
+    assert _only_line(result) == (
+        "simple-registry: cannot listen on 192.0.2.1:5000: Cannot assign requested address"
+    )
+
+
+def test_a_worker_that_cannot_start_prints_one_line(tmp_path: Path) -> None:
+    """What `serve` could not check before spawning (the data directory replaced by a file
+    since, say) still ends a worker with one line and status 2, not multiprocessing's
+    traceback. The worker entry point is run directly, as a spawned worker runs it."""
+    (tmp_path / "data").write_text("")
+    script = (
+        "import sys; from pathlib import Path; from hypercorn.config import Sockets;"
+        "from registry.config.settings import Settings;"
+        "from registry.server import _spawned_worker, hypercorn_config;"
+        "settings = Settings(datadir=Path(sys.argv[1]));"
+        "_spawned_worker(settings, hypercorn_config(settings), Sockets([], [], []), None)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert _only_line(result) == (
+        f"simple-registry: cannot start a worker: {tmp_path / 'data'}: File exists"
+    )
+
+
 def test_genhash_from_stdin_strips_one_newline() -> None:
     result = _run("genhash", stdin="correct horse\n")
     assert result.returncode == 0
