@@ -150,6 +150,33 @@ def test_an_invalid_manifest_is_one_line_naming_file_document_and_field(tmp_path
     )
 
 
+def test_three_errors_in_three_files_are_all_reported_then_counted(tmp_path: Path) -> None:
+    head = "apiVersion: simple-registry.dev/v1\nkind: {kind}\nmetadata: {{name: {name}}}\n"
+    (tmp_path / "a.yaml").write_text(
+        head.format(kind="User", name="alice") + "spec: {groups: admins}\n"
+    )
+    role = "spec: {resources: [tags], verbs: [GET]%s}\n"
+    (tmp_path / "b.yaml").write_text(
+        head.format(kind="Role", name="ok") + role % "" + "---\n"
+        + head.format(kind="Role", name="r") + role % ", vrebs: []"
+    )  # fmt: skip
+    (tmp_path / "c.yaml").write_text(
+        head.format(kind="Token", name="t") + f"spec: {{username: bob, valueSha256: {'a' * 64}}}\n"
+    )
+    result = _run("-cfgdir", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f'simple-registry: {tmp_path / "a.yaml"}, document 1 (User "alice"): spec.groups: '
+        "expected a list of strings, got a string",
+        f'simple-registry: {tmp_path / "b.yaml"}, document 2 (Role "r"): spec.vrebs: '
+        "unknown field (did you mean 'verbs'?)",
+        f'simple-registry: {tmp_path / "c.yaml"}, document 1 (Token "t"): spec.username: '
+        'no User named "bob"',
+        "simple-registry: 3 configuration errors",
+    ]
+
+
 def test_no_folder_is_an_error() -> None:
     line = _one_line_error(_run())
     assert "check-config needs -cfgdir" in line

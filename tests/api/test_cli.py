@@ -420,6 +420,25 @@ def test_serve_refuses_a_bad_manifest_naming_file_and_field(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
 
 
+def test_serve_reports_every_manifest_error_then_their_count(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    for name in ("a", "b"):
+        (cfg / f"{name}.yaml").write_text(
+            f"apiVersion: simple-registry.dev/v1\nkind: User\nmetadata: {{name: {name}}}\n"
+            "spec: {groups: admins}\n"
+        )
+    result = _run("serve", "-cfgdir", str(cfg), "-datadir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(",")[0] for line in lines[:2]] == [
+        f"simple-registry: {cfg / 'a.yaml'}",
+        f"simple-registry: {cfg / 'b.yaml'}",
+    ]
+    assert lines[2:] == ["simple-registry: 2 configuration errors"]
+    assert not (tmp_path / "data").exists()
+
+
 def test_plaintext_token_value_loads_with_a_warning(
     start_registry: Callable[..., RunningRegistry], tmp_path: Path
 ) -> None:
