@@ -439,6 +439,25 @@ def test_serve_reports_every_manifest_error_then_their_count(tmp_path: Path) -> 
     assert not (tmp_path / "data").exists()
 
 
+def test_settings_of_features_not_built_yet_are_logged_at_start(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "main.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: main}\n"
+        "spec: {web: {ui: true}}\n---\n"
+        "apiVersion: simple-registry.dev/v1\nkind: PullThroughCache\nmetadata: {name: hub}\n"
+        "spec: {upstream: {url: 'https://up.example'}, scopes: ['^library/']}\n"
+    )
+    server = start_registry("-cfgdir", str(cfg))
+    ui = [line for line in server.output if "the web UI is not built yet" in line]
+    cache = [line for line in server.output if "the pull-through cache is not built yet" in line]
+    assert len(ui) == len(cache) == 1
+    assert f"{cfg / 'main.yaml'}, document 1" in ui[0]
+    assert f"{cfg / 'main.yaml'}, document 2" in cache[0]
+
+
 def test_plaintext_token_value_loads_with_a_warning(
     start_registry: Callable[..., RunningRegistry], tmp_path: Path
 ) -> None:
