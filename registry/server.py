@@ -3,6 +3,8 @@
 The listening sockets are bound and put into listen state here, before any worker starts, so
 the "listening on" line is true when printed: a client that connects right after it waits in
 the backlog instead of being refused. Workers are spawned processes sharing those sockets.
+Before binding, what every worker needs (the data directory, the token key, the TLS files) is
+checked once here, so a mistake is one line naming its path, not a failure in each worker.
 
 Metrics: every process of one `serve` writes into a private multiprocess directory
 (`metrics_directory`, entered by the CLI first of all; see `registry.observe.exporter`), and
