@@ -14,7 +14,7 @@ import bcrypt
 
 import registry
 from registry.config.flags import parse_serve, serve_parser
-from registry.config.settings import ConfigError
+from registry.config.settings import ConfigError, ConfigErrors
 
 VERSION = registry.__version__
 USAGE = """usage: simple-registry <command> [flags]
@@ -45,12 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("version", "-version", "--version"):
             return _version(rest)
     except ConfigError as exc:
-        print(f"simple-registry: {exc}", file=sys.stderr)
+        _print_errors(exc)
         return 2
     except KeyboardInterrupt:
         return 130
     print(f"simple-registry: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2
+
+
+def _print_errors(exc: ConfigError) -> None:
+    """One line per mistake; several (from the manifests) are followed by their count."""
+    messages = exc.messages if isinstance(exc, ConfigErrors) else (str(exc),)
+    for message in messages:
+        print(f"simple-registry: {message}", file=sys.stderr)
+    if len(messages) > 1:
+        print(f"simple-registry: {len(messages)} configuration errors", file=sys.stderr)
 
 
 def _serve(argv: list[str]) -> int:
@@ -77,18 +86,10 @@ def _serve_with(argv: list[str]) -> int:
         weak = weak_secret_warning(settings.token_secret)
         if weak:
             log.warning("%s", weak)
-    try:
-        settings.datadir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create data directory {settings.datadir}: {exc.strerror}"
-        ) from None
     from registry.server import serve
 
-    try:
-        return serve(settings)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {settings.addr}: {exc.strerror}") from None
+    # Each start-up step turns its own OSError into a line naming its path or address.
+    return serve(settings)
 
 
 def _genhash(argv: list[str]) -> int:

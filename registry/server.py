@@ -3,6 +3,8 @@
 The listening sockets are bound and put into listen state here, before any worker starts, so
 the "listening on" line is true when printed: a client that connects right after it waits in
 the backlog instead of being refused. Workers are spawned processes sharing those sockets.
+Before binding, what every worker needs (the data directory, the token key, the TLS files) is
+checked once here, so a mistake is one line naming its path, not a failure in each worker.
 
 Metrics: every process of one `serve` writes into a private multiprocess directory
 (`metrics_directory`, entered by the CLI first of all; see `registry.observe.exporter`), and
@@ -21,6 +23,8 @@ import logging
 import multiprocessing
 import signal
 import socket
+import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
@@ -79,9 +83,56 @@ def _serve_worker(
     # trip through h11 and the ASGI queue. 1 MiB reads measured +10-20% on monolithic pushes.
     tcp_server.MAX_RECV = RECV_BYTES
 
-    app = wrap_app(create_app(settings), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    try:
+        application = create_app(settings)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise ConfigError(f"cannot start a worker: {where}{exc.strerror}") from None
+    app = wrap_app(application, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     trigger: Any = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
     asyncio.run(worker_serve(app, config, sockets=sockets, shutdown_trigger=trigger))
+
+
+def _spawned_worker(
+    settings: Settings, config: Config, sockets: Sockets, shutdown_event: EventType
+) -> None:
+    """A spawned worker's entry. `serve` checked the data directory and keys before any worker
+    started; what it could not foresee (a directory removed since, a full disk) ends the
+    worker with the CLI's one line instead of multiprocessing's traceback."""
+    try:
+        _serve_worker(settings, config, sockets, shutdown_event)
+    except ConfigError as exc:
+        print(f"simple-registry: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _bind(config: Config, settings: Settings) -> list[Sockets]:
+    """The listening sockets; a taken, privileged or foreign address is one line naming it."""
+    try:
+        return _worker_sockets(config, settings.workers)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.addr}: {exc.strerror}") from None
+
+
+def _check_tls(config: Config, settings: Settings) -> None:
+    """Load the certificate and key once here: each worker loads them again when it starts,
+    and a failure there would come after "listening on" with Hypercorn's traceback."""
+    if not settings.tls:
+        return
+    files = f"TLS certificate {settings.certfile} and key {settings.keyfile}"
+    try:
+        config.create_ssl_context()
+    except ssl.SSLError as exc:
+        # OpenSSL's PEM_LIB says only that a file was not the PEM it should be.
+        reason = str(exc.reason or "PEM_LIB")
+        detail = (
+            "expected a PEM certificate and its PEM private key"
+            if reason == "PEM_LIB"
+            else reason.replace("_", " ").lower()
+        )
+        raise ConfigError(f"cannot use {files}: {detail}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot use {files}: {exc.strerror}") from None
 
 
 def _worker_sockets(config: Config, workers: int) -> list[Sockets]:
@@ -156,9 +207,13 @@ def serve(settings: Settings) -> int:
 
     Called within `metrics_directory()`, entered before anything imports prometheus_client.
     """
+    from registry.api.app import check_local_state
+
     settings = _share_token_secret(settings)
+    check_local_state(settings)
     config = hypercorn_config(settings)
-    per_worker = _worker_sockets(config, settings.workers)
+    _check_tls(config, settings)
+    per_worker = _bind(config, settings)
     listening = per_worker[0].secure_sockets or per_worker[0].insecure_sockets
     metrics = _metrics_listener(settings)
     from registry.startup import clean_in_background  # imports prometheus_client: not earlier
@@ -200,7 +255,7 @@ def _run(
         _serve_worker(settings, config, per_worker[0], stop)
         return 0
     processes = [
-        ctx.Process(target=_serve_worker, args=(settings, config, sockets, stop))
+        ctx.Process(target=_spawned_worker, args=(settings, config, sockets, stop))
         for sockets in per_worker
     ]
     for process in processes:

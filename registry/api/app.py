@@ -4,6 +4,7 @@ instrumentation around it (metrics, access log, request ids, health endpoints)."
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from registry.auth.gate import Gate
 from registry.auth.keys import TokenKeys, load_or_create_secret
 from registry.auth.policy import Policy
 from registry.auth.tokens import TokenIssuer
-from registry.config.settings import Settings
+from registry.config.settings import ConfigError, Settings
 from registry.coord.base import Coordinator
 from registry.coord.local import LocalCoordinator
 from registry.model.registry import Registry
@@ -33,6 +34,8 @@ from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 
 NAME = "{name:path}"
+# Under the data directory: the local coordinator's locks, upload sessions and scratch files.
+COORD_DIR = "_coord"
 
 ROUTES = [
     Route("/token", token.token, methods=["GET", "POST"], name="token"),
@@ -119,9 +122,9 @@ def build_backends(settings: Settings, datadir: Path) -> _Backends:
         checks.append(health.Check("coordinator", redis.name, redis.ping))
         closers.append(redis.close)
     else:
-        coord = LocalCoordinator(datadir / "_coord")
+        coord = LocalCoordinator(datadir / COORD_DIR)
         probe = health.directory_probe(
-            datadir / "_coord" / "locks", datadir / "_coord" / "sessions"
+            datadir / COORD_DIR / "locks", datadir / COORD_DIR / "sessions"
         )
         checks.append(health.Check("coordinator", coord.name, probe))
     return _Backends(storage, store, coord, checks, closers)
@@ -163,6 +166,38 @@ def create_app(settings: Settings) -> ASGIApp:
         app.routes,
         trust_forwarded=settings.trust_forwarded,
     )
+
+
+def check_local_state(settings: Settings) -> None:
+    """Make the data directory and the token key ready, or fail with one line naming the path.
+
+    Run once by `serve` before it binds and announces: workers are spawned processes, and each
+    would otherwise meet the same problem on its own after "listening on" was printed. The
+    directories are made by the very constructors the workers run, then written to, since
+    an existing directory may still refuse writes (a read-only mount, another owner).
+    """
+    datadir = settings.datadir.resolve()
+    try:
+        if settings.s3 is None:
+            _probe_writes(FilesystemDriver(datadir).root)
+        if settings.redis is None:
+            LocalCoordinator(datadir / COORD_DIR)
+            _probe_writes(datadir / COORD_DIR)
+    except OSError as exc:
+        inner = f"{exc.filename}: " if exc.filename and Path(exc.filename) != datadir else ""
+        raise ConfigError(
+            f"cannot use the data directory {settings.datadir}: {inner}{exc.strerror}"
+        ) from None
+    # Reads and checks a key file, or makes the secret kept in the data directory.
+    _token_keys(settings, datadir)
+
+
+def _probe_writes(directory: Path | str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:  # named after the directory, not the random file name
+        raise OSError(exc.errno, exc.strerror, str(directory)) from None
 
 
 def _token_keys(settings: Settings, datadir: Path) -> TokenKeys:

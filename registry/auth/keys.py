@@ -98,7 +98,7 @@ class TokenKeys:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read token key {path}: {exc.strerror}") from None
-        return cls.from_pem(data, password, source=str(path))
+        return cls.from_pem(data, password, source=f"token key {path}")
 
     def __repr__(self) -> str:
         return f"TokenKeys({self.algorithm}, <redacted>)"

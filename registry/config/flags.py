@@ -68,7 +68,7 @@ def serve_parser() -> argparse.ArgumentParser:
         "tokensecret",
         metavar="SECRET",
         help="secret that signs bearer tokens (HS256); "
-        "default: generated once and kept in the data directory",
+        "default: generated once and kept in the data directory (in Redis with -redisurl)",
     )
     add("tokensecretfile", metavar="FILE", help="file holding the token secret")
     add(

@@ -1,9 +1,14 @@
 """Load the YAML manifests of `-cfgdir` folders into `Manifests`, validating them strictly.
 
-Every mistake is a `ConfigError` with one message naming the file, the document number, the
-manifest when known, and the field path, e.g.::
+Every mistake has one message naming the file, the document number, the manifest when known,
+and the field path, e.g.::
 
     config/users.yaml, document 2 (User "alice"): spec.groups: expected a list of strings, ...
+
+Loading goes on after a mistake, so that one run reports them all (`ConfigErrors`): every
+folder, every file, every document (up to its first mistake, or up to a YAML syntax error,
+after which a file cannot be read further), every unknown field, and every reference, except
+references to a manifest that is itself in error (its own message already says what is wrong).
 
 Unlike the seed project, nothing is silently ignored: unknown fields, wrong types, missing
 folders, duplicate names, invalid regexes and dangling references are all errors. Secrets
@@ -41,7 +46,7 @@ from registry.config.model import (
     User,
 )
 from registry.config.sections import type_name as _type_name
-from registry.config.settings import ConfigError
+from registry.config.settings import ConfigError, ConfigErrors
 
 # PyYAML ships no type hints; it is used only here, through this untyped handle.
 _yaml: Any = importlib.import_module("yaml")
@@ -52,6 +57,9 @@ API_VERSIONS = (API_VERSION, SEED_API_VERSION)
 KINDS = ("Configuration", "User", "Role", "RoleBinding", "PullThroughCache", "Token")
 # Configuration sections kept as plain mappings until their features give them types.
 SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
+# Settings accepted for features not built yet: each one given is ignored with a warning, so
+# that nobody believes a setting took effect. Remove an entry when its feature exists.
+NOT_BUILT = {"proxy": "the pull-through cache", "gc": "garbage collection"}
 ANONYMOUS = "anonymous"
 MIN_TOKEN_TIMEOUT = 60
 
@@ -150,31 +158,43 @@ def _yaml_problem(exc: Any) -> str:
     return str(problem)
 
 
-def manifest_files(dirs: Sequence[Path]) -> list[Path]:
+def manifest_files(dirs: Sequence[Path], errors: list[str] | None = None) -> list[Path]:
     """The `*.yaml` / `*.yml` files of each folder (not recursive), folder by folder, each
-    folder's files in lexical order. A missing or unreadable folder is an error."""
+    folder's files in lexical order. A missing or unreadable folder is an error: raised, or
+    added to `errors` when given (and the other folders are still read)."""
     files: list[Path] = []
     for directory in dirs:
         try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except FileNotFoundError:
-            raise ConfigError(f"config directory {directory}: no such directory") from None
-        except NotADirectoryError:
-            raise ConfigError(f"config directory {directory}: not a directory") from None
-        except OSError as exc:
-            raise ConfigError(
-                f"config directory {directory}: cannot read: {exc.strerror or exc}"
-            ) from None
-        for entry in entries:
-            if not entry.name.lower().endswith((".yaml", ".yml")):
-                continue
-            path = Path(directory) / entry.name
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if not is_dir:
-                files.append(path)
+            files += _folder_files(directory)
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
+    return files
+
+
+def _folder_files(directory: Path) -> list[Path]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        raise ConfigError(f"config directory {directory}: no such directory") from None
+    except NotADirectoryError:
+        raise ConfigError(f"config directory {directory}: not a directory") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"config directory {directory}: cannot read: {exc.strerror or exc}"
+        ) from None
+    files: list[Path] = []
+    for entry in entries:
+        if not entry.name.lower().endswith((".yaml", ".yml")):
+            continue
+        path = Path(directory) / entry.name
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            files.append(path)
     return files
 
 
@@ -188,6 +208,8 @@ class _At:
     source: Source
     kind: str | None = None
     name: str | None = None
+    # Where `note` puts mistakes that need not stop reading the document (unknown fields).
+    errors: list[str] | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         where = f"{self.source.file}, document {self.source.document}"
@@ -198,7 +220,16 @@ class _At:
         return where
 
     def fail(self, path: str, message: str) -> NoReturn:
-        raise ConfigError(f"{self}: {path}: {message}" if path else f"{self}: {message}")
+        raise ConfigError(self.message(path, message))
+
+    def note(self, path: str, message: str) -> None:
+        """A mistake after which the document can still be read: kept, and loading goes on."""
+        if self.errors is None:
+            self.fail(path, message)
+        self.errors.append(self.message(path, message))
+
+    def message(self, path: str, message: str) -> str:
+        return f"{self}: {path}: {message}" if path else f"{self}: {message}"
 
 
 def _unknown_field(key: str, allowed: Sequence[str], hint: str | None) -> str:
@@ -225,12 +256,13 @@ class _Fields:
         self.path = path
         if not isinstance(value, dict):
             at.fail(path, f"expected a mapping, got {_type_name(value)}")
+        # Unknown keys are never read, so each is reported and reading goes on.
         for key in value:
             if not isinstance(key, str):
-                at.fail(path, f"keys must be strings, got {_type_name(key)}")
-            if key not in allowed:
+                at.note(path, f"keys must be strings, got {_type_name(key)}")
+            elif key not in allowed:
                 hint = (hints or {}).get(key)
-                at.fail(self.sub_path(key), _unknown_field(key, allowed, hint))
+                at.note(self.sub_path(key), _unknown_field(key, allowed, hint))
         self.values: dict[str, object] = value
 
     def sub_path(self, key: str) -> str:
@@ -408,7 +440,10 @@ class _Loaded:
     tokens: list[StaticToken] = field(default_factory=list)
     caches: list[PullThroughCache] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     names: dict[tuple[str, str], Source] = field(default_factory=dict)
+    # (kind, name) of manifests with a mistake: references to them are not reported again.
+    failed: set[tuple[str, str]] = field(default_factory=set)
     # Where each cross-reference was made, to name it when its target is missing.
     role_refs: list[tuple[_At, str, str]] = field(default_factory=list)
     token_users: list[tuple[_At, str, str]] = field(default_factory=list)
@@ -418,8 +453,8 @@ class _Loaded:
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
 
-def _header(source: Source, document: object) -> tuple[_At, _Fields]:
-    at = _At(source)
+def _header(source: Source, document: object, errors: list[str]) -> tuple[_At, _Fields]:
+    at = _At(source, errors=errors)
     if not isinstance(document, dict):
         at.fail("", f"expected a manifest (a mapping), got {_type_name(document)}")
     api_version = document.get("apiVersion")
@@ -434,7 +469,7 @@ def _header(source: Source, document: object) -> tuple[_At, _Fields]:
     if kind not in KINDS:
         shown = repr(kind) if isinstance(kind, str) else _type_name(kind)
         at.fail("kind", f"unknown kind {shown} (expected one of: {', '.join(KINDS)})")
-    at = _At(source, str(kind))
+    at = replace(at, kind=str(kind))
     metadata_hints = {
         "passwordHash": "unknown field: passwordHash belongs under spec (spec.passwordHash), "
         "not metadata",
@@ -446,11 +481,11 @@ def _header(source: Source, document: object) -> tuple[_At, _Fields]:
     # Name the manifest in messages about its metadata when the name itself is fine.
     early_name = raw_metadata.get("name") if isinstance(raw_metadata, dict) else None
     if isinstance(early_name, str) and early_name.strip():
-        at = _At(source, str(kind), early_name)
+        at = replace(at, name=early_name)
     metadata = _Fields(at, "metadata", raw_metadata, ("name",), metadata_hints)
     name = metadata.text("name", required=True)
     assert name is not None
-    at = _At(source, str(kind), name)
+    at = replace(at, name=name)
     top = _Fields(at, "", document, _TOP_FIELDS)
     return at, top
 
@@ -627,6 +662,10 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
     )
     scopes = _regexes(spec, "scopes")
     loaded.caches.append(PullThroughCache(at.name, upstream, scopes, at.source))
+    loaded.warnings.append(
+        f"{at}: the pull-through cache is not built yet: this cache is ignored, nothing is "
+        f"fetched from {url}, and its repositories hold only what is pushed here"
+    )
 
 
 _WEB_FIELDS = (
@@ -694,6 +733,10 @@ def _configuration(
             flag = fields.flag(key)
             if flag is not None:
                 changes[attribute] = flag
+        if changes.get("ui"):
+            loaded.warnings.append(
+                f"{at}: spec.web.ui: the web UI is not built yet; this setting is ignored"
+            )
         for key in ("certfile", "keyfile", "service"):
             text = fields.text(key)
             if text is not None:
@@ -708,14 +751,18 @@ def _configuration(
             spec.fail(name, f"expected a mapping, got {_type_name(value)}")
         plain = _plain(at, spec.sub_path(name), value)
         assert isinstance(plain, dict)
-        try:
-            typed_sections.check(name, plain)
-        except typed_sections.SectionError as error:
+        errors = typed_sections.check(name, plain)
+        for error in errors:
+            message = error.message
             if error.allowed:
-                key = error.path.rsplit(".", 1)[-1]
-                spec.fail(error.path, _unknown_field(key, error.allowed, None))
-            spec.fail(error.path, error.message)
-        sections.setdefault(name, {}).update(plain)
+                message = _unknown_field(error.path.rsplit(".", 1)[-1], error.allowed, None)
+            at.note(spec.sub_path(error.path), message)
+        if not errors:
+            sections.setdefault(name, {}).update(plain)
+        if name in NOT_BUILT:
+            loaded.warnings.append(
+                f"{at}: spec.{name}: {NOT_BUILT[name]} is not built yet; this section is ignored"
+            )
     loaded.configuration = Configuration(
         data_dir=data_dir if data_dir is not None else current.data_dir,
         web=web,
@@ -742,7 +789,7 @@ _SPEC_HINTS: dict[str, dict[str, str]] = {
 def _document(
     source: Source, document: object, loaded: _Loaded, environ: Mapping[str, str]
 ) -> None:
-    at, top = _header(source, document)
+    at, top = _header(source, document, loaded.errors)
     assert at.kind is not None and at.name is not None
     first = loaded.names.get((at.kind, at.name))
     if first is not None and at.kind != "Configuration":
@@ -752,6 +799,15 @@ def _document(
             f"document {first.document})",
         )
     loaded.names.setdefault((at.kind, at.name), source)
+    try:
+        _spec(at, top, loaded, environ)
+    except ConfigError:
+        loaded.failed.add((at.kind, at.name))
+        raise
+
+
+def _spec(at: _At, top: _Fields, loaded: _Loaded, environ: Mapping[str, str]) -> None:
+    assert at.kind is not None
     spec = top.mapping("spec", _SPEC_FIELDS[at.kind], _SPEC_HINTS.get(at.kind))
     if at.kind == "Configuration":
         _configuration(at, spec, loaded, environ)
@@ -775,19 +831,18 @@ def _cross_check(loaded: _Loaded) -> None:
     users = {user.name for user in loaded.users}
     groups = {group for user in loaded.users for group in user.groups}
     for at, path, role in loaded.role_refs:
-        if role not in roles:
-            at.fail(path, f'no Role named "{role}"')
+        if role not in roles and ("Role", role) not in loaded.failed:
+            loaded.errors.append(at.message(path, f'no Role named "{role}"'))
     for at, path, username in loaded.token_users:
-        if username not in users:
-            at.fail(path, f'no User named "{username}"')
+        if username not in users and ("User", username) not in loaded.failed:
+            loaded.errors.append(at.message(path, f'no User named "{username}"'))
     seen: dict[str, StaticToken] = {}
     for token in loaded.tokens:
         other = seen.setdefault(token.value_sha256, token)
         if other is not token:
             assert token.source is not None
-            _At(token.source, "Token", token.name).fail(
-                "spec", f'same token value as Token "{other.name}"'
-            )
+            where = _At(token.source, "Token", token.name)
+            loaded.errors.append(where.message("spec", f'same token value as Token "{other.name}"'))
     for at, path, subject in loaded.subjects:
         if subject.kind == "User" and subject.name not in users:
             loaded.warnings.append(
@@ -799,19 +854,34 @@ def _cross_check(loaded: _Loaded) -> None:
             )
 
 
+def _file(path: Path, loaded: _Loaded, environ: Mapping[str, str]) -> None:
+    """Each document of the file; a mistake ends its document, a YAML syntax error the file
+    (the parser cannot find where the next document starts)."""
+    try:
+        for number, document in _documents(path):
+            if document is None:
+                continue
+            try:
+                _document(Source(path, number), document, loaded, environ)
+            except ConfigError as exc:
+                loaded.errors.append(str(exc))
+    except ConfigError as exc:
+        loaded.errors.append(str(exc))
+
+
 def load_manifests(dirs: Sequence[Path], environ: Mapping[str, str] | None = None) -> Manifests:
-    """Read and validate every manifest of `dirs` (in order); `ConfigError` on any mistake.
+    """Read and validate every manifest of `dirs` (in order); on mistakes, `ConfigErrors`
+    listing all of them.
 
     `environ` (default: `os.environ`) is where `tokenSecretEnv` and `passwordEnv` are looked up.
     """
     env = os.environ if environ is None else environ
     loaded = _Loaded()
-    for path in manifest_files(dirs):
-        for number, document in _documents(path):
-            if document is None:
-                continue
-            _document(Source(path, number), document, loaded, env)
+    for path in manifest_files(dirs, loaded.errors):
+        _file(path, loaded, env)
     _cross_check(loaded)
+    if loaded.errors:
+        raise ConfigErrors(loaded.errors)
     if dirs and not loaded.users:
         loaded.warnings.append("no User manifest: nobody can log in, and anonymous access is off")
     return Manifests(

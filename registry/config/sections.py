@@ -70,18 +70,37 @@ STORAGE_DRIVERS = {"s3": S3_FIELDS}
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
 
 
-def check(name: str, section: Mapping[str, object]) -> None:
-    """Raise `SectionError` for the first bad field of the section called `name`."""
+def check(name: str, section: Mapping[str, object]) -> list[SectionError]:
+    """Every bad field of the section called `name`; empty when it is valid."""
     if name == "storage":
+        errors: list[SectionError] = []
         for driver, value in section.items():
             fields = STORAGE_DRIVERS.get(driver)
             if fields is None:
-                raise SectionError(f"storage.{driver}", "unknown field", tuple(STORAGE_DRIVERS))
-            values(f"storage.{driver}", value, fields)
-    elif name == "redis":
-        values("redis", section, REDIS_FIELDS)
-    elif name == "metrics":
-        values("metrics", section, METRICS_FIELDS)
+                errors.append(
+                    SectionError(f"storage.{driver}", "unknown field", tuple(STORAGE_DRIVERS))
+                )
+            else:
+                errors += _each_field(f"storage.{driver}", value, fields)
+        return errors
+    if name == "redis":
+        return _each_field("redis", section, REDIS_FIELDS)
+    if name == "metrics":
+        return _each_field("metrics", section, METRICS_FIELDS)
+    return []
+
+
+def _each_field(path: str, section: object, fields: Mapping[str, Field]) -> list[SectionError]:
+    """The errors `values` would raise, all of them: each field is checked on its own."""
+    if not isinstance(section, Mapping):
+        return [SectionError(path, f"expected a mapping, got {type_name(section)}")]
+    errors = []
+    for key, value in section.items():
+        try:
+            values(path, {key: value}, fields)
+        except SectionError as error:
+            errors.append(error)
+    return errors
 
 
 def values(path: str, section: object, fields: Mapping[str, Field]) -> dict[str, object]:

@@ -7,6 +7,7 @@ password from the flags is bcrypt-hashed into a User before the settings object 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from registry.config.model import Manifests
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message is shown to the user as is."""
+
+
+class ConfigErrors(ConfigError):
+    """Every mistake found in one pass over the manifests, each with its own one-line message,
+    so that a user fixes them all at once instead of one per run."""
+
+    def __init__(self, messages: Sequence[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = tuple(messages)
 
 
 @dataclass(frozen=True, slots=True)

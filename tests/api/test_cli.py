@@ -119,6 +119,109 @@ def test_port_in_use_is_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
+def _only_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a start-up failure prints: no traceback, and no "listening on" before it."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# The tests run as root, whom permission bits do not stop, so an unusable data directory is
+# made with a regular file where a directory must be (ENOTDIR and EEXIST bind root too): the
+# file to create, and the message, for a data directory `data` (`file/data` for the first).
+_DATA_DIR_PROBLEMS = {
+    "under a file": ("file", "cannot use the data directory {d}: Not a directory"),
+    "storage scratch is a file": (
+        "data/_tmp",
+        "cannot use the data directory {d}: {d}/_tmp: File exists",
+    ),
+    "coordination is a file": (
+        "data/_coord",
+        "cannot use the data directory {d}: {d}/_coord/locks: Not a directory",
+    ),
+    "secret folder is a file": (
+        "data/_secrets",
+        "cannot keep the token secret in {d}/_secrets: Not a directory",
+    ),
+}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("problem", list(_DATA_DIR_PROBLEMS))
+def test_data_directory_problem_is_one_line_before_listening(
+    tmp_path: Path, problem: str, workers: str
+) -> None:
+    file, expected = _DATA_DIR_PROBLEMS[problem]
+    (tmp_path / file).parent.mkdir(exist_ok=True)
+    (tmp_path / file).write_text("")
+    datadir = tmp_path / ("file" if file == "file" else "") / "data"
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0", "-workers", workers,
+        "-datadir", str(datadir),
+    )  # fmt: skip
+    assert _only_line(result) == "simple-registry: " + expected.format(d=datadir)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unusable_tls_files_are_one_line_before_listening(tmp_path: Path, workers: str) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0", "-workers", workers,
+        "-datadir", str(tmp_path / "data"), "-certfile", str(garbage), "-keyfile", str(garbage),
+    )  # fmt: skip
+    assert _only_line(result) == (
+        f"simple-registry: cannot use TLS certificate {garbage} and key {garbage}: "
+        "expected a PEM certificate and its PEM private key"
+    )
+
+
+def test_unusable_token_key_is_one_line_before_listening(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "127.0.0.1:0", "-workers", "2",
+        "-datadir", str(tmp_path / "data"), "-tokenkeyfile", str(garbage),
+    )  # fmt: skip
+    assert _only_line(result).startswith(
+        f"simple-registry: token key {garbage}: not a PEM private key"
+    )
+
+
+def test_address_not_on_this_host_is_named(tmp_path: Path) -> None:
+    # 192.0.2.0/24 is reserved for documentation: no interface here has it.
+    result = _run(
+        "serve", "-adminpwd", "x", "-addr", "192.0.2.1:5000", "-datadir", str(tmp_path),
+    )  # fmt: skip
+    assert _only_line(result) == (
+        "simple-registry: cannot listen on 192.0.2.1:5000: Cannot assign requested address"
+    )
+
+
+def test_a_worker_that_cannot_start_prints_one_line(tmp_path: Path) -> None:
+    """What `serve` could not check before spawning (the data directory replaced by a file
+    since, say) still ends a worker with one line and status 2, not multiprocessing's
+    traceback. The worker entry point is run directly, as a spawned worker runs it."""
+    (tmp_path / "data").write_text("")
+    script = (
+        "import sys; from pathlib import Path; from hypercorn.config import Sockets;"
+        "from registry.config.settings import Settings;"
+        "from registry.server import _spawned_worker, hypercorn_config;"
+        "settings = Settings(datadir=Path(sys.argv[1]));"
+        "_spawned_worker(settings, hypercorn_config(settings), Sockets([], [], []), None)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert _only_line(result) == (
+        f"simple-registry: cannot start a worker: {tmp_path / 'data'}: File exists"
+    )
+
+
 def test_genhash_from_stdin_strips_one_newline() -> None:
     result = _run("genhash", stdin="correct horse\n")
     assert result.returncode == 0
@@ -315,6 +418,44 @@ def test_serve_refuses_a_bad_manifest_naming_file_and_field(tmp_path: Path) -> N
     assert "spec.groups" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_serve_reports_every_manifest_error_then_their_count(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    for name in ("a", "b"):
+        (cfg / f"{name}.yaml").write_text(
+            f"apiVersion: simple-registry.dev/v1\nkind: User\nmetadata: {{name: {name}}}\n"
+            "spec: {groups: admins}\n"
+        )
+    result = _run("serve", "-cfgdir", str(cfg), "-datadir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(",")[0] for line in lines[:2]] == [
+        f"simple-registry: {cfg / 'a.yaml'}",
+        f"simple-registry: {cfg / 'b.yaml'}",
+    ]
+    assert lines[2:] == ["simple-registry: 2 configuration errors"]
+    assert not (tmp_path / "data").exists()
+
+
+def test_settings_of_features_not_built_yet_are_logged_at_start(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "main.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: main}\n"
+        "spec: {web: {ui: true}}\n---\n"
+        "apiVersion: simple-registry.dev/v1\nkind: PullThroughCache\nmetadata: {name: hub}\n"
+        "spec: {upstream: {url: 'https://up.example'}, scopes: ['^library/']}\n"
+    )
+    server = start_registry("-cfgdir", str(cfg))
+    ui = [line for line in server.output if "the web UI is not built yet" in line]
+    cache = [line for line in server.output if "the pull-through cache is not built yet" in line]
+    assert len(ui) == len(cache) == 1
+    assert f"{cfg / 'main.yaml'}, document 1" in ui[0]
+    assert f"{cfg / 'main.yaml'}, document 2" in cache[0]
 
 
 def test_plaintext_token_value_loads_with_a_warning(
