@@ -52,10 +52,10 @@ class RunningRegistry:
 
     def client(self, *, auth: bool = True, **kwargs: object) -> httpx.Client:
         credentials = (self.username, self.password) if auth and self.username else None
+        kwargs.setdefault("timeout", 60)
         return httpx.Client(
             base_url=self.url,
             auth=credentials,  # type: ignore[arg-type]
-            timeout=60,
             **kwargs,  # type: ignore[arg-type]
         )
 

@@ -100,6 +100,7 @@ def build_backends(settings: Settings, datadir: Path) -> _Backends:
             max_attempts=settings.s3.max_attempts,
             max_pool_connections=settings.s3.max_connections,
             public_endpoint=settings.s3.public_endpoint,
+            request_timeout=settings.s3.request_timeout,
         )
         storage, store = s3, f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
         checks.append(health.Check("storage", s3.name, s3.check))

@@ -48,6 +48,7 @@ S3_FIELDS = {
     "connectTimeoutSeconds": Field("connect_timeout", float, 0.1, 300),
     "readTimeoutSeconds": Field("read_timeout", float, 0.1, 3600),
     "maxAttempts": Field("max_attempts", int, 1, 20),
+    "requestTimeoutSeconds": Field("request_timeout", float, 0.1, 3600),
     "maxConnections": Field("max_connections", int, 1, 10_000),
     "redirect": Field("redirect", bool),
     "redirectSeconds": Field("redirect_seconds", int, 60, 7 * 24 * 3600),

@@ -44,6 +44,8 @@ class S3Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     max_attempts: int = 3  # botocore's, counting the first try
+    # Bound on each S3 call of a request, retries included (more for calls that move bytes).
+    request_timeout: float = 10.0
     max_connections: int = 64  # per worker
     # Blob GETs answered with a 307 to a presigned URL, so the bytes flow from S3 directly.
     redirect: bool = False

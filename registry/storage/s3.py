@@ -9,7 +9,9 @@ UploadPartCopy above CopyObject's 5 GiB limit) followed by deleting the source.
 Failures of the service itself (unreachable, timed out, 5xx after the client's retries,
 credentials or bucket that no longer work) surface as `StorageUnavailable`, which the registry
 answers with 503 (see `s3_errors`). Messages name the endpoint, bucket and operation, never a
-credential.
+credential. Every call has a deadline (`request_timeout`, more for calls that move bytes: see
+`S3Driver._deadline`), so a store that is slow rather than down answers 503 within seconds too,
+instead of after botocore's read timeout on every attempt.
 
 Chunked uploads are S3 multipart uploads whose state the caller keeps between requests (so
 consecutive chunks may reach different workers): see "chunked uploads" in `S3Driver` and
@@ -35,7 +37,7 @@ from botocore.exceptions import (
 )
 
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
-from registry.storage.s3_errors import GONE, S3Errors, error_code
+from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
 from registry.storage.s3_uploads import (
     DATA_PREFIX,
     MAX_PARTS,
@@ -53,6 +55,9 @@ COPY_PART = 512 * 1024**2  # part size of a multipart copy (S3: 5 MiB .. 5 GiB)
 COPY_CONCURRENCY = 8  # UploadPartCopy requests in flight per move
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 ALIASES = 65_536  # keys whose alias (or plainness) a driver remembers
+# Deadlines of calls that move bytes or assemble parts (see `S3Driver._deadline`).
+TRANSFER_FLOOR = 1024 * 1024  # bytes a second (8 Mbit/s) a transfer is given time for
+COMPLETE_PER_PART = 0.05  # seconds a CompleteMultipartUpload is given per part
 
 # An alias's user metadata (see "data keys and aliases" in `S3Driver`).
 META_DATA = "registry-data"  # the data key it stands for
@@ -85,6 +90,7 @@ class S3Driver:
         max_attempts: int = 3,
         max_pool_connections: int = 64,
         public_endpoint: str | None = None,
+        request_timeout: float = 10,
     ) -> None:
         if not bucket:
             raise ValueError("an S3 bucket name is required")
@@ -94,11 +100,14 @@ class S3Driver:
             raise ValueError('an SSE KMS key id needs sse="aws:kms"')
         if max_attempts < 1:
             raise ValueError("max_attempts counts the first try: at least 1")
+        if not request_timeout > 0:
+            raise ValueError("request_timeout must be a positive number of seconds")
         self.bucket = bucket
         self.prefix = _normalize_prefix(prefix)
         self.region = region
         self.endpoint_url = endpoint_url
         self._errors = S3Errors(bucket, endpoint_url, (secret_key, session_token))
+        self.request_timeout = request_timeout
         self._access_key = access_key
         self._secret_key = secret_key
         self._session_token = session_token
@@ -188,7 +197,9 @@ class S3Driver:
         return self._public
 
     async def _new_client(self, stack: contextlib.AsyncExitStack, endpoint: str | None) -> Any:
-        with self._errors("connect"):
+        # Bounded too: without static keys, the AWS credential chain asks the network (the
+        # instance metadata service, STS for web identity).
+        async with self._call("connect"):
             return await stack.enter_async_context(
                 self._session.create_client(
                     "s3",
@@ -209,7 +220,7 @@ class S3Driver:
 
     async def check(self) -> None:
         """Raise StorageUnavailable unless the bucket answers with these credentials."""
-        with self._errors("HeadBucket"):
+        async with self._call("HeadBucket"):
             s3 = await self._s3()
             await s3.head_bucket(Bucket=self.bucket)
 
@@ -223,11 +234,40 @@ class S3Driver:
             self._remember_alias(key, target)  # plain data too: the next redirect asks nothing
         full = self._key(target)
         signer = await self._signer()
-        with self._errors("presign"):
+        async with self._call("presign"):  # local, but credentials may need refreshing
             url = await signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires
             )
         return str(url)
+
+    # --- deadlines
+
+    def _call(
+        self,
+        operation: str,
+        key: str | None = None,
+        missing: frozenset[str] = NOT_FOUND,
+        *,
+        moving: int = 0,
+        parts: int = 0,
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """One S3 call (or one page of a listing, one read of a body): its errors translated
+        (see `S3Errors`), under the deadline `_deadline(moving, parts)`."""
+        return self._errors.bounded(operation, self._deadline(moving, parts), key, missing)
+
+    def _deadline(self, moving: int = 0, parts: int = 0) -> float:
+        """Seconds a call may take: `request_timeout`, plus time for the work it carries.
+
+        The deadline is there to notice a store that stalls, not to time transfers. A call
+        that carries bytes over the registry's link to S3 (an upload's part, a staged tail,
+        a blob pushed whole) or has S3 copy them (`moving`) takes longer the larger it is,
+        so it also gets the time those bytes take at TRANSFER_FLOOR, 1 MiB/s: by default
+        an 8 MiB part may take 18 s. A link slower than that could not keep up with a push
+        anyway. S3 answers a CompleteMultipartUpload only once it has put the `parts`
+        together, which AWS says can take minutes for the largest uploads: COMPLETE_PER_PART
+        a part, so tens of parts add a second or two and 10,000 add some eight minutes.
+        """
+        return self.request_timeout + moving / TRANSFER_FLOOR + parts * COMPLETE_PER_PART
 
     # --- data keys and aliases
     #
@@ -243,8 +283,8 @@ class S3Driver:
 
     async def _head(self, key: str) -> tuple[int, str | None]:
         """(size, the data key if `key` is an alias); ObjectNotFound when absent."""
-        with self._errors("HeadObject", key):
-            s3 = await self._s3()
+        s3 = await self._s3()
+        async with self._call("HeadObject", key):
             head = await s3.head_object(Bucket=self.bucket, Key=self._key(key))
         target = self._alias_of(key, head)
         if target is not None:
@@ -279,7 +319,7 @@ class S3Driver:
 
     async def _write_alias(self, s3: Any, target: str, data_key: str, size: int) -> None:
         """The blob `target` as an alias of `data_key`: PutObject, atomic like any other."""
-        with self._errors("PutObject"):
+        async with self._call("PutObject"):
             await s3.put_object(
                 Bucket=self.bucket,
                 Key=self._key(target),
@@ -305,16 +345,16 @@ class S3Driver:
 
     async def _read_whole(self, key: str, target: str) -> tuple[dict[str, Any], bytes]:
         """GetObject of `target` (`key` or the data key it stands for), body included."""
-        with self._errors("GetObject", key):
-            s3 = await self._s3()
+        s3 = await self._s3()
+        async with self._call("GetObject", key):  # small objects: the body within the deadline
             response = await s3.get_object(Bucket=self.bucket, Key=self._key(target))
             async with response["Body"] as body:
                 return response, bytes(await body.read())
 
     async def write(self, key: str, data: bytes) -> None:
         full = self._key(key)
-        with self._errors("PutObject"):
-            s3 = await self._s3()
+        s3 = await self._s3()
+        async with self._call("PutObject", moving=len(data)):
             await s3.put_object(Bucket=self.bucket, Key=full, Body=data, **self._put_options)
 
     async def size(self, key: str) -> int | None:
@@ -338,51 +378,59 @@ class S3Driver:
         # DeleteObject succeeds for absent keys, so whether there was one is asked first.
         if await self.size(key) is None:
             return False
-        with self._errors("DeleteObject"):
-            s3 = await self._s3()
+        s3 = await self._s3()
+        async with self._call("DeleteObject"):
             await s3.delete_object(Bucket=self.bucket, Key=self._key(key))
         return True
 
     async def delete_prefix(self, prefix: str) -> None:
         start = self._key(prefix) + "/"
-        with self._errors("DeleteObjects"):
-            s3 = await self._s3()
-        await self._delete_starting(s3, start, prefix)
+        await self._delete_starting(await self._s3(), start, prefix)
 
     async def _delete_starting(self, s3: Any, start: str, what: str) -> None:
         """Delete every object whose full key starts with `start`."""
-        with self._errors("DeleteObjects"):
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}
-            )
-            async for page in pages:
-                keys = [item["Key"] for item in page.get("Contents", ())]
-                for first in range(0, len(keys), DELETE_BATCH):
-                    batch = keys[first : first + DELETE_BATCH]
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}
+        )
+        async for page in self._pages("DeleteObjects", pages):
+            keys = [item["Key"] for item in page.get("Contents", ())]
+            for first in range(0, len(keys), DELETE_BATCH):
+                batch = keys[first : first + DELETE_BATCH]
+                async with self._call("DeleteObjects"):
                     answer = await s3.delete_objects(
                         Bucket=self.bucket,
                         Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                     )
-                    if errors := answer.get("Errors"):
-                        raise StorageUnavailable(
-                            f"S3 DeleteObjects on bucket {self.bucket!r} at "
-                            f"{self._errors.where} left {len(errors)} object(s) under "
-                            f"{what!r}: {errors[0].get('Code')}"
-                        )
+                if errors := answer.get("Errors"):
+                    raise StorageUnavailable(
+                        f"S3 DeleteObjects on bucket {self.bucket!r} at "
+                        f"{self._errors.where} left {len(errors)} object(s) under "
+                        f"{what!r}: {errors[0].get('Code')}"
+                    )
+
+    async def _pages(self, operation: str, pages: Any) -> AsyncIterator[dict[str, Any]]:
+        """The pages of a paginated listing, each fetched under a deadline of its own (a
+        listing's length depends on the bucket, one page's does not)."""
+        iterator = aiter(pages)
+        while True:
+            async with self._call(operation):
+                page: dict[str, Any] | None = await anext(iterator, None)
+            if page is None:
+                return
+            yield page
 
     async def list(self, prefix: str) -> list[str]:
         start = self._key(prefix) + "/"
         names: list[str] = []
-        with self._errors("ListObjectsV2"):
-            s3 = await self._s3()
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=start, Delimiter="/"
-            )
-            async for page in pages:
-                for item in page.get("Contents", ()):
-                    names.append(item["Key"][len(start) :])
-                for common in page.get("CommonPrefixes", ()):
-                    names.append(common["Prefix"][len(start) : -1])
+        s3 = await self._s3()
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start, Delimiter="/"
+        )
+        async for page in self._pages("ListObjectsV2", pages):
+            for item in page.get("Contents", ()):
+                names.append(item["Key"][len(start) :])
+            for common in page.get("CommonPrefixes", ()):
+                names.append(common["Prefix"][len(start) : -1])
         # "" would be a directory marker ("a/" itself) or a key with "//": not a child.
         return [name for name in names if name]
 
@@ -445,8 +493,8 @@ class S3Driver:
         return response if target is None else await self._get(key, target, ranged)
 
     async def _get(self, key: str, target: str, ranged: dict[str, str]) -> dict[str, Any] | None:
-        with self._errors("GetObject", key):
-            s3 = await self._s3()
+        s3 = await self._s3()
+        async with self._call("GetObject", key):  # the headers; each read of the body has its own
             try:
                 response: dict[str, Any] = await s3.get_object(
                     Bucket=self.bucket, Key=self._key(target), **ranged
@@ -465,7 +513,9 @@ class S3Driver:
             pieces: list[bytes] = []
             have = 0
             while True:
-                with self._errors("GetObject", key):
+                # A deadline per read, not per body: a blob takes as long as the client
+                # reads, but a store that stops sending mid-body ends the stream.
+                async with self._call("GetObject", key):
                     piece = await body.read(STREAM_CHUNK - have)
                 if not piece:
                     break
@@ -559,13 +609,13 @@ class S3Driver:
             state, data = await run.finish_whole()
             verify()
             if data is not None:
-                with self._errors("PutObject"):
+                async with self._call("PutObject", moving=len(data)):
                     await s3.put_object(
                         Bucket=self.bucket, Key=full, Body=data, **self._put_options
                     )
                 return len(data)
             parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in state.parts]
-            with self._errors("CompleteMultipartUpload"):
+            async with self._call("CompleteMultipartUpload", parts=len(parts)):
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=full,
@@ -607,7 +657,7 @@ class S3Driver:
                 moved = True
         elif st.tail:
             try:
-                with self._errors("CopyObject", key, GONE):
+                async with self._call("CopyObject", key, GONE, moving=st.tail):
                     await s3.copy_object(
                         Bucket=self.bucket,
                         Key=dst,
@@ -664,7 +714,7 @@ class S3Driver:
         try:
             if st.tail:
                 number = len(parts) + 1
-                with self._errors("UploadPartCopy", key, GONE):
+                async with self._call("UploadPartCopy", key, GONE, moving=st.tail):
                     answer = await s3.upload_part_copy(
                         Bucket=self.bucket,
                         Key=parts_full,
@@ -673,7 +723,7 @@ class S3Driver:
                         CopySource={"Bucket": self.bucket, "Key": st.tail_key(full)},
                     )
                 parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
-            with self._errors("CompleteMultipartUpload", key, GONE):
+            async with self._call("CompleteMultipartUpload", key, GONE, parts=len(parts)):
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=parts_full,
@@ -716,25 +766,22 @@ class S3Driver:
             for stray in await self._upload_ids(s3, parts_full):
                 await self._abort_upload(s3, parts_full, stray)
         if remove_key:
-            with self._errors("DeleteObject"):
+            async with self._call("DeleteObject"):
                 await s3.delete_object(Bucket=self.bucket, Key=full)
 
     async def _upload_ids(self, s3: Any, full: str) -> set[str]:
         """The multipart uploads in progress on exactly `full`."""
         found: set[str] = set()
-        with self._errors("ListMultipartUploads"):
-            pages = s3.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=full
-            )
-            async for page in pages:
-                for upload in page.get("Uploads", ()):
-                    if upload.get("Key") == full:
-                        found.add(str(upload["UploadId"]))
+        pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full)
+        async for page in self._pages("ListMultipartUploads", pages):
+            for upload in page.get("Uploads", ()):
+                if upload.get("Key") == full:
+                    found.add(str(upload["UploadId"]))
         return found
 
     async def _abort_upload(self, s3: Any, full: str, upload_id: str) -> None:
         try:
-            with self._errors("AbortMultipartUpload"):
+            async with self._call("AbortMultipartUpload"):
                 await s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
         except ClientError as exc:
             if error_code(exc) not in ("NoSuchUpload", "404"):
@@ -742,7 +789,7 @@ class S3Driver:
 
     async def _create_upload(self, s3: Any, key: str, *, final: bool = False) -> str:
         options = self._put_options if final else self._scratch_options
-        with self._errors("CreateMultipartUpload"):
+        async with self._call("CreateMultipartUpload"):
             created = await s3.create_multipart_upload(
                 Bucket=self.bucket, Key=self._key(key), **options
             )
@@ -751,7 +798,8 @@ class S3Driver:
     async def _upload_part(
         self, s3: Any, key: str, upload_id: str, number: int, data: bytes
     ) -> tuple[int, str, int]:
-        with self._errors("UploadPart", key, GONE):
+        # The client's bytes, sent on: given time for their size (see `_deadline`).
+        async with self._call("UploadPart", key, GONE, moving=len(data)):
             answer = await s3.upload_part(
                 Bucket=self.bucket,
                 Key=self._key(key),
@@ -763,7 +811,7 @@ class S3Driver:
 
     async def _read_tail(self, s3: Any, key: str, name: str, size: int) -> bytes:
         """The staged tail `name` (a full key); ObjectNotFound(key) when it is not all there."""
-        with self._errors("GetObject", key, GONE):
+        async with self._call("GetObject", key, GONE, moving=size):
             response = await s3.get_object(Bucket=self.bucket, Key=name)
             async with response["Body"] as body:
                 data = bytes(await body.read())
@@ -772,13 +820,14 @@ class S3Driver:
         return data
 
     async def _write_tail(self, s3: Any, name: str, data: bytes) -> None:
-        with self._errors("PutObject"):
+        async with self._call("PutObject", moving=len(data)):
             await s3.put_object(Bucket=self.bucket, Key=name, Body=data, **self._scratch_options)
 
     async def _delete_quietly(self, s3: Any, name: str) -> None:
         """Best effort: whatever stays is removed with the upload anyway."""
-        with contextlib.suppress(StorageUnavailable, ClientError), self._errors("DeleteObject"):
-            await s3.delete_object(Bucket=self.bucket, Key=name)
+        with contextlib.suppress(StorageUnavailable, ClientError):
+            async with self._call("DeleteObject"):
+                await s3.delete_object(Bucket=self.bucket, Key=name)
 
     def _part_size(self, number: int) -> int:
         """The size of whole part `number`: parts grow, so 10,000 of them hold ~430 GiB."""
@@ -786,21 +835,22 @@ class S3Driver:
 
     async def move(self, source: str, target: str) -> None:
         src, dst = self._key(source), self._key(target)
-        with self._errors("HeadObject", source):
-            s3 = await self._s3()
+        s3 = await self._s3()
+        async with self._call("HeadObject", source):
             head = await s3.head_object(Bucket=self.bucket, Key=src)
         if src == dst:
             return
         size, etag = int(head["ContentLength"]), str(head["ETag"])
         copy_source = {"Bucket": self.bucket, "Key": src}
-        with self._errors("CopyObject", source):
-            if size <= self.copy_limit:
+        if size <= self.copy_limit:
+            async with self._call("CopyObject", source, moving=size):
                 await s3.copy_object(
                     Bucket=self.bucket, Key=dst, CopySource=copy_source, **self._put_options
                 )
-            else:
+        else:
+            with self._errors("CopyObject", source):  # each call has its deadline in there
                 await self._copy_parts(s3, copy_source, dst, size, etag)
-        with self._errors("DeleteObject"):
+        async with self._call("DeleteObject"):
             await s3.delete_object(Bucket=self.bucket, Key=src)
 
     async def _copy_parts(
@@ -808,13 +858,16 @@ class S3Driver:
     ) -> None:
         """Multipart UploadPartCopy; the target appears whole at CompleteMultipartUpload."""
         part_size = max(self.copy_part_size, math.ceil(size / MAX_PARTS))
-        created = await s3.create_multipart_upload(Bucket=self.bucket, Key=dst, **self._put_options)
+        async with self._call("CreateMultipartUpload"):
+            created = await s3.create_multipart_upload(
+                Bucket=self.bucket, Key=dst, **self._put_options
+            )
         upload_id = str(created["UploadId"])
         slots = asyncio.Semaphore(COPY_CONCURRENCY)
 
         async def copy_part(number: int, first: int) -> dict[str, Any]:
             last = min(first + part_size, size) - 1
-            async with slots:
+            async with slots, self._call("UploadPartCopy", moving=last + 1 - first):
                 answer = await s3.upload_part_copy(
                     Bucket=self.bucket,
                     Key=dst,
@@ -832,15 +885,20 @@ class S3Driver:
         ]
         try:
             parts = await asyncio.gather(*tasks)
-            await s3.complete_multipart_upload(
-                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+            async with self._call("CompleteMultipartUpload", parts=len(parts)):
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=dst,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
+                async with self._call("AbortMultipartUpload"):
+                    await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
 
 

@@ -1,15 +1,16 @@
 """What an S3 failure means to the registry: a missing object, an unusable service, or a
 request the registry got wrong (which passes through, as a bug would).
 
-`S3Errors` translates botocore's exceptions inside a `with` block. Its messages name the
-endpoint (without credentials), the bucket and the operation, never a key or token.
+`S3Errors` translates botocore's exceptions inside a `with` block, and `bounded` adds a
+deadline to it. Its messages name the endpoint (without credentials), the bucket and the
+operation, never a key or token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -108,6 +109,35 @@ class S3Errors:
                 f"S3 {operation} on bucket {self.bucket!r}: {self.where} is unreachable or "
                 f"timed out ({type(exc).__name__}: {self._redact(str(exc))})"
             ) from exc
+
+    @contextlib.asynccontextmanager
+    async def bounded(
+        self,
+        operation: str,
+        seconds: float,
+        key: str | None = None,
+        missing: frozenset[str] = NOT_FOUND,
+    ) -> AsyncIterator[None]:
+        """`__call__`'s translation, and StorageUnavailable once the block has run `seconds`.
+
+        botocore bounds each attempt's connect and each wait for bytes, then retries, so a
+        store that answers slowly (or not at all, on connections that still open) holds a
+        call for up to its read timeout times its attempts. Over this deadline the block is
+        cancelled, which also drops its connection, and the request answers 503 like any
+        other outage.
+        """
+        with self(operation, key, missing):
+            deadline = asyncio.timeout(seconds)
+            try:
+                async with deadline:
+                    yield
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # a timeout of botocore's own: translated as a network error
+                raise StorageUnavailable(
+                    f"S3 {operation} on bucket {self.bucket!r} at {self.where} did not finish "
+                    f"within its deadline of {round(seconds, 1):g} s (requestTimeoutSeconds)"
+                ) from None
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:

@@ -2,14 +2,17 @@
 
 It counts as started only once it answered (a bounded number of tries 25 ms apart, never a
 fixed sleep); if it never does, the end of its log says why. `stop` then `start` again keeps
-the port, so a test can take a backend away and bring it back.
+the port, so a test can take a backend away and bring it back; `paused` makes it slow instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 TRY_EVERY = 0.025
@@ -50,9 +53,24 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"{self.what} on port {self.port} did not come up:\n{tail}")
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The process stopped (SIGSTOP) for the block, and always resumed after it.
+
+        A backend that is slow, not down: the kernel still completes connections to its port
+        and keeps those it had open, but nothing answers on any of them.
+        """
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._proc is None:
             return
+        self._proc.send_signal(signal.SIGCONT)  # a stopped process would not see SIGTERM
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)

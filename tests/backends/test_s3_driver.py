@@ -389,6 +389,58 @@ async def test_endpoint_that_never_answers_times_out(make_s3_driver: MakeDriver)
         assert "timed out" in str(error)
 
 
+async def test_a_silent_endpoint_gives_up_at_the_deadline_retries_included(
+    make_s3_driver: MakeDriver,
+) -> None:
+    """Connections open and nothing answers, as from a store that is slow rather than down:
+    the call ends at its deadline, whether botocore's read timeout is longer than it (no
+    attempt ends by itself) or shorter (retries fit in it no matter how many are allowed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        for options in ({}, {"read_timeout": 0.3, "max_attempts": 20}):
+            driver = make_s3_driver(endpoint_url=endpoint, request_timeout=0.5, **options)
+            with pytest.raises(StorageUnavailable) as caught:
+                await asyncio.wait_for(driver.size("k"), timeout=30)  # bounds a hang only
+            assert "S3 HeadObject on bucket" in str(caught.value)
+            assert "did not finish within its deadline of 0.5 s" in str(caught.value)
+
+
+async def test_a_body_that_stalls_ends_the_stream(make_s3_driver: MakeDriver) -> None:
+    """A GetObject that sends its headers and part of its body, then nothing: the stream
+    yields what came and then fails, rather than waiting for the rest."""
+    stalled = asyncio.Event()
+
+    async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n\r\n" % (3 * STREAM_CHUNK)
+        )
+        writer.write(b"x" * (STREAM_CHUNK + 100))
+        await writer.drain()
+        await stalled.wait()  # the connection stays open, silent
+        writer.close()
+
+    server = await asyncio.start_server(stalling, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        driver = make_s3_driver(endpoint_url=f"http://127.0.0.1:{port}", request_timeout=0.5)
+        received: list[bytes] = []
+
+        async def pull() -> None:
+            async for chunk in driver.stream("k"):
+                received.append(chunk)
+
+        try:
+            with pytest.raises(StorageUnavailable, match=r"GetObject .* within its deadline"):
+                await asyncio.wait_for(pull(), timeout=30)  # bounds a hang only
+        finally:
+            stalled.set()
+    assert received == [b"x" * STREAM_CHUNK]
+
+
 async def test_server_errors_after_retries_are_unavailable(make_s3_driver: MakeDriver) -> None:
     requests = 0
 

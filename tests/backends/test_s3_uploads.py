@@ -7,6 +7,8 @@ at the bucket behind the drivers' backs: objects, staged tails, multipart upload
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -477,6 +479,40 @@ async def test_endpoint_stopped_mid_upload_is_unavailable(
     with pytest.raises(StorageUnavailable):
         await driver().abort(KEY, appended.state)
     assert time.monotonic() - began < 15
+
+
+async def test_endpoint_paused_mid_upload_gives_up_at_the_deadline(
+    start_s3: Callable[[], MotoServer], make_s3_driver: MakeDriver
+) -> None:
+    """The store stops answering (SIGSTOP) while an append sends a part: the append fails at
+    its deadlines instead of botocore's 60 s read timeout on each of 3 attempts, its clean-up
+    does not hang either, and once the store answers again the old state carries on."""
+    server = start_s3()
+
+    def driver() -> S3Driver:
+        made = make_s3_driver(endpoint_url=server.endpoint, request_timeout=0.5)
+        made.part_size = PART
+        return made
+
+    server.create_bucket(driver().bucket)
+    first = b"a" * (PART + MiB)
+    appended = await driver().append(KEY, 0, _pieces(first, MiB))
+    with contextlib.ExitStack() as paused:
+
+        async def pausing() -> AsyncIterator[bytes]:
+            yield b"b" * (2 * MiB)
+            paused.enter_context(server.paused())
+            yield b"b" * (3 * MiB)  # with the old tail, a whole part: sent to a silent store
+            yield b"b" * MiB
+
+        failing = driver().append(KEY, appended.size, pausing(), None, appended.state)
+        with pytest.raises(StorageUnavailable, match="within its deadline"):
+            await asyncio.wait_for(failing, timeout=60)  # bounds a hang only
+    again = await driver().append(
+        KEY, appended.size, _pieces(b"c" * MiB, MiB), None, appended.state
+    )
+    await driver().complete(KEY, again.state, TARGET)
+    assert await driver().read(TARGET) == first + b"c" * MiB
 
 
 async def test_a_version_1_state_still_completes_by_copying(

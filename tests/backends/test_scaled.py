@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import new_bucket, start_scaled
-from tests.oci import digest_of, error_codes, push_image
+from tests.oci import Pushed, digest_of, error_codes, push_image
 from tests.server import RunningRegistry
 
 MIB = 1024 * 1024
@@ -119,6 +119,67 @@ def test_s3_unreachable_is_503_and_leaves_nothing(
     finally:
         server.stop()
         moto.stop()
+
+
+def test_slow_s3_answers_503_within_the_deadline(
+    scaled_services: tuple[str, str], tmp_path: Path
+) -> None:
+    """A store that takes connections but does not answer (moto stopped with SIGSTOP): each
+    request gives up at its deadline (`requestTimeoutSeconds: 1`) with 503, well before
+    botocore's read timeout (60 s) on each of its attempts, and works again once S3 does.
+    The client's timeout only catches a hang; it is not a measure of the deadline."""
+    from tests.backends.s3 import MotoServer
+
+    moto = MotoServer(tmp_path / "moto")  # its own: pausing the shared one would stall others
+    moto.start()
+    services = (scaled_services[0], moto.endpoint)
+    bucket = new_bucket(moto.endpoint)
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "s3.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+        "spec: {storage: {s3: {requestTimeoutSeconds: 1}}}\n"
+    )
+    # Pushed by another instance, so the one under test remembers no size of it.
+    writer = start_scaled(services, tmp_path / "writer", bucket=bucket)
+    try:
+        with writer.client() as http:
+            pushed = push_image(http, "slow", "v1")
+    finally:
+        writer.stop()
+    layer = digest_of(pushed.blobs[-1])
+    server = start_scaled(services, tmp_path / "data", "-cfgdir", str(cfg), bucket=bucket)
+    try:
+        with server.client(timeout=30) as http:
+            location = http.post("/v2/slow/blobs/uploads/").headers["Location"]
+            with moto.paused():
+                answers = _slow_requests(http, pushed, layer, location)
+            assert [r.status_code for r in answers] == [503] * 4
+            for r in answers[1:]:  # a HEAD has no body
+                assert error_codes(r) == ["UNAVAILABLE"], r.text
+            answers = _slow_requests(http, pushed, layer, location)
+            assert [r.status_code for r in answers] == [200, 200, 201, 202]
+            assert answers[1].content == pushed.blobs[-1]
+    finally:
+        server.stop()
+        moto.stop()
+    assert "did not finish within its deadline of 1 s" in "".join(server.output)
+
+
+def _slow_requests(
+    http: httpx.Client, pushed: Pushed, layer: str, location: str
+) -> list[httpx.Response]:
+    """A blob HEAD and GET, a manifest PUT and an upload PATCH, each needing S3."""
+    return [
+        http.head(f"/v2/slow/blobs/{layer}"),
+        http.get(f"/v2/slow/blobs/{layer}"),
+        http.put(
+            "/v2/slow/manifests/v2",
+            content=pushed.body,
+            headers={"Content-Type": pushed.media_type},
+        ),
+        http.patch(location, content=b"some bytes", headers={"Content-Range": "0-9"}),
+    ]
 
 
 def test_finished_uploads_leave_no_scratch_data(

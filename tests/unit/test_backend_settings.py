@@ -41,6 +41,7 @@ def test_every_s3_and_redis_field(tmp_path: Path) -> None:
       connectTimeoutSeconds: 2
       readTimeoutSeconds: 30.5
       maxAttempts: 5
+      requestTimeoutSeconds: 4
       maxConnections: 16
       redirect: true
       redirectSeconds: 600
@@ -67,6 +68,7 @@ def test_every_s3_and_redis_field(tmp_path: Path) -> None:
         connect_timeout=2.0,
         read_timeout=30.5,
         max_attempts=5,
+        request_timeout=4.0,
         max_connections=16,
         redirect=True,
         redirect_seconds=600,
@@ -135,6 +137,10 @@ def test_defaults_without_sections(tmp_path: Path) -> None:
         (
             "storage: {s3: {bucket: b, readTimeoutSeconds: 0}}",
             "spec.storage.s3.readTimeoutSeconds: expected a value from 0.1 to 3600",
+        ),
+        (
+            "storage: {s3: {bucket: b, requestTimeoutSeconds: 0}}",
+            "spec.storage.s3.requestTimeoutSeconds: expected a value from 0.1 to 3600",
         ),
         ("storage: {s3: [bucket]}", "spec.storage.s3: expected a mapping, got a list"),
         (
