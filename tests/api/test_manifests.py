@@ -20,6 +20,7 @@ from tests.oci import (
     push_blob,
     push_image,
 )
+from tests.server import RunningRegistry, raw_request
 
 
 @pytest.mark.parametrize("media_type", [OCI_MANIFEST, DOCKER_MANIFEST])
@@ -292,3 +293,29 @@ def test_artifact_with_empty_config(client: httpx.Client, repo: str) -> None:
     )
     assert r.status_code == 201
     assert client.get(f"/v2/{repo}/manifests/art").content == body
+
+
+def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    for body in (b"[" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        r = client.put(
+            f"/v2/{repo}/manifests/deep", content=body, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert r.status_code == 400
+        assert error_codes(r) == ["MANIFEST_INVALID"]
+        assert "levels deep" in r.json()["errors"][0]["message"]
+    assert client.get(f"/v2/{repo}/manifests/deep").status_code == 404
+
+
+def test_content_length_beyond_any_number_is_refused(
+    registry_server: RunningRegistry, repo: str
+) -> None:
+    """The server refuses a `Content-Length` it cannot read before the registry sees it; what
+    matters is that it is an answer, never a 500."""
+    r = raw_request(
+        registry_server,
+        "PUT",
+        f"/v2/{repo}/manifests/latest",
+        {"Content-Type": OCI_MANIFEST, "Content-Length": "9" * 5000},
+    )
+    assert 400 <= r.status < 500
+
