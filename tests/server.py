@@ -11,11 +11,13 @@ import base64
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -137,3 +139,46 @@ def start(
         metrics_url=metrics[0] if metrics else None,
         drained=drained,
     )
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]  # names lowercased; a repeated header keeps its last value
+    body: bytes
+
+
+def raw_request(
+    server: RunningRegistry,
+    method: str,
+    target: str,
+    headers: dict[str, str | bytes] | None = None,
+    body: bytes = b"",
+    *,
+    auth: bool = True,
+) -> RawResponse:
+    """One request sent byte for byte on a fresh connection, for what an HTTP client would
+    normalise or refuse to send (a `Host` with quotes, a path with `..`). `Host` and (with
+    `auth`) the admin's `Authorization` are added unless `headers` give them."""
+    parts = urlsplit(server.url)
+    fields: dict[str, str | bytes] = {"Host": parts.netloc}
+    if auth and server.password is not None:
+        fields["Authorization"] = basic_header(server)
+    fields.update(headers or {})
+    fields.update({"Content-Length": str(len(body)), "Connection": "close"})
+    head = f"{method} {target} HTTP/1.1\r\n".encode()
+    for name, value in fields.items():
+        head += name.encode() + b": " + (value if isinstance(value, bytes) else value.encode())
+        head += b"\r\n"
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+        sock.sendall(head + b"\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head_part, _, content = data.partition(b"\r\n\r\n")
+    lines = head_part.decode("latin-1").split("\r\n")
+    found = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        found[name.strip().lower()] = value.strip()
+    return RawResponse(int(lines[0].split(" ", 2)[1]), found, content)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from registry.api.numbers import whole_number
 from registry.auth.gate import Gate
 from registry.config.settings import Settings
 from registry.model.listing import Page
@@ -46,9 +47,10 @@ def page_params(request: Request, default: int | None) -> tuple[int | None, str 
     last = request.query_params.get("last") or None
     if raw is None or raw == "":
         return default, last
-    if not raw.isdigit():
+    n = whole_number(raw)
+    if n is None:
         raise PaginationInvalid(f"n must be a non-negative whole number, not {raw[:50]!r}")
-    return min(int(raw), MAX_PAGE), last
+    return min(n, MAX_PAGE), last
 
 
 def link_header(path: str, page: Page, n: int | None) -> dict[str, str]:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import repository, services
+from registry.api.numbers import whole_number
 from registry.auth.scopes import Need
 from registry.observe import events
 from registry.oci.digests import Digest, is_digest
@@ -82,8 +83,8 @@ def _must_name_a_manifest(reference: str) -> None:
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The body, refusing anything over `limit` before or while it arrives."""
     too_large = PayloadTooLarge(f"manifests are limited to {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = whole_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise too_large
     data = bytearray()
     async for chunk in request.stream():

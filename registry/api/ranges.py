@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from registry.api.numbers import whole_number
 from registry.oci.errors import RangeInvalid
 
 
@@ -15,17 +16,17 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     if unit.strip().lower() != "bytes" or "," in spec:
         raise unsatisfiable
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    start = whole_number(first) if first else None
+    end = whole_number(last) if last else None
+    if not dash or (first and start is None) or (last and end is None):
         raise unsatisfiable
-    if first == "":
-        if last == "" or int(last) == 0 or size == 0:
+    if start is None:  # `bytes=-N`: the last N bytes
+        if end is None or end == 0 or size == 0:
             raise unsatisfiable
-        return max(size - int(last), 0), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or (last != "" and int(last) < start):
+        return max(size - end, 0), size - 1
+    if start >= size or (end is not None and end < start):
         raise unsatisfiable
-    return start, end
+    return start, size - 1 if end is None else min(end, size - 1)
 
 
 def parse_content_range(header: str | None) -> tuple[int, int] | None:
@@ -37,6 +38,7 @@ def parse_content_range(header: str | None) -> tuple[int, int] | None:
         text = text[5:].strip().lstrip("=").strip()
     text = text.split("/", 1)[0]
     first, dash, last = text.partition("-")
-    if not dash or not first.isdigit() or not last.isdigit():
+    start, end = whole_number(first), whole_number(last)
+    if not dash or start is None or end is None:
         raise RangeInvalid(f"malformed Content-Range {header[:100]!r}")
-    return int(first), int(last)
+    return start, end

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from starlette.requests import HTTPConnection
 
@@ -22,6 +23,13 @@ from registry.auth.tokens import InvalidToken, TokenIssuer, allows
 from registry.config.settings import Settings
 from registry.observe import events
 from registry.oci.errors import Denied, Unauthorized
+
+# What may name this registry in a challenge: an RFC 3986 host (a name of unreserved
+# characters, an IPv4 address, or an IPv6 address in brackets) and an optional port. Anything
+# else in `Host` or `X-Forwarded-Host` (quotes, commas, spaces) would be copied into the
+# quoted `realm` and `service` of `WWW-Authenticate` and break the header for the client.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+_SCHEMES = ("http", "https")
 
 
 class Gate:
@@ -117,16 +125,34 @@ class Gate:
         return self._settings.service or self._host(request)
 
     def realm(self, request: HTTPConnection) -> str:
-        scheme = request.url.scheme
+        scheme = str(request.scope.get("scheme", "http"))
         if self._settings.trust_forwarded:
-            scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+            forwarded = _first(request.headers.get("x-forwarded-proto")).lower()
+            scheme = forwarded if forwarded in _SCHEMES else scheme
         return f"{scheme}://{self._host(request)}/token"
 
     def _host(self, request: HTTPConnection) -> str:
-        host = request.headers.get("host", "")
+        """The host the client asked for, when it is one; else one that still works."""
+        candidates = [request.headers.get("host", "")]
         if self._settings.trust_forwarded:
-            host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
-        return host or "registry"
+            candidates.insert(0, _first(request.headers.get("x-forwarded-host")))
+        for host in candidates:
+            if _HOST.fullmatch(host):
+                return host
+        return self._fallback_host(request)
+
+    def _fallback_host(self, request: HTTPConnection) -> str:
+        """For a request without a usable host: the configured service when it is a host name
+        (the docs advise setting it to the public one), else the address this connection
+        reached, which a client that connected directly can reach again."""
+        service = self._settings.service or ""
+        if _HOST.fullmatch(service):
+            return service
+        server = request.scope.get("server")
+        if not server or server[1] is None:
+            return "localhost"
+        address, port = str(server[0]), int(server[1])
+        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
     def challenge(
         self,
@@ -142,6 +168,11 @@ class Gate:
         if error:
             parts.append(f'error="{error}"')
         return Unauthorized(message, headers={"WWW-Authenticate": "Bearer " + ",".join(parts)})
+
+
+def _first(header: str | None) -> str:
+    """The first entry of a header a chain of proxies may have appended to."""
+    return (header or "").split(",")[0].strip()
 
 
 def basic_credentials(value: str) -> tuple[str | None, str | None]:

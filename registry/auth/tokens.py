@@ -40,9 +40,9 @@ _ACCESS_USE, _REFRESH_USE = "access", "refresh"
 _WRONG_USE = {_ACCESS_USE: "not an access token", _REFRESH_USE: "not a refresh token"}
 _REQUIRED = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti", "use")
 
-_RESOURCE_TYPE = re.compile(r"^([a-z0-9]+)(?:\([a-z0-9]+\))?$")
-_RESOURCE_NAME = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
-_ACTION = re.compile(r"^(?:[a-z]+|\*)$")
+_RESOURCE_TYPE = re.compile(r"([a-z0-9]+)(?:\([a-z0-9]+\))?")
+_RESOURCE_NAME = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*")
+_ACTION = re.compile(r"[a-z]+|\*")
 _MALFORMED_PREVIEW = 200
 
 

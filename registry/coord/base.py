@@ -6,6 +6,7 @@ distributed one keeps it in Redis. Records are opaque bytes so the model owns th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -56,6 +57,10 @@ class Index(Protocol):
 
     async def linked(self, name: str, digest: str) -> bool:
         """Whether the repository links the blob `digest`; IndexNotReady."""
+        ...
+
+    async def linked_many(self, name: str, digests: Sequence[str]) -> list[bool]:
+        """`linked` for each of `digests`, in order, in one round trip; IndexNotReady."""
         ...
 
     async def set_tag(self, name: str, tag: str, record: bytes) -> None: ...

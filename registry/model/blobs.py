@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 from registry.model import paths
 from registry.model.index import Lookup
@@ -13,6 +14,12 @@ from registry.oci.errors import BlobUnknown
 from registry.storage.base import StorageDriver
 
 SIZES_KEPT = 100_000  # about 15 MB of a worker's memory at most
+# Existence checks one manifest has in flight at once (one index round trip, or this many
+# storage requests): enough to hide latency, few enough to leave the store and the event loop
+# to other requests between batches.
+CHECK_BATCH = 64
+
+T = TypeVar("T")
 
 
 class Blobs:
@@ -52,6 +59,25 @@ class Blobs:
         except BlobUnknown:
             return False
         return True
+
+    async def first_missing(self, name: str, digests: Iterable[Digest]) -> Digest | None:
+        """The first of `digests` that `name` does not hold (no link, or no content), None
+        when it holds them all: what a manifest PUT checks. Each digest is checked once."""
+        return await first_failing(list(dict.fromkeys(digests)), lambda b: self._held(name, b))
+
+    async def _held(self, name: str, batch: list[Digest]) -> list[bool]:
+        """`linked` for a batch: links in one go, then the content of those whose size this
+        process does not know yet."""
+        links = await self._lookup.linked_many(name, batch)
+        unsized = [d for d, ok in zip(batch, links, strict=True) if ok and d not in self._sizes]
+        sizes = await asyncio.gather(*(self._storage.size(paths.blob(d)) for d in unsized))
+        absent = set()
+        for digest, size in zip(unsized, sizes, strict=True):
+            if size is None:
+                absent.add(digest)
+            else:
+                self.remember(digest, size)
+        return [ok and d not in absent for d, ok in zip(batch, links, strict=True)]
 
     def stream(self, digest: Digest, start: int, length: int) -> AsyncIterator[bytes]:
         return self._storage.stream(paths.blob(digest), start, length)
@@ -94,3 +120,22 @@ class Blobs:
                 await self.link(name, digest)
                 return True
         return False
+
+
+async def first_failing(
+    items: Sequence[T], check: Callable[[list[T]], Awaitable[list[bool]]]
+) -> T | None:
+    """The first of `items` for which `check` says False, checking CHECK_BATCH at a time and
+    stopping after the batch that has one.
+
+    A manifest may name tens of thousands of blobs. All checks at once would flood the store
+    and, where a check never waits (a file's stat), hold the event loop for seconds: no other
+    request of this worker would be answered meanwhile. Between batches the loop serves others.
+    """
+    for start in range(0, len(items), CHECK_BATCH):
+        batch = list(items[start : start + CHECK_BATCH])
+        for item, ok in zip(batch, await check(batch), strict=True):
+            if not ok:
+                return item
+        await asyncio.sleep(0)  # the batch may not have waited at all: let others run
+    return None

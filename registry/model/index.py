@@ -18,7 +18,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
@@ -112,6 +112,16 @@ class Lookup:
         if found is not MISS:
             return found
         return await self._storage.size(paths.layer_link(name, digest)) is not None
+
+    async def linked_many(self, name: str, digests: Sequence[Digest]) -> list[bool]:
+        """`linked` for each of `digests`: one index round trip, or else one storage check
+        each, all at once (the caller keeps the batch small)."""
+        texts = [str(d) for d in digests]
+        found = await self._indexed(lambda index: index.linked_many(name, texts))
+        if found is not MISS:
+            return found
+        links = (self._storage.size(paths.layer_link(name, d)) for d in digests)
+        return [size is not None for size in await asyncio.gather(*links)]
 
     async def repositories(self, after: str | None, count: int) -> list[str] | None:
         """A page of names from the index; None when it cannot answer (walk storage)."""

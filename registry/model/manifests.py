@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.model import paths
-from registry.model.blobs import Blobs
+from registry.model.blobs import Blobs, first_failing
 from registry.model.cache import ContentCache
 from registry.model.index import Lookup
 from registry.oci.digests import Digest, is_digest
@@ -115,23 +115,26 @@ class Manifests:
         return Stored(ref, manifest)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        wanted = [d for d in manifest.blobs if d.distributable]
-        found = await asyncio.gather(*(self._blobs.linked(name, d.digest) for d in wanted))
-        for descriptor, ok in zip(wanted, found, strict=True):
-            if not ok:
-                raise ManifestBlobUnknown(
-                    f"blob {descriptor.digest} is not in repository {name}",
-                    detail={"digest": str(descriptor.digest)},
-                )
-        sizes = await asyncio.gather(
-            *(self._storage.size(paths.revision(name, d.digest)) for d in manifest.children)
+        """Every blob and child manifest named must be in the repository; the first missing
+        one is named in the error. Checked in bounded batches (see `first_failing`)."""
+        blob = await self._blobs.first_missing(
+            name, (d.digest for d in manifest.blobs if d.distributable)
         )
-        for descriptor, size in zip(manifest.children, sizes, strict=True):
-            if size is None:
-                raise ManifestChildUnknown(
-                    f"manifest {descriptor.digest} is not in repository {name}",
-                    detail={"digest": str(descriptor.digest)},
-                )
+        if blob is not None:
+            raise ManifestBlobUnknown(
+                f"blob {blob} is not in repository {name}", detail={"digest": str(blob)}
+            )
+
+        async def stored(batch: list[Digest]) -> list[bool]:
+            revisions = (self._storage.size(paths.revision(name, d)) for d in batch)
+            return [size is not None for size in await asyncio.gather(*revisions)]
+
+        children = list(dict.fromkeys(d.digest for d in manifest.children))
+        child = await first_failing(children, stored)
+        if child is not None:
+            raise ManifestChildUnknown(
+                f"manifest {child} is not in repository {name}", detail={"digest": str(child)}
+            )
 
     async def delete(self, name: str, reference: str) -> None:
         """By tag: the tag goes. By digest: the manifest, its tags and its referrer entry go."""

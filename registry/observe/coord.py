@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from registry.coord.base import Coordinator, CoordinatorUnavailable, Index, LockTimeout
@@ -126,6 +126,10 @@ class InstrumentedIndex:
     async def linked(self, name: str, digest: str) -> bool:
         with self._timed("index_read"):
             return await self.inner.linked(name, digest)
+
+    async def linked_many(self, name: str, digests: Sequence[str]) -> list[bool]:
+        with self._timed("index_read"):
+            return await self.inner.linked_many(name, digests)
 
     async def set_tag(self, name: str, tag: str, record: bytes) -> None:
         with self._timed("index_write"):

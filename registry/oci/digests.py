@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from registry.oci.errors import DigestInvalid
 
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-_GRAMMAR = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+# Matched whole (`fullmatch`): with `$`, "sha256:<hex>\n" would pass, as `$` matches before a
+# final newline.
+_GRAMMAR = re.compile(r"([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +31,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate; unknown algorithms and malformed values are DIGEST_INVALID."""
-        match = _GRAMMAR.match(text)
+        match = _GRAMMAR.fullmatch(text)
         if match is None:
             raise DigestInvalid(f"invalid digest {text[:200]!r}", detail={"digest": text[:200]})
         algorithm, encoded = match.groups()
@@ -37,7 +40,7 @@ class Digest:
             raise DigestInvalid(
                 f"unsupported digest algorithm {algorithm!r}", detail={"digest": text[:200]}
             )
-        if len(encoded) != length or not _is_lower_hex(encoded):
+        if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
             raise DigestInvalid(
                 f"invalid {algorithm} digest {text[:200]!r}", detail={"digest": text[:200]}
             )
@@ -51,7 +54,3 @@ class Digest:
 def is_digest(text: str) -> bool:
     """True when a reference looks like a digest (it contains ':'); tags never do."""
     return ":" in text
-
-
-def _is_lower_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)

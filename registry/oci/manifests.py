@@ -15,6 +15,12 @@ from registry.oci.digests import Digest
 from registry.oci.errors import DigestInvalid, ManifestInvalid
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# How deep arrays and objects may nest. A real manifest nests five levels at most (the
+# document, `manifests`, a descriptor, its `platform`, `os.features`); twenty times that
+# leaves room for any extension, and stays far below the depth at which Python's recursive
+# JSON parser gives up (about 900 levels, less the stack the request already uses), so the
+# bound is the same on every path instead of depending on the caller's stack.
+MAX_MANIFEST_DEPTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +54,17 @@ class Manifest:
 
 def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     """Validate a manifest body against its declared type; raise MANIFEST_INVALID otherwise."""
+    too_deep = ManifestInvalid(
+        f"manifest nests arrays and objects more than {MAX_MANIFEST_DEPTH} levels deep"
+    )
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:  # thousands of levels: the parser stopped before we could look
+        raise too_deep from None
+    if _depth(doc, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH:
+        raise too_deep
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     version = doc.get("schemaVersion")
@@ -85,6 +98,22 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         config_media_type=config.media_type,
         annotations=annotations,
     )
+
+
+def _depth(doc: Any, limit: int) -> int:
+    """How deep `doc` nests, counted up to `limit + 1`: one level at a time, without recursion,
+    touching each value once (a 4 MiB manifest takes milliseconds)."""
+    level = [doc]
+    depth = 0
+    while level and depth <= limit:
+        depth += 1
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    return depth
 
 
 def _media_type(doc: dict[str, Any], content_type: str | None) -> str:

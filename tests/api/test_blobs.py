@@ -110,3 +110,34 @@ def test_linked_blob_whose_content_is_gone(start_registry: Callable[..., Running
         assert r.status_code == 404
         assert error_codes(r) == ["BLOB_UNKNOWN"]
         assert http.get("/v2/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        b"bytes=\xb2-",  # "²" (Latin-1, as HTTP headers are read): isdigit() but not int()
+        b"bytes=-\xb2",
+        b"bytes=" + b"1" * 5000 + b"-",  # beyond int()'s 4,300 digits
+        b"bytes=0-" + b"9" * 5000,
+    ],
+    ids=["superscript-start", "superscript-suffix", "long-start", "long-end"],
+)
+def test_range_that_is_no_number_is_416(
+    client: httpx.Client, repo: str, blob: bytes, spec: bytes
+) -> None:
+    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": spec})
+    assert r.status_code == 416
+    assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
+    assert r.headers["Content-Range"] == "bytes */3000"
+
+
+@pytest.mark.parametrize("suffix", ["%0a", "%0d%0a", "%0A"])
+def test_digest_with_a_trailing_newline_is_400(
+    client: httpx.Client, repo: str, blob: bytes, suffix: str
+) -> None:
+    for method in ("GET", "HEAD", "DELETE"):
+        r = client.request(method, f"/v2/{repo}/blobs/{digest_of(blob)}{suffix}")
+        assert r.status_code == 400, method
+        if method != "HEAD":
+            assert error_codes(r) == ["DIGEST_INVALID"]
+    assert client.get(f"/v2/{repo}/blobs/{digest_of(blob)}").content == blob

@@ -41,6 +41,26 @@ def test_bad_n_is_400(client: httpx.Client, repo: str, n: str) -> None:
         assert error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "n=%C2%B2",  # "²": isdigit() is true, int() refuses it
+        "n=%D9%A3",  # an Arabic-Indic 3: int() would take it
+        "n=%EF%BC%91",  # a fullwidth 1
+        "n=" + "9" * 5000,  # beyond int()'s 4,300 digits
+        "n=1_0",
+        "n=%201",
+    ],
+    ids=["superscript", "arabic-indic", "fullwidth", "5000-digits", "underscore", "space"],
+)
+def test_n_that_is_no_ascii_number_is_400(client: httpx.Client, repo: str, query: str) -> None:
+    push_image(client, repo)
+    for path in (f"/v2/{repo}/tags/list", "/v2/_catalog"):
+        r = client.get(f"{path}?{query}")  # as written: httpx keeps the escapes
+        assert r.status_code == 400, path
+        assert error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
+
+
 def test_tags_of_unknown_repository(client: httpx.Client, repo: str) -> None:
     r = client.get(f"/v2/{repo}/tags/list")
     assert r.status_code == 404

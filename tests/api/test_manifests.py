@@ -8,10 +8,13 @@ import os
 import httpx
 import pytest
 
+from registry.model.blobs import CHECK_BATCH
+from tests.observe.helpers import Metrics, scrape
 from tests.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
+    OCI_LAYER,
     OCI_MANIFEST,
     descriptor,
     digest_of,
@@ -20,6 +23,7 @@ from tests.oci import (
     push_blob,
     push_image,
 )
+from tests.server import RunningRegistry, raw_request
 
 
 @pytest.mark.parametrize("media_type", [OCI_MANIFEST, DOCKER_MANIFEST])
@@ -340,3 +344,78 @@ def test_artifact_with_empty_config(client: httpx.Client, repo: str) -> None:
     )
     assert r.status_code == 201
     assert client.get(f"/v2/{repo}/manifests/art").content == body
+
+
+def test_deeply_nested_manifest_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    for body in (b"[" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        r = client.put(
+            f"/v2/{repo}/manifests/deep", content=body, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert r.status_code == 400
+        assert error_codes(r) == ["MANIFEST_INVALID"]
+        assert "levels deep" in r.json()["errors"][0]["message"]
+    assert client.get(f"/v2/{repo}/manifests/deep").status_code == 404
+
+
+def test_content_length_beyond_any_number_is_refused(
+    registry_server: RunningRegistry, repo: str
+) -> None:
+    """The server refuses a `Content-Length` it cannot read before the registry sees it; what
+    matters is that it is an answer, never a 500."""
+    r = raw_request(
+        registry_server,
+        "PUT",
+        f"/v2/{repo}/manifests/latest",
+        {"Content-Type": OCI_MANIFEST, "Content-Length": "9" * 5000},
+    )
+    assert 400 <= r.status < 500
+
+
+def _checks(metrics: Metrics) -> float:
+    """Existence checks made so far: storage stats and index reads."""
+    return metrics.value("registry_storage_action_seconds_count", action="size") + metrics.value(
+        "registry_coordinator_action_seconds_count", action="index_read"
+    )
+
+
+def _put_counting_checks(
+    server: RunningRegistry, client: httpx.Client, path: str, doc: object
+) -> tuple[httpx.Response, float]:
+    """PUT the manifest; the answer, and how many existence checks the server made for it."""
+    before = scrape(server)
+    r = client.put(path, content=json.dumps(doc).encode(), headers={"Content-Type": OCI_MANIFEST})
+    return r, _checks(scrape(server)) - _checks(before)
+
+
+def test_many_unknown_layers_stop_at_the_first(
+    registry_server: RunningRegistry, client: httpx.Client, repo: str
+) -> None:
+    """25,000 layers the repository does not hold: the answer names the first, after checking
+    about one batch of them, not every one (which held the worker for seconds)."""
+    body, _ = image_manifest(client, repo, layers=1)
+    doc = json.loads(body)
+    unknown = [
+        {"mediaType": OCI_LAYER, "digest": digest_of(os.urandom(16)), "size": 16}
+        for _ in range(25_000)
+    ]
+    doc["layers"] += unknown
+    r, checks = _put_counting_checks(registry_server, client, f"/v2/{repo}/manifests/huge", doc)
+    assert r.status_code == 400
+    assert error_codes(r) == ["MANIFEST_BLOB_UNKNOWN"]
+    assert r.json()["errors"][0]["detail"] == {"digest": unknown[0]["digest"]}
+    assert checks <= 2 * CHECK_BATCH + 8, checks
+    assert client.get(f"/v2/{repo}/manifests/huge").status_code == 404
+
+
+def test_many_known_layers_named_repeatedly_are_checked_once(
+    registry_server: RunningRegistry, client: httpx.Client, repo: str
+) -> None:
+    layers = CHECK_BATCH + 6  # more than one batch
+    body, _ = image_manifest(client, repo, layers=layers)
+    doc = json.loads(body)
+    doc["layers"] *= 3
+    r, checks = _put_counting_checks(registry_server, client, f"/v2/{repo}/manifests/many", doc)
+    assert r.status_code == 201, r.text
+    assert checks <= 2 * (layers + 1) + 8, checks  # a link and a size per blob at most
+    pulled = client.get(f"/v2/{repo}/manifests/many", headers={"Accept": OCI_MANIFEST})
+    assert len(pulled.json()["layers"]) == 3 * layers

@@ -96,3 +96,21 @@ def test_long_name_is_name_invalid(client: httpx.Client) -> None:
     r = client.get(f"/v2/{'a' * 256}/tags/list")
     assert r.status_code == 400
     assert error_codes(r) == ["NAME_INVALID"]
+
+
+@pytest.mark.parametrize("suffix", ["%0a", "%0d%0a"])
+def test_tag_with_a_trailing_newline_is_tag_invalid(
+    client: httpx.Client, repo: str, suffix: str
+) -> None:
+    pushed = push_image(client, repo, "nl")
+    r = client.put(
+        f"/v2/{repo}/manifests/nl{suffix}",
+        content=pushed.body,
+        headers={"Content-Type": pushed.media_type},
+    )
+    assert r.status_code == 400
+    assert error_codes(r) == ["TAG_INVALID"]
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["nl"]
+    r = client.get(f"/v2/{repo}/manifests/nl{suffix}")
+    assert r.status_code == 400
+    assert error_codes(r) == ["TAG_INVALID"]

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import bcrypt
@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import start_scaled
 from tests.oci import OCI_MANIFEST, digest_of, follow_pages, image_manifest, push_image
-from tests.server import PASSWORD, RunningRegistry, start
+from tests.server import PASSWORD, RunningRegistry, raw_request, start
 
 SECRET = "a-test-token-secret-of-enough-length-0123456789"
 ROBOT_TOKEN = "robot-static-token-value"
@@ -704,3 +704,86 @@ def test_one_token_from_the_first_challenge_pushes_and_reads_back(
         assert r.status_code == 201, r.text
         assert http.get(f"/v2/{repo}/manifests/v1").content == body
         assert http.get(f"/v2/{repo}/blobs/{layer_digest}").content == layer
+
+
+_CHALLENGE_PARAM = re.compile(r'([a-z]+)="([^"\\]*)"(?:,|$)')
+
+
+def _challenge(header: str) -> dict[str, str]:
+    """The parameters of a `Bearer` challenge, asserting it is well formed throughout."""
+    scheme, _, rest = header.partition(" ")
+    assert scheme == "Bearer", header
+    params = _CHALLENGE_PARAM.findall(rest)
+    assert ",".join(f'{k}="{v}"' for k, v in params) == rest, header
+    return dict(params)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ['a"b,c=d', "[", "a b", "x\\y", "", "host:port", "a/b"],
+    ids=["quote-comma", "open-bracket", "space", "backslash", "empty", "bad-port", "slash"],
+)
+def test_challenge_for_a_bad_host_is_one_that_works(
+    rbac_server: RunningRegistry, host: str
+) -> None:
+    """The `Host` is not copied into the challenge unless it is a host; instead the challenge
+    names the address the client connected to, where the token endpoint answers."""
+    repo = "team-b/app"  # anonymous may not pull it
+    r = raw_request(rbac_server, "GET", f"/v2/{repo}/tags/list", {"Host": host}, auth=False)
+    assert r.status == 401
+    params = _challenge(r.headers["www-authenticate"])
+    assert params == {
+        "realm": f"{rbac_server.url}/token",
+        "service": rbac_server.host,
+        "scope": f"repository:{repo}:pull",
+    }
+    with httpx.Client() as http:
+        token = http.get(
+            params["realm"],
+            params={"service": params["service"], "scope": params["scope"]},
+            headers=_basic("admin", PASSWORD),
+        ).json()["token"]
+    bearer = {"Host": host, "Authorization": f"Bearer {token}"}
+    r = raw_request(rbac_server, "GET", f"/v2/{repo}/tags/list", bearer)
+    assert r.status == 200, r.body
+    assert json.loads(r.body)["name"] == repo
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("registry.example.com", "registry.example.com"),
+        ("registry.example.com:5443", "registry.example.com:5443"),
+        ("10.0.0.1:80", "10.0.0.1:80"),
+        ("[2001:db8::1]:5000", "[2001:db8::1]:5000"),
+    ],
+)
+def test_challenge_keeps_a_good_host(
+    rbac_server: RunningRegistry, host: str, expected: str
+) -> None:
+    r = raw_request(rbac_server, "GET", "/v2/team-b/app/tags/list", {"Host": host}, auth=False)
+    assert _challenge(r.headers["www-authenticate"]) == {
+        "realm": f"http://{expected}/token",
+        "service": expected,
+        "scope": "repository:team-b/app:pull",
+    }
+
+
+def test_bad_forwarded_headers_fall_back(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    """Trusted or not, a forwarded host or scheme that is not one is not copied: the request's
+    own `Host` and scheme are used instead, and with neither usable, the configured service."""
+    server = start_registry("-trustforwarded")
+    bad = {"X-Forwarded-Host": 'evil"x, y', "X-Forwarded-Proto": 'javascript"'}
+    r = raw_request(server, "GET", "/v2/", bad, auth=False)
+    assert _challenge(r.headers["www-authenticate"]) == {
+        "realm": f"{server.url}/token",
+        "service": server.host,
+    }
+    served = start_registry("-trustforwarded", "-service", "registry.example.com")
+    r = raw_request(served, "GET", "/v2/", {**bad, "Host": "a b"}, auth=False)
+    assert _challenge(r.headers["www-authenticate"]) == {
+        "realm": "http://registry.example.com/token",
+        "service": "registry.example.com",
+    }

@@ -358,3 +358,18 @@ def test_body_in_thousands_of_tiny_pieces(client: httpx.Client, repo: str) -> No
     r = client.put(location, params={"digest": digest_of(data)})
     assert r.status_code == 201
     _blob_is(client, repo, data)
+
+
+@pytest.mark.parametrize(
+    "content_range",
+    [b"0-" + b"9" * 5000, b"9" * 5000 + b"-0", b"\xb2-9", b"0-\xb9"],
+    ids=["long-end", "long-start", "superscript-start", "superscript-end"],
+)
+def test_content_range_that_is_no_number_is_416(
+    client: httpx.Client, repo: str, content_range: bytes
+) -> None:
+    location = _start(client, repo)
+    r = client.patch(location, content=b"0123456789", headers={"Content-Range": content_range})
+    assert r.status_code == 416
+    assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
+    assert client.get(location).headers["Range"] == "0-0"  # nothing was taken

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from registry.coord.base import IndexNotReady
 from registry.coord.redis import RedisCoordinator
 from registry.model import paths
+from registry.model.blobs import CHECK_BATCH
 from registry.model.manifests import ManifestRef
 from registry.model.registry import Registry
 from registry.oci import mediatypes as mt
@@ -284,6 +285,38 @@ async def test_blob_links_come_from_the_index(
     assert not await index.linked("app", str(config))
     assert not await make_registry().blobs.linked("app", config)
     assert await storage.size(paths.layer_link("app", config)) is None
+
+
+async def test_many_links_are_checked_in_batches_from_the_index_or_storage(
+    make_registry: Callable[[], Registry], storage: HookedStorage
+) -> None:
+    """What a manifest PUT asks: the first blob of a list the repository does not hold. Ready,
+    the index answers (one round trip per batch); not ready, storage does, just as right."""
+    blobs = [Digest.of(str(i).encode()) for i in range(CHECK_BATCH * 2 + 5)]
+    worker = make_registry()
+    for digest in blobs:
+        await storage.write(paths.blob(digest), str(digest).encode())
+        await worker.blobs.link("app", digest)
+    missing = Digest.of(b"never linked")
+    storage_only = Digest.of(b"only in storage")
+    await storage.write(paths.blob(storage_only), b"only in storage")
+    await storage.write(paths.layer_link("app", storage_only), str(storage_only).encode())
+    index = worker.coord.index(STORE)
+    assert index is not None
+
+    await _rebuilt(worker)
+    await index.delete_link("app", str(storage_only))  # so the two sources disagree
+    assert await index.linked_many("app", []) == []
+    assert await worker.blobs.first_missing("app", blobs * 2) is None
+    assert await worker.blobs.first_missing("app", [*blobs, missing, storage_only]) == missing
+    assert await make_registry().blobs.first_missing("app", [*blobs, storage_only]) == storage_only
+
+    await _unbuilt(worker)
+    fresh = make_registry()  # knows no sizes: checks content too
+    assert await fresh.blobs.first_missing("app", [*blobs, storage_only]) is None
+    assert await fresh.blobs.first_missing("app", [*blobs, missing]) == missing
+    await storage.delete(paths.blob(blobs[-1]))  # linked, but its content is gone
+    assert await make_registry().blobs.first_missing("app", blobs) == blobs[-1]
 
 
 async def test_a_link_during_the_rebuild_is_not_lost(

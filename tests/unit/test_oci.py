@@ -12,7 +12,7 @@ from registry.oci import mediatypes as mt
 from registry.oci.digests import Digest
 from registry.oci.errors import DigestInvalid, ManifestInvalid, NameInvalid, TagInvalid
 from registry.oci.hashing import ResumableHash
-from registry.oci.manifests import parse_manifest
+from registry.oci.manifests import MAX_MANIFEST_DEPTH, parse_manifest
 from registry.oci.names import validate_name, validate_tag
 
 SHA = "a" * 64
@@ -39,6 +39,8 @@ def test_valid_digests_parse_and_print_back(text: str) -> None:
         f"sha256:../../{SHA[:58]}",  # traversal
         f"SHA256:{SHA}",
         f"sha512:{SHA}",  # wrong length for the algorithm
+        f"sha256:{SHA}\n",  # `$` alone would match before a final newline
+        f"\nsha256:{SHA}",
     ],
 )
 def test_invalid_digests_are_digest_invalid(text: str) -> None:
@@ -72,6 +74,8 @@ def test_valid_names(name: str) -> None:
         "a%2fb",
         "a" * 256,
         "a\x00b",
+        "a\n",  # `$` alone would match before a final newline
+        "a/b\n",
     ],
 )
 def test_invalid_names(name: str) -> None:
@@ -84,7 +88,9 @@ def test_valid_tags(tag: str) -> None:
     assert validate_tag(tag) == tag
 
 
-@pytest.mark.parametrize("tag", ["", ".x", "-x", "a" * 129, "a/b", "a:b", "..", "a b"])
+@pytest.mark.parametrize(
+    "tag", ["", ".x", "-x", "a" * 129, "a/b", "a:b", "..", "a b", "nl\n", "a\r\n", "\n"]
+)
 def test_invalid_tags(tag: str) -> None:
     with pytest.raises(TagInvalid):
         validate_tag(tag)
@@ -191,6 +197,37 @@ def test_invalid_manifests(body: bytes, content_type: str | None, message: str) 
     with pytest.raises(ManifestInvalid) as info:
         parse_manifest(body, content_type)
     assert message in info.value.message
+
+
+def _nested(levels: int) -> object:
+    """`levels` arrays and objects inside each other, starting with an object."""
+    value: object = "deepest"
+    for level in range(levels):
+        value = {"x": value} if level % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,  # the recursive parser would fail before it sees the missing "]"s
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        # Deeper than the bound, but shallow enough to parse: refused just the same.
+        json.dumps({**_image(), "annotations": {}, "x-extension": _nested(100)}).encode(),
+    ],
+    ids=["unclosed-arrays", "objects", "just-over"],
+)
+def test_deep_nesting_is_manifest_invalid(body: bytes) -> None:
+    with pytest.raises(ManifestInvalid) as info:
+        parse_manifest(body, mt.OCI_MANIFEST)
+    assert info.value.message == (
+        f"manifest nests arrays and objects more than {MAX_MANIFEST_DEPTH} levels deep"
+    )
+
+
+def test_nesting_up_to_the_bound_is_accepted() -> None:
+    doc = {**_image(), "x-extension": _nested(MAX_MANIFEST_DEPTH - 1)}
+    assert parse_manifest(json.dumps(doc).encode(), mt.OCI_MANIFEST).media_type == mt.OCI_MANIFEST
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
