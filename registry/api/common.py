@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from registry.api.numbers import whole_number
 from registry.auth.gate import Gate
 from registry.config.settings import Settings
 from registry.model.listing import Page
 from registry.model.registry import Registry
+from registry.numbers import whole_number
 from registry.oci.errors import PaginationInvalid
 from registry.oci.names import validate_name
 

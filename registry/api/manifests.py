@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import repository, services
-from registry.api.numbers import whole_number
 from registry.auth.scopes import Need
+from registry.numbers import whole_number
 from registry.observe import events
 from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import DigestInvalid, ManifestUnknown, PayloadTooLarge, TagInvalid

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry.api.numbers import whole_number
+from registry.numbers import whole_number
 from registry.oci.errors import RangeInvalid
 
 

@@ -14,6 +14,7 @@ from registry.config.builtin import with_flag_users
 from registry.config.manifests import load_manifests
 from registry.config.model import Manifests
 from registry.config.settings import ConfigError, RedisSettings, S3Settings, Settings
+from registry.numbers import whole_number
 from registry.observe.logs import FORMATS, LEVELS, default_format
 
 ENV_PREFIX = "SIMPLE_REGISTRY_"
@@ -209,9 +210,10 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
 
     lifetime_text = pick("tokentimeout")
     if lifetime_text is not None:
-        if not lifetime_text.isdigit():
+        parsed = whole_number(lifetime_text)
+        if parsed is None:
             raise ConfigError(f"-tokentimeout takes whole seconds, not {lifetime_text!r}")
-        lifetime = int(lifetime_text)
+        lifetime = parsed
     else:
         lifetime = web.token_timeout_seconds or 300
     if lifetime < 60:
@@ -339,6 +341,7 @@ def _read_secret_file(path: str, flag: str) -> str:
 
 def _check_addr(addr: str, flag: str = "-addr") -> None:
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    port_number = whole_number(port)
+    if not sep or port_number is None or port_number > 65535:
         raise ConfigError(f"{flag} must be HOST:PORT, not {addr!r}")
     del host

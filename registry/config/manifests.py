@@ -47,6 +47,7 @@ from registry.config.model import (
 )
 from registry.config.sections import type_name as _type_name
 from registry.config.settings import ConfigError, ConfigErrors
+from registry.numbers import whole_number
 
 # PyYAML ships no type hints; it is used only here, through this untyped handle.
 _yaml: Any = importlib.import_module("yaml")
@@ -714,7 +715,8 @@ def _configuration(
         addr = fields.text("addr")
         if addr is not None:
             _, sep, port = addr.rpartition(":")
-            if not sep or not port.isdigit() or int(port) > 65535:
+            port_number = whole_number(port)
+            if not sep or port_number is None or port_number > 65535:
                 fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
             changes["addr"] = addr
         secret = fields.secret("tokenSecret", environ)

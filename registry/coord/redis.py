@@ -50,6 +50,7 @@ from redis.exceptions import (
 
 from registry.coord.base import DEFAULT_SESSION_TTL, CoordinatorUnavailable, Index, LockTimeout
 from registry.coord.redis_index import RedisIndex
+from registry.numbers import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -419,13 +420,15 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     sentinels = []
     for entry in hosts.split(","):
         host, _, port = entry.rpartition(":")
-        if not host or not port.isdigit():
+        port_number = whole_number(port)
+        if not host or port_number is None:
             raise ValueError(f"sentinel address {entry!r} is not host:port")
-        sentinels.append((host, int(port)))
+        sentinels.append((host, port_number))
     db = parts[1] if len(parts) > 1 else "0"
-    if not db.isdigit():
+    db_number = whole_number(db)
+    if db_number is None:
         raise ValueError(f"database {db!r} is not a number")
-    return SentinelAddress(sentinels, parts[0], int(db), password)
+    return SentinelAddress(sentinels, parts[0], db_number, password)
 
 
 def connect(

@@ -36,6 +36,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
+from registry.numbers import whole_number
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
 from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
 from registry.storage.s3_uploads import (
@@ -303,7 +304,7 @@ class S3Driver:
             if not (isinstance(target, str) and target.startswith(DATA_PREFIX)):
                 raise ValueError(f"{target!r} is not a data key")
             _check_key(target)
-            if not str(metadata.get(META_SIZE, "")).isdigit():
+            if whole_number(str(metadata.get(META_SIZE, ""))) is None:
                 raise ValueError("no valid size")
         except ValueError as exc:  # not written by this registry: refuse to follow it
             raise StorageUnavailable(f"S3 object {key!r} is a broken alias: {exc}") from None

@@ -101,6 +101,10 @@ def test_cfgdir_from_environment_is_a_comma_list(tmp_path: Path) -> None:
     [
         (["-adminpwd", "pw", "-tokentimeout", "30"], "at least 60"),
         (["-adminpwd", "pw", "-tokentimeout", "soon"], "whole seconds"),
+        # Not ASCII digits, and beyond what int() takes: an error message, not a traceback.
+        (["-adminpwd", "pw", "-tokentimeout", "\u00b2"], "whole seconds"),
+        (["-adminpwd", "pw", "-tokentimeout", "9" * 5000], "whole seconds"),
+        (["-adminpwd", "pw", "-addr", "127.0.0.1:\u00b2"], "HOST:PORT"),
         (["-adminpwd", "pw", "-tokensecret", ""], "empty"),
         (["-adminpwd", "pw", "-tokenkeyfile", "/nonexistent/key.pem"], "no such file"),
     ],

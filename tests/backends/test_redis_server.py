@@ -188,7 +188,14 @@ def test_sentinel_urls(url: str, expected: tuple[object, ...] | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis+sentinel://a:26379", "redis+sentinel://a/svc", "redis+sentinel://a:26379/svc/x"]
+    "url",
+    [
+        "redis+sentinel://a:26379",
+        "redis+sentinel://a/svc",
+        "redis+sentinel://a:26379/svc/x",
+        "redis+sentinel://a:\u00b2/svc",  # a digit to str.isdigit, not to int()
+        "redis+sentinel://a:26379/svc/\u00b2",
+    ],
 )
 def test_bad_sentinel_urls(url: str) -> None:
     from registry.coord.redis import parse_sentinel_url

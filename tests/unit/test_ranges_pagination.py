@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from registry.api.numbers import MAX_DIGITS, whole_number
 from registry.api.ranges import parse_content_range, parse_range
 from registry.model.listing import paginate
+from registry.numbers import MAX_DIGITS, whole_number
 from registry.oci.errors import RangeInvalid
 
 

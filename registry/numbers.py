@@ -1,4 +1,5 @@
-"""Whole numbers from a request: `n`, `Range`, `Content-Range`, `Content-Length`.
+"""Whole numbers from outside: a request's `n`, `Range`, `Content-Range` and `Content-Length`,
+and the ports, databases, lifetimes and sizes of configuration and stored metadata.
 
 `str.isdigit` accepts more than ASCII digits (`"²".isdigit()` is true, and `int("²")` fails),
 and `int` accepts other scripts' digits, underscores and surrounding spaces, and refuses more
