@@ -131,6 +131,13 @@ class Lookup:
         tag reach both in the same order and the index agrees with storage afterwards."""
         return self._change_lock(f"tag:{name}:{tag}")
 
+    def manifest_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
+        """Held by a manifest's push across its revision and tag writes and by its delete
+        across the whole delete, so the two never interleave. Unlike `guard` it is taken with
+        storage alone too: there the race is between storage writes themselves. Always
+        taken before a tag's lock, never while holding one, so the two cannot deadlock."""
+        return self._coord.lock(f"manifest:{name}:{digest}", timeout=CHANGE_LOCK_WAIT)
+
     def link_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
         """As `guard`, around a blob link's change in storage and in the index."""
         return self._change_lock(f"link:{name}:{digest}")
