@@ -48,7 +48,9 @@ MISS = Miss.MISS
 
 _MARKERS = ("_manifests", "_layers")
 KNOWN_LIMIT = 10_000  # repositories this process remembers having added to the index
-CHANGE_LOCK_WAIT = 30.0  # a tag's or link's change is two small writes; longer means trouble
+# A tag's, link's or manifest's change is a few small writes; longer means trouble. (Redis
+# cuts any wait shorter, at one lock lease.)
+CHANGE_LOCK_WAIT = 30.0
 REBUILD_LOCK_WAIT = 0.5  # another worker holding the rebuild lock is rebuilding already
 REBUILD_PAUSE = 5.0  # seconds between attempts of one process, after one that did not finish
 
