@@ -366,6 +366,40 @@ async def test_an_acquire_unanswered_in_a_stall_leaves_no_lock(
             pass
 
 
+async def test_a_failed_renewal_is_retried_within_the_lease(
+    start_redis: Callable[..., RedisProcess],
+    make_coord: MakeCoord,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A holder's renewals are refused (its Redis user loses EVALSHA, as if Redis had failed
+    them) three times, then allowed again. With a 3 s lease renewed every second, a holder
+    that waited a whole interval after each failure would try again only after the lease
+    ran out; retrying soon renews it in time and keeps the lock."""
+    server = start_redis()
+    admin = Redis.from_url(server.url())
+    await admin.execute_command("ACL", "SETUSER", "holder", "on", ">pw", "~*", "&*", "+@all")
+    url = server.url().replace("redis://", "redis://holder:pw@")
+    coord = make_coord(url, lock_ttl=3.0)
+    key = f"{coord._prefix}lock:upload:x"
+    try:
+        with caplog.at_level(logging.WARNING, logger="registry.coord.redis"):
+            async with coord.lock("upload:x"):
+                await admin.execute_command("ACL", "SETUSER", "holder", "-evalsha")
+                for _ in range(1000):  # bounded poll: at most 10 s
+                    if caplog.text.count("could not renew the lock") >= 3:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("the renewals were not refused")
+                await admin.execute_command("ACL", "SETUSER", "holder", "+evalsha")
+                # Renewed again (a fresh lease) before the old one ran out.
+                while (ttl := await admin.pttl(key)) <= 2500:
+                    assert ttl > 0, "the lease ran out while the lock was held"
+                    await asyncio.sleep(0.01)
+    finally:
+        await admin.aclose()
+
+
 async def test_a_waiter_gives_up_after_one_lease(make_coord: MakeCoord) -> None:
     """A holder that keeps renewing a 300 ms lease: a waiter allowed 60 s gives up after
     about one lease (then a dead holder's lock would have expired), not after 60 s."""
