@@ -57,8 +57,9 @@ class S3Settings:
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str = field(repr=False)
-    # How long a lock outlives a worker that died holding it (it is renewed while held).
-    lock_lease_seconds: float = 60.0
+    # How long a lock outlives a worker that died holding it (it is renewed while held), and
+    # the longest a request waits for a lock someone else holds.
+    lock_lease_seconds: float = 15.0
     max_connections: int = 64  # per worker
     timeout_seconds: float = 5.0  # connecting, and each command
     key_prefix: str = "simple-registry:"

@@ -4,8 +4,18 @@ Every worker of every host that points at the same Redis (and prefix) agrees on 
 upload sessions. A lock is one key, `SET key token NX PX lease`: the random token names the
 owner, so release (a Lua script) deletes the key only while it still holds that token, and a
 holder whose lease ran out can never delete the lock someone else took since. While a lock is
-held a background task renews the lease every third of it, so a PATCH that streams gigabytes
-keeps its lock, and a holder that crashed blocks the others for one lease at most.
+held a background task renews the lease every third of it (and soon again after a renewal
+that failed), so a PATCH that streams gigabytes keeps its lock, and a holder that crashed
+blocks the others for one lease at most.
+
+A stalled Redis (paused, swapping, a slow failover) must not leave locks behind for a whole
+lease. A release that fails is retried in the background until Redis answers, so the lock is
+free as soon as Redis is back. An acquire whose answer never came may still be carried out
+when Redis resumes (it runs what it had buffered): that lock belongs to nobody, so it is
+deleted in the background too, as soon as it appears. Both give up once a lease has passed,
+when the lock has run out anyway. A waiter waits at most one lease: by then a dead holder's
+lock has expired, so a lock still held is one a live holder keeps renewing, and the request
+is better answered `503` now than after more waiting.
 
 Session records expire on their own after `session_ttl`; every put refreshes that.
 
@@ -55,7 +65,10 @@ from registry.numbers import whole_number
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "simple-registry:"
-DEFAULT_LOCK_TTL = 60.0
+DEFAULT_LOCK_TTL = 15.0
+# Retrying a renewal or a release that failed: first soon, then less often while Redis is away.
+RETRY_FIRST = 0.05
+RETRY_CAP = 1.0
 
 # Take the lock if it is free. A lock that already holds our token is ours too: that happens
 # when the reply to a first attempt was lost and the client retried.
@@ -177,8 +190,11 @@ class RedisCoordinator:
         self._where = where
         self._prefix = prefix
         self._session_ttl_ms = max(int(session_ttl * 1000), 1)
+        self._lock_ttl = lock_ttl
         self._lock_ttl_ms = max(int(lock_ttl * 1000), 1)
         self._renew_every = lock_ttl / 3
+        # Releases retried in the background; referenced here so they are not collected.
+        self._releasing: set[asyncio.Task[None]] = set()
         self._acquire_script = client.register_script(_ACQUIRE)
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
@@ -193,14 +209,10 @@ class RedisCoordinator:
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str, *, timeout: float = 30.0) -> AsyncIterator[None]:
+        """Wait at most `timeout`, and never longer than one lease (see the module)."""
         key = f"{self._prefix}lock:{name}"
         token = secrets.token_hex(16)
-        try:
-            await self._acquire(key, token, name, timeout)
-        except asyncio.CancelledError:
-            # The SET may have reached Redis before the cancellation: give back what may be ours.
-            await asyncio.shield(self._release(key, token, name, quiet=True))
-            raise
+        await self._acquire(key, token, name, min(timeout, self._lock_ttl))
         renewer = asyncio.create_task(self._renew(key, token, name))
         try:
             yield
@@ -215,49 +227,88 @@ class RedisCoordinator:
     async def _acquire(self, key: str, token: str, name: str, timeout: float) -> None:
         """Try, then back off from 1 ms doubling to 50 ms, until `timeout` runs out."""
         deadline = time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            with self._unavailable():
-                taken = await self._acquire_script(keys=[key], args=[token, self._lock_ttl_ms])
+        for delay in _backoff(0.001, 0.05):
+            try:
+                with self._unavailable():
+                    taken = await self._acquire_script(keys=[key], args=[token, self._lock_ttl_ms])
+            except BaseException:
+                # Cancelled or unanswered: the SET may have been carried out, or may still be
+                # when a stalled Redis resumes. Such a lock is nobody's; delete it when it shows.
+                self._release_later(key, token, name, until_deleted=True)
+                raise
             if taken == 1:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockTimeout(name)
             await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.05)
 
     async def _renew(self, key: str, token: str, name: str) -> None:
-        """Extend the lease every third of it for as long as the lock is held."""
+        """Extend the lease every third of it for as long as the lock is held; after a
+        failure, again soon (backing off), while the lease may still be running."""
+        delay = self._renew_every
+        retries = _backoff(RETRY_FIRST, RETRY_CAP)
         while True:
-            await asyncio.sleep(self._renew_every)
+            await asyncio.sleep(delay)
             try:
                 with self._unavailable():
                     renewed = await self._renew_script(keys=[key], args=[token, self._lock_ttl_ms])
             except CoordinatorUnavailable as exc:
-                # The lease may still be running; try again at the next interval.
-                log.warning("could not renew the lock %r: %s", name, exc)
+                log.warning("could not renew the lock %r, retrying: %s", name, exc)
+                delay = min(next(retries), self._renew_every)
                 continue
             if renewed != 1:
                 log.warning(
                     "lost the lock %r: its lease ran out and it is gone or held by another", name
                 )
                 return
+            delay = self._renew_every
+            retries = _backoff(RETRY_FIRST, RETRY_CAP)
 
-    async def _release(self, key: str, token: str, name: str, *, quiet: bool = False) -> None:
+    async def _release(self, key: str, token: str, name: str) -> None:
         """Owner-checked: never deletes a lock that someone else holds now.
 
-        A failure here is logged, not raised: the work under the lock is done (raising would
-        make a client retry a finished request), and the lease frees the lock soon anyway.
+        A failure here is not raised: the work under the lock is done (raising would make a
+        client retry a finished request). The release is retried in the background instead,
+        so the lock is free as soon as Redis answers again, not a lease later.
         """
         try:
-            with self._unavailable():
-                released = await self._release_script(keys=[key], args=[token])
+            released = await self._release_once(key, token)
         except CoordinatorUnavailable as exc:
-            log.warning("could not release the lock %r, its lease will free it: %s", name, exc)
+            log.warning("could not release the lock %r, retrying in the background: %s", name, exc)
+            self._release_later(key, token, name, until_deleted=False)
             return
-        if released != 1 and not quiet:
+        if released != 1:
             log.warning("the lock %r was no longer ours on release (its lease ran out)", name)
+
+    async def _release_once(self, key: str, token: str) -> int:
+        with self._unavailable():
+            return int(await self._release_script(keys=[key], args=[token]))
+
+    def _release_later(self, key: str, token: str, name: str, *, until_deleted: bool) -> None:
+        task = asyncio.create_task(self._retry_release(key, token, name, until_deleted))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _retry_release(self, key: str, token: str, name: str, until_deleted: bool) -> None:
+        """Release until Redis answers, or, `until_deleted`, until the release deleted the
+        key (an acquire that Redis may still carry out). Either way for one lease at most:
+        after that the lock has run out by itself."""
+        deadline = time.monotonic() + self._lock_ttl
+        for delay in _backoff(RETRY_FIRST, RETRY_CAP):
+            try:
+                released = await self._release_once(key, token)
+            except CoordinatorUnavailable:
+                pass
+            else:
+                if released == 1 or not until_deleted:
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if not until_deleted:
+                    log.warning("gave up releasing the lock %r; its lease has run out", name)
+                return
+            await asyncio.sleep(min(delay, remaining))
 
     # --- sessions
 
@@ -299,6 +350,10 @@ class RedisCoordinator:
             await self._redis.ping()
 
     async def close(self) -> None:
+        """Releases still being retried stop: their leases free those locks."""
+        for task in list(self._releasing):
+            task.cancel()
+        await asyncio.gather(*self._releasing, return_exceptions=True)
         await self._redis.aclose()
 
     @contextlib.contextmanager
@@ -328,6 +383,14 @@ class RedisCoordinator:
             if transient:
                 raise CoordinatorUnavailable(f"Redis at {self._where} refused: {exc}") from exc
             raise
+
+
+def _backoff(first: float, cap: float) -> Iterator[float]:
+    """Delays between tries: `first`, doubling, at most `cap`."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, cap)
 
 
 def _connection_options(socket_timeout: float) -> dict[str, Any]:

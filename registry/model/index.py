@@ -48,7 +48,9 @@ MISS = Miss.MISS
 
 _MARKERS = ("_manifests", "_layers")
 KNOWN_LIMIT = 10_000  # repositories this process remembers having added to the index
-CHANGE_LOCK_WAIT = 30.0  # a tag's or link's change is two small writes; longer means trouble
+# A tag's, link's or manifest's change is a few small writes; longer means trouble. (Redis
+# cuts any wait shorter, at one lock lease.)
+CHANGE_LOCK_WAIT = 30.0
 REBUILD_LOCK_WAIT = 0.5  # another worker holding the rebuild lock is rebuilding already
 REBUILD_PAUSE = 5.0  # seconds between attempts of one process, after one that did not finish
 
@@ -140,6 +142,13 @@ class Lookup:
         """Held around a tag's change in storage and in the index, so that two pushes of one
         tag reach both in the same order and the index agrees with storage afterwards."""
         return self._change_lock(f"tag:{name}:{tag}")
+
+    def manifest_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
+        """Held by a manifest's push across its revision and tag writes and by its delete
+        across the whole delete, so the two never interleave. Unlike `guard` it is taken with
+        storage alone too: there the race is between storage writes themselves. Always
+        taken before a tag's lock, never while holding one, so the two cannot deadlock."""
+        return self._coord.lock(f"manifest:{name}:{digest}", timeout=CHANGE_LOCK_WAIT)
 
     def link_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
         """As `guard`, around a blob link's change in storage and in the index."""

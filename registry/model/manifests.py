@@ -101,18 +101,26 @@ class Manifests:
         ref = ManifestRef(digest, manifest.media_type, len(body))
         if await self._storage.size(paths.blob(digest)) != len(body):
             await self._storage.write(paths.blob(digest), body)
-        await self._storage.write(paths.revision(name, digest), ref.encode())
-        await self._lookup.repository_added(name)
-        if manifest.subject is not None:
-            await self._storage.write(
-                paths.referrer(name, manifest.subject.digest, digest),
-                json.dumps(_referrer_descriptor(ref, manifest)).encode(),
-            )
-        if tag is not None:
-            async with self._lookup.guard(name, tag):
-                await self._storage.write(paths.tag(name, tag), ref.encode())
-                await self._lookup.tag_set(name, tag, ref.encode())
+        await self._link(name, ref, manifest, tag)
         return Stored(ref, manifest)
+
+    async def _link(self, name: str, ref: ManifestRef, manifest: Manifest, tag: str | None) -> None:
+        """Revision, referrer entry and tag, under the manifest's lock: a delete of the same
+        manifest runs wholly before (and the revision comes back) or after (and finds the
+        tag, which it removes), never in between, where it would leave a tag naming a
+        manifest that is gone."""
+        async with self._lookup.manifest_guard(name, ref.digest):
+            await self._storage.write(paths.revision(name, ref.digest), ref.encode())
+            await self._lookup.repository_added(name)
+            if manifest.subject is not None:
+                await self._storage.write(
+                    paths.referrer(name, manifest.subject.digest, ref.digest),
+                    json.dumps(_referrer_descriptor(ref, manifest)).encode(),
+                )
+            if tag is not None:
+                async with self._lookup.guard(name, tag):
+                    await self._storage.write(paths.tag(name, tag), ref.encode())
+                    await self._lookup.tag_set(name, tag, ref.encode())
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every blob and child manifest named must be in the repository; the first missing
@@ -137,25 +145,35 @@ class Manifests:
             )
 
     async def delete(self, name: str, reference: str) -> None:
-        """By tag: the tag goes. By digest: the manifest, its tags and its referrer entry go."""
+        """By tag: the tag goes. By digest: the manifest, its tags and its referrer entry go,
+        all under the manifest's lock (see `_link`)."""
         if not is_digest(reference):
             if not await self._delete_tag(name, validate_tag(reference)):
                 raise ManifestUnknown(detail={"reference": reference})
             return
         digest = Digest.parse(reference)
-        ref = await self.resolve(name, reference)
-        for tag, record in ((await self._lookup.tags(name)) or {}).items():
-            if ManifestRef.decode(record) == ref:
-                await self._delete_tag(name, tag)
-        subject = _subject_of(await self._storage.read(paths.blob(digest)))
-        if subject is not None:
-            await self._storage.delete(paths.referrer(name, subject, digest))
-        if not await self._storage.delete(paths.revision(name, digest)):
-            raise ManifestUnknown(detail={"reference": reference})
+        async with self._lookup.manifest_guard(name, digest):
+            ref = await self.resolve(name, reference)
+            for tag, record in ((await self._lookup.tags(name)) or {}).items():
+                if ManifestRef.decode(record) == ref:
+                    await self._delete_tag(name, tag, naming=ref)
+            subject = _subject_of(await self._storage.read(paths.blob(digest)))
+            if subject is not None:
+                await self._storage.delete(paths.referrer(name, subject, digest))
+            if not await self._storage.delete(paths.revision(name, digest)):
+                raise ManifestUnknown(detail={"reference": reference})
 
-    async def _delete_tag(self, name: str, tag: str) -> bool:
-        """The index forgets it first, so no request finds a tag that storage no longer has."""
+    async def _delete_tag(self, name: str, tag: str, *, naming: ManifestRef | None = None) -> bool:
+        """The index forgets it first, so no request finds a tag that storage no longer has.
+
+        With `naming`, only while the tag still names that manifest: a push may have moved
+        the tag to another manifest since the caller read it, and that push must stand.
+        """
         async with self._lookup.guard(name, tag):
+            if naming is not None:
+                record = await self._lookup.tag(name, tag)
+                if record is None or ManifestRef.decode(record) != naming:
+                    return False
             await self._lookup.tag_removed(name, tag)
             return await self._storage.delete(paths.tag(name, tag))
 

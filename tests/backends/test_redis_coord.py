@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 from redis.asyncio import Redis
@@ -160,8 +161,9 @@ async def test_release_never_deletes_another_owners_lock(
 
 
 async def test_lease_is_renewed_while_held(make_coord: MakeCoord, raw: Redis, prefix: str) -> None:
-    """A 300 ms lease held for 1 s: renewal (every 100 ms) keeps others out the whole time."""
-    worker1, worker2 = make_coord(lock_ttl=0.3), make_coord(lock_ttl=0.3)
+    """A 300 ms lease held for 1 s: renewal (every 100 ms) keeps others out the whole time.
+    (Worker 2's own lease is long, as a waiter gives up after one lease of its own.)"""
+    worker1, worker2 = make_coord(lock_ttl=0.3), make_coord()
     key = f"{prefix}lock:upload:x"
     async with worker1.lock("upload:x"):
         token = await raw.get(key)
@@ -261,6 +263,155 @@ async def test_unavailable_is_fast_and_recovers(
     assert await coord.get_session(SESSION) == b"c"
     async with coord.lock("upload:x", timeout=1):
         pass
+
+
+STALL_LOCKS = [f"tag:r:t{i}" for i in range(16)]
+STALL_LEASE = 10.0
+
+
+@dataclass
+class Stall:
+    """A private Redis to stall, a coordinator on it (10 s leases, 300 ms command timeout)
+    and a plain client to look at the lock keys."""
+
+    server: RedisProcess
+    coord: RedisCoordinator
+    raw: Redis
+    keys: list[str]
+
+    async def warm(self) -> None:
+        """Take and give back every lock at once: the pool then has a connection per lock
+        and the scripts are loaded, so in the stall each command goes out on a live one."""
+
+        async def once(name: str) -> None:
+            async with self.coord.lock(name, timeout=5):
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(once(name) for name in STALL_LOCKS))
+
+    async def until_gone(self) -> None:
+        """Bounded poll until no lock key is left. It fails as soon as a key still there has
+        used up half of its lease: only a lock that nobody releases gets that far."""
+        while True:
+            ttls = [await self.raw.pttl(key) for key in self.keys]
+            left = [ttl for ttl in ttls if ttl != -2]
+            if not left:
+                return
+            assert min(left) > STALL_LEASE * 1000 / 2, "a lock is left for its lease to free"
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def stall(
+    start_redis: Callable[..., RedisProcess], make_coord: MakeCoord
+) -> AsyncIterator[Stall]:
+    server = start_redis()
+    coord = make_coord(server.url(), socket_timeout=0.3, lock_ttl=STALL_LEASE)
+    raw = Redis.from_url(server.url())
+    rig = Stall(server, coord, raw, [f"{coord._prefix}lock:{name}" for name in STALL_LOCKS])
+    await rig.warm()
+    yield rig
+    await raw.aclose()
+
+
+async def test_releases_that_fail_in_a_stall_free_the_locks_when_redis_resumes(
+    stall: Stall, make_coord: MakeCoord
+) -> None:
+    """16 holders leave their blocks while Redis pauses its clients (`CLIENT PAUSE`, which
+    drops the commands of a client that hung up meanwhile): every release times out. When
+    Redis answers again the locks are gone at once, not when their lease runs out."""
+    leave = asyncio.Event()
+    entered = asyncio.Semaphore(0)
+
+    async def hold(name: str) -> None:
+        async with stall.coord.lock(name, timeout=5):
+            entered.release()
+            await leave.wait()
+
+    holders = [asyncio.create_task(hold(name)) for name in STALL_LOCKS]
+    for _ in holders:
+        await asyncio.wait_for(entered.acquire(), timeout=5)
+    assert await stall.raw.exists(*stall.keys) == len(stall.keys)
+    await stall.raw.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+    leave.set()
+    # Each release fails after socket_timeout; leaving the block does not raise.
+    await asyncio.wait_for(asyncio.gather(*holders), timeout=10)
+    await stall.until_gone()
+    other = make_coord(stall.server.url())
+    for name in STALL_LOCKS:
+        async with other.lock(name, timeout=0.5):
+            pass
+
+
+async def test_an_acquire_unanswered_in_a_stall_leaves_no_lock(
+    stall: Stall, make_coord: MakeCoord
+) -> None:
+    """16 requests try to lock while Redis is stopped and give up (503). Redis still runs
+    their SETs when it resumes: those locks belong to nobody and must go at once, not when
+    their lease runs out."""
+
+    async def try_lock(name: str) -> None:
+        with pytest.raises(CoordinatorUnavailable):
+            async with stall.coord.lock(name, timeout=5):
+                pytest.fail("locked while Redis was stopped")
+
+    with stall.server.stalled():
+        await asyncio.wait_for(
+            asyncio.gather(*(try_lock(name) for name in STALL_LOCKS)), timeout=10
+        )
+    await stall.until_gone()
+    other = make_coord(stall.server.url())
+    for name in STALL_LOCKS:
+        async with other.lock(name, timeout=0.5):
+            pass
+
+
+async def test_a_failed_renewal_is_retried_within_the_lease(
+    start_redis: Callable[..., RedisProcess],
+    make_coord: MakeCoord,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A holder's renewals are refused (its Redis user loses EVALSHA, as if Redis had failed
+    them) three times, then allowed again. With a 3 s lease renewed every second, a holder
+    that waited a whole interval after each failure would try again only after the lease
+    ran out; retrying soon renews it in time and keeps the lock."""
+    server = start_redis()
+    admin = Redis.from_url(server.url())
+    await admin.execute_command("ACL", "SETUSER", "holder", "on", ">pw", "~*", "&*", "+@all")
+    url = server.url().replace("redis://", "redis://holder:pw@")
+    coord = make_coord(url, lock_ttl=3.0)
+    key = f"{coord._prefix}lock:upload:x"
+    try:
+        with caplog.at_level(logging.WARNING, logger="registry.coord.redis"):
+            async with coord.lock("upload:x"):
+                await admin.execute_command("ACL", "SETUSER", "holder", "-evalsha")
+                for _ in range(1000):  # bounded poll: at most 10 s
+                    if caplog.text.count("could not renew the lock") >= 3:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("the renewals were not refused")
+                await admin.execute_command("ACL", "SETUSER", "holder", "+evalsha")
+                # Renewed again (a fresh lease) before the old one ran out.
+                while (ttl := await admin.pttl(key)) <= 2500:
+                    assert ttl > 0, "the lease ran out while the lock was held"
+                    await asyncio.sleep(0.01)
+    finally:
+        await admin.aclose()
+
+
+async def test_a_waiter_gives_up_after_one_lease(make_coord: MakeCoord) -> None:
+    """A holder that keeps renewing a 300 ms lease: a waiter allowed 60 s gives up after
+    about one lease (then a dead holder's lock would have expired), not after 60 s."""
+    worker1, worker2 = make_coord(lock_ttl=0.3), make_coord(lock_ttl=0.3)
+
+    async def wait_for_it() -> None:
+        async with worker2.lock("upload:x", timeout=60):
+            pytest.fail("got a lock that is held")
+
+    async with worker1.lock("upload:x"):
+        with pytest.raises(LockTimeout):
+            await asyncio.wait_for(wait_for_it(), timeout=10)
 
 
 async def test_a_server_that_does_not_answer_times_out(make_coord: MakeCoord) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends.conftest import RedisProcess
-from tests.oci import digest_of, error_codes, push_image
+from tests.oci import OCI_MANIFEST, digest_of, error_codes, image_manifest, push_image
 from tests.server import RunningRegistry, start
 
 
@@ -269,3 +269,67 @@ def test_worker_killed_mid_patch_leaves_a_usable_session(
     finally:
         survivor.stop()
         doomed.stop()
+
+
+def test_tag_pushes_after_a_redis_stall_do_not_wait_for_stale_locks(
+    start_redis: Callable[..., RedisProcess], tmp_path: Path
+) -> None:
+    """16 clients push their tag again and again; Redis stops meanwhile (until each client has
+    had a 503) and resumes. Pushes caught holding a lock could not release it, and Redis
+    carries out the lock SETs it had buffered when it resumes. Pushing the same tags again
+    must then succeed at once, not wait (30 s, then 503) for those locks' leases to run out:
+    the client allows 10 s."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    redis = start_redis()
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "c.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+        f"spec:\n  redis: {{url: '{redis.url()}', timeoutSeconds: 0.5}}\n"
+    )
+    server = start(tmp_path / "data", "-cfgdir", str(cfg))
+    try:
+        with server.client() as http, ThreadPoolExecutor(16) as pool:
+            template = json.loads(image_manifest(http, "r")[0])
+            bodies = [
+                json.dumps({**template, "annotations": {"n": str(i)}}).encode() for i in range(16)
+            ]
+
+            def push(i: int, timeout: float = 60) -> int:
+                return http.put(
+                    f"/v2/r/manifests/t{i}",
+                    content=bodies[i],
+                    headers={"Content-Type": OCI_MANIFEST},
+                    timeout=timeout,
+                ).status_code
+
+            stop, seen = threading.Event(), threading.Condition()
+            answers: dict[int, set[int]] = {i: set() for i in range(16)}
+
+            def keep_pushing(i: int) -> None:
+                while not stop.is_set():
+                    status = push(i)
+                    with seen:
+                        answers[i].add(status)
+                        seen.notify_all()
+
+            def each_had(status: int) -> bool:
+                return all(status in got for got in answers.values())
+
+            pushers = [pool.submit(keep_pushing, i) for i in range(16)]
+            try:
+                with seen:
+                    assert seen.wait_for(lambda: each_had(201), timeout=60)
+                with redis.stalled(), seen:
+                    assert seen.wait_for(lambda: each_had(503), timeout=60)
+            finally:
+                stop.set()
+                for pusher in pushers:
+                    pusher.result()
+            assert set().union(*answers.values()) == {201, 503}
+            assert list(pool.map(push, range(16), [10.0] * 16)) == [201] * 16
+    finally:
+        server.stop()
