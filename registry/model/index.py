@@ -140,8 +140,11 @@ class Lookup:
 
     def guard(self, name: str, tag: str) -> AbstractAsyncContextManager[None]:
         """Held around a tag's change in storage and in the index, so that two pushes of one
-        tag reach both in the same order and the index agrees with storage afterwards."""
-        return self._change_lock(f"tag:{name}:{tag}")
+        tag reach both in the same order and the index agrees with storage afterwards. Taken
+        with storage alone too: a delete by digest re-reads a tag under it and removes the tag
+        only if it still names the deleted manifest, which a push moving the tag at the same
+        moment must not slip between."""
+        return self._coord.lock(f"tag:{name}:{tag}", timeout=CHANGE_LOCK_WAIT)
 
     def manifest_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
         """Held by a manifest's push across its revision and tag writes and by its delete
@@ -151,13 +154,11 @@ class Lookup:
         return self._coord.lock(f"manifest:{name}:{digest}", timeout=CHANGE_LOCK_WAIT)
 
     def link_guard(self, name: str, digest: Digest) -> AbstractAsyncContextManager[None]:
-        """As `guard`, around a blob link's change in storage and in the index."""
-        return self._change_lock(f"link:{name}:{digest}")
-
-    def _change_lock(self, lock: str) -> AbstractAsyncContextManager[None]:
-        if self._index is None:  # storage alone: nothing to keep in step with it
+        """Held around a blob link's change in storage and in the index, so both change in
+        the same order; with storage alone there is nothing to keep in step with it."""
+        if self._index is None:
             return contextlib.nullcontext()
-        return self._coord.lock(lock, timeout=CHANGE_LOCK_WAIT)
+        return self._coord.lock(f"link:{name}:{digest}", timeout=CHANGE_LOCK_WAIT)
 
     async def link_added(self, name: str, digest: Digest) -> None:
         if self._index is not None:
