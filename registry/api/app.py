@@ -1,5 +1,6 @@
-"""The ASGI application: routes, error rendering, the API-version header, and the
-instrumentation around it (metrics, access log, request ids, health endpoints)."""
+"""The ASGI application: routes, error rendering, the API-version header, request bodies
+answered early or stalled, and the instrumentation around it (metrics, access log, request
+ids, health endpoints)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from registry.api import blobs, listing, manifests, metrics, token, uploads
+from registry.api.bodies import Bodies
 from registry.api.common import Services
 from registry.api.errors import HANDLERS
 from registry.api.headers import ProtocolHeaders
@@ -162,10 +164,11 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.services = Services(settings, registry, gate)
     app.state.health = health.Health(backends.checks)
     start_process()
-    return Observe(
-        ProtocolHeaders(app),
-        app.routes,
-        trust_forwarded=settings.trust_forwarded,
+    # Outermost: it holds back the end of early answers while it drains their bodies, so the
+    # access log and metrics inside it see the application's own answer and time.
+    return Bodies(
+        Observe(ProtocolHeaders(app), app.routes, trust_forwarded=settings.trust_forwarded),
+        idle_seconds=settings.body_timeout,
     )
 
 

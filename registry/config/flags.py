@@ -11,7 +11,7 @@ from pathlib import Path
 
 from registry.config import sections
 from registry.config.builtin import with_flag_users
-from registry.config.manifests import load_manifests
+from registry.config.manifests import MAX_BODY_TIMEOUT, load_manifests
 from registry.config.model import Manifests
 from registry.config.settings import ConfigError, RedisSettings, S3Settings, Settings
 from registry.numbers import whole_number
@@ -83,6 +83,12 @@ def serve_parser() -> argparse.ArgumentParser:
         "toketimeout",
         metavar="SECONDS",
         help="bearer token lifetime in seconds, at least 60 (default 300)",
+    )
+    add(
+        "bodytimeout",
+        metavar="SECONDS",
+        help="seconds a request body may pause before the request fails and frees what "
+        "it holds, such as its upload (default 60)",
     )
     add(
         "service",
@@ -219,6 +225,7 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     if lifetime < 60:
         raise ConfigError("the token lifetime must be at least 60 seconds (clients assume 60)")
 
+    body_timeout = _body_timeout(pick("bodytimeout"), web.body_timeout_seconds)
     trust = pick("trustforwarded")
     redis = _redis_settings(pick, manifests)
     s3 = _s3_settings(pick, manifests)
@@ -242,6 +249,7 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         token_secret=secret_text.encode() if secret_text is not None else None,
         token_key_file=Path(key_file) if key_file else None,
         token_lifetime=lifetime,
+        body_timeout=body_timeout,
         service=pick("service") or web.service,
         trust_forwarded=_env_bool(trust)
         if trust is not None
@@ -253,6 +261,19 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         log_level=log_level,
         log_format=log_format,
     )
+
+
+def _body_timeout(text: str | None, configured: float | None) -> float:
+    """`-bodytimeout` in seconds (fractions allowed), over `spec.web.bodyTimeout`."""
+    if text is None:
+        return configured or 60.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(f"-bodytimeout takes seconds, not {text!r}") from None
+    if not 0 < seconds <= MAX_BODY_TIMEOUT:
+        raise ConfigError(f"-bodytimeout must be above 0 and at most {MAX_BODY_TIMEOUT} seconds")
+    return seconds
 
 
 def _section_values(

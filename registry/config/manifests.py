@@ -63,6 +63,7 @@ SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
 NOT_BUILT = {"proxy": "the pull-through cache", "gc": "garbage collection"}
 ANONYMOUS = "anonymous"
 MIN_TOKEN_TIMEOUT = 60
+MAX_BODY_TIMEOUT = 3600  # seconds; a body that pauses longer is abandoned anyway
 
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -675,6 +676,7 @@ _WEB_FIELDS = (
     "tokenSecretFile",
     "tokenSecretEnv",
     "tokenTimeout",
+    "bodyTimeout",
     "ui",
     "certfile",
     "keyfile",
@@ -731,6 +733,15 @@ def _configuration(
                     f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
                 )
             changes["token_timeout_seconds"] = int(seconds)
+        body_timeout = fields.duration("bodyTimeout")
+        if body_timeout is not None:
+            if not 0 < body_timeout <= MAX_BODY_TIMEOUT:
+                fields.fail(
+                    "bodyTimeout",
+                    f"expected a duration above 0 and at most {MAX_BODY_TIMEOUT}s, "
+                    f"got {_describe_duration(fields.get('bodyTimeout'))}",
+                )
+            changes["body_timeout_seconds"] = body_timeout
         for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
             flag = fields.flag(key)
             if flag is not None:

@@ -91,6 +91,7 @@ class WebConfig:
     addr: str | None = None
     token_secret: str | None = field(default=None, repr=False)  # tokenSecret(File|Env)
     token_timeout_seconds: int | None = None
+    body_timeout_seconds: float | None = None
     ui: bool | None = None
     certfile: str | None = None
     keyfile: str | None = None

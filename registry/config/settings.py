@@ -81,6 +81,8 @@ class Settings:
     token_secret: bytes | None = field(default=None, repr=False)
     token_key_file: Path | None = None
     token_lifetime: int = 300
+    # Seconds a request body may go without a chunk arriving before the request fails.
+    body_timeout: float = 60.0
     # The token `service` (audience); None: the host the client used.
     service: str | None = None
     # Honour X-Forwarded-Proto/-Host when building the token realm (behind a proxy only).

@@ -78,6 +78,22 @@ def test_flags_beat_environment_and_yaml(tmp_path: Path) -> None:
     )
 
 
+def test_body_timeout_precedence(tmp_path: Path) -> None:
+    assert parse_serve(["-adminpwd", "pw"], environ={}).body_timeout == 60
+    cfg = _cfgdir(tmp_path, {"bodyTimeout": "1m30s"})
+    argv = ["-cfgdir", str(cfg), "-adminpwd", "pw"]
+    assert parse_serve(argv, environ={}).body_timeout == 90
+    env = {"SIMPLE_REGISTRY_BODYTIMEOUT": "30"}
+    assert parse_serve(argv, environ=env).body_timeout == 30
+    assert parse_serve([*argv, "-bodytimeout", "0.5"], environ=env).body_timeout == 0.5
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "4000", "nan"])
+def test_body_timeout_flag_errors(value: str) -> None:
+    with pytest.raises(ConfigError, match="-bodytimeout"):
+        parse_serve(["-adminpwd", "pw", "-bodytimeout", value], environ={})
+
+
 def test_cfgdir_from_environment_is_a_comma_list(tmp_path: Path) -> None:
     first = _cfgdir(tmp_path, {"addr": "127.0.0.1:7001"})
     second = tmp_path / "more"

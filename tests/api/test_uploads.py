@@ -314,16 +314,18 @@ def _raw_exchange(registry_server: RunningRegistry, head: str, body: bytes) -> b
         return answer.split(b"\r\n\r\n", 1)[0].lower()
 
 
-def test_an_error_before_the_body_was_read_closes_the_connection(
+def test_an_error_before_a_body_too_long_to_drain_closes_the_connection(
     registry_server: RunningRegistry, repo: str
 ) -> None:
-    """The server answers an unknown upload without reading the 1000 bytes promised, so the
-    connection cannot be reused: the answer must say so, or the client's next request on it
-    would be dropped."""
+    """The server answers an unknown upload without reading the 100 MiB promised, more than
+    it discards after an early answer, so the connection cannot be reused: the answer must
+    say so, or the client's next request on it would be dropped. (A shorter rest is read
+    and the connection kept: tests/api/test_early_answers.py.)"""
     parts = urlsplit(registry_server.url)
     head = (
         f"PATCH /v2/{repo}/blobs/uploads/{'0' * 32} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Authorization: {basic_header(registry_server)}\r\nContent-Length: 1000\r\n\r\n"
+        f"Authorization: {basic_header(registry_server)}\r\nContent-Length: {100 * 1024 * 1024}"
+        "\r\n\r\n"
     )
     answer = _raw_exchange(registry_server, head, b"x" * 10)
     assert answer.startswith(b"http/1.1 404")
