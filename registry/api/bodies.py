@@ -37,6 +37,7 @@ import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.numbers import whole_number
 from registry.oci.errors import BlobUploadInvalid
 
 # What may be read and discarded after an early answer. Most early answers come before the
@@ -58,8 +59,7 @@ def declared_length(scope: Scope) -> int | None:
         if name == b"transfer-encoding":
             return None
         if name == b"content-length":
-            text = value.strip()
-            return int(text) if text.isdigit() else 0
+            return whole_number(value.strip().decode("latin-1")) or 0
     return 0
 
 
