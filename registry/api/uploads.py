@@ -92,14 +92,15 @@ async def session(request: Request) -> Response:
     name = repository(request)
     svc = services(request)
     upload_id = request.path_params["upload_id"]
-    # Every step of an upload is pushing: the status GET and the cancelling DELETE are checked
-    # as POST (the seed wanted DELETE rights to cancel one's own upload). Only the principal
-    # who opened the session may continue it.
-    verb = "POST" if request.method in ("GET", "DELETE") else request.method
+    # Every step of an upload is pushing: the status GET (and HEAD, which is that status and
+    # nothing else, whatever its query says) and the cancelling DELETE are checked as POST (the
+    # seed wanted DELETE rights to cancel one's own upload). Only the principal who opened the
+    # session may continue it.
+    verb = "POST" if request.method in ("GET", "HEAD", "DELETE") else request.method
     principal = await svc.gate.require(request, Need("blobs", name, verb))
     uploads = svc.registry.uploads
 
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         found = await uploads.get(name, upload_id, principal.name)
         headers = _session_headers(name, found)
         return Response(status_code=204, headers=headers)

@@ -375,3 +375,39 @@ def test_content_range_that_is_no_number_is_416(
     assert r.status_code == 416
     assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
     assert client.get(location).headers["Range"] == "0-0"  # nothing was taken
+
+
+def test_head_of_a_session_is_its_status_and_never_commits_or_cancels(
+    client: httpx.Client, repo: str
+) -> None:
+    """HEAD answers like the status GET, whatever its query says: a `?digest=` on a HEAD neither
+    completes the upload (a right digest) nor discards it (a wrong one)."""
+    data = os.urandom(3000)
+    location = _start(client, repo)
+    assert client.patch(location, content=data).status_code == 202
+    for digest in (digest_of(data), digest_of(b"other")):
+        r = client.head(location, params={"digest": digest})
+        assert r.status_code == 204
+        assert r.headers["Range"] == f"0-{len(data) - 1}"
+        assert client.head(f"/v2/{repo}/blobs/{digest_of(data)}").status_code == 404
+    r = client.put(location, params={"digest": digest_of(data)})
+    assert r.status_code == 201
+    _blob_is(client, repo, data)
+
+
+def test_head_of_a_session_needs_push_rights_like_its_status(
+    client: httpx.Client, repo: str
+) -> None:
+    """A token that may only pull the repository cannot learn about, finish or destroy an upload
+    its user opened with push rights."""
+    data = b"pushed with push rights"
+    location = _start(client, repo)
+    assert client.patch(location, content=data).status_code == 202
+    token = client.get("/token", params={"scope": f"repository:{repo}:pull"}).json()["token"]
+    pull_only = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=str(client.base_url), timeout=60) as bare:
+        r = bare.head(location, params={"digest": digest_of(data)}, headers=pull_only)
+        assert r.status_code == 401
+        assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    assert client.get(location).headers["Range"] == f"0-{len(data) - 1}"
+    assert client.put(location, params={"digest": digest_of(data)}).status_code == 201
