@@ -95,7 +95,7 @@ class Manifests:
                 )
         else:
             digest = Digest.of(body)
-        manifest = parse_manifest(body, content_type)
+        manifest = await _parsed(body, content_type)
         await self._check_references(name, manifest)
 
         ref = ManifestRef(digest, manifest.media_type, len(body))
@@ -189,6 +189,18 @@ class Manifests:
         if artifact_type is not None:
             descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
         return descriptors
+
+
+# Parsing and validating a manifest near the 4 MiB cap takes a few hundred milliseconds; a
+# thread keeps the event loop answering other requests meanwhile. Small manifests (nearly all)
+# are parsed in place, where the hop to a thread would cost more than the parse.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+
+
+async def _parsed(body: bytes, content_type: str | None) -> Manifest:
+    if len(body) < PARSE_IN_THREAD_BYTES:
+        return parse_manifest(body, content_type)
+    return await asyncio.to_thread(parse_manifest, body, content_type)
 
 
 def _referrer_descriptor(ref: ManifestRef, manifest: Manifest) -> dict[str, Any]:
