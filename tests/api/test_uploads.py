@@ -217,6 +217,24 @@ def test_cancel(client: httpx.Client, repo: str) -> None:
     assert r.status_code == 404
 
 
+def test_head_on_a_session_is_its_status_and_changes_nothing(
+    client: httpx.Client, repo: str
+) -> None:
+    """HEAD is the status GET without a body: even with a digest that would complete the
+    upload, it neither completes nor cancels it."""
+    location = _start(client, repo)
+    assert client.patch(location, content=b"data").status_code == 202
+    r = client.head(location, params={"digest": digest_of(b"data")})
+    assert r.status_code == 204
+    assert r.headers["Range"] == "0-3"
+    assert r.headers["Location"] == location
+    assert client.head(f"/v2/{repo}/blobs/{digest_of(b'data')}").status_code == 404
+    assert client.get(location).headers["Range"] == "0-3"  # still open, nothing lost
+    r = client.put(location, params={"digest": digest_of(b"data")})
+    assert r.status_code == 201
+    _blob_is(client, repo, b"data")
+
+
 def test_mount_from_repository(client: httpx.Client, repo: str) -> None:
     data = os.urandom(1234)
     digest = push_blob(client, f"{repo}-src", data)
