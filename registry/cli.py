@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "serve":
             return _serve(rest)
         if command == "check-config":
-            from registry.config.check import check_config
+            from registry.check_config import check_config
 
             return check_config(rest)
         if command == "genhash":

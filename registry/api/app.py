@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from registry.api import blobs, listing, manifests, metrics, token, uploads
 from registry.api.bodies import Bodies
-from registry.api.common import Services
+from registry.api.common import Services, resource
 from registry.api.errors import HANDLERS
 from registry.api.headers import ProtocolHeaders
 from registry.auth.gate import Gate
@@ -44,22 +44,12 @@ ROUTES = [
     Route("/v2/", listing.ping, methods=["GET"], name="base"),
     Route("/v2/_catalog", listing.catalog, methods=["GET"], name="catalog"),
     Route(f"/v2/{NAME}/tags/list", listing.tags, methods=["GET"], name="tags"),
-    Route(
-        f"/v2/{NAME}/manifests/{{reference}}",
-        manifests.manifest,
-        methods=["GET", "PUT", "DELETE"],
-        name="manifest",
-    ),
-    Route(f"/v2/{NAME}/blobs/uploads/", uploads.start, methods=["POST"], name="upload_start"),
+    resource(f"/v2/{NAME}/manifests/{{reference}}", manifests.Manifest, name="manifest"),
+    resource(f"/v2/{NAME}/blobs/uploads/", uploads.UploadStart, name="upload_start"),
     # The same route without the trailing slash; one name, so one metrics label.
-    Route(f"/v2/{NAME}/blobs/uploads", uploads.start, methods=["POST"], name="upload_start"),
-    Route(
-        f"/v2/{NAME}/blobs/uploads/{{upload_id}}",
-        uploads.session,
-        methods=["GET", "PATCH", "PUT", "DELETE"],
-        name="upload",
-    ),
-    Route(f"/v2/{NAME}/blobs/{{digest}}", blobs.blob, methods=["GET", "DELETE"], name="blob"),
+    resource(f"/v2/{NAME}/blobs/uploads", uploads.UploadStart, name="upload_start"),
+    resource(f"/v2/{NAME}/blobs/uploads/{{upload_id}}", uploads.Upload, name="upload"),
+    resource(f"/v2/{NAME}/blobs/{{digest}}", blobs.Blob, name="blob"),
     Route(f"/v2/{NAME}/referrers/{{digest}}", listing.referrers, methods=["GET"], name="referrers"),
     Route("/livez", health.livez, methods=["GET"], name="livez"),
     Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
@@ -160,6 +150,7 @@ def create_app(settings: Settings) -> ASGIApp:
         InstrumentedStorage(backends.storage),
         InstrumentedCoordinator(backends.coord),
         backends.store,
+        redirect_seconds=_redirect_seconds(settings),
     )
     app.state.services = Services(settings, registry, gate)
     app.state.health = health.Health(backends.checks)
@@ -202,6 +193,13 @@ def _probe_writes(directory: Path | str) -> None:
             pass
     except OSError as exc:  # named after the directory, not the random file name
         raise OSError(exc.errno, exc.strerror, str(directory)) from None
+
+
+def _redirect_seconds(settings: Settings) -> int | None:
+    """How long the presigned URLs blob pulls are redirected to stay valid; None when pulls
+    are not redirected."""
+    s3 = settings.s3
+    return s3.redirect_seconds if s3 is not None and s3.redirect else None
 
 
 def _token_keys(settings: Settings, datadir: Path) -> TokenKeys:

@@ -2,29 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from registry.api.common import repository, services
 from registry.api.ranges import parse_range
 from registry.auth.scopes import Need
+from registry.model.blobs import Redirect
 from registry.observe import events
 from registry.oci.digests import Digest
-from registry.oci.errors import BlobUnknown
-from registry.storage.base import ObjectNotFound
 
 
-async def blob(request: Request) -> Response:
-    name = repository(request)
-    svc = services(request)
-    if request.method == "DELETE":
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What GET and HEAD both answer: the status, the headers and the bytes they describe."""
+
+    digest: Digest
+    status: int
+    headers: dict[str, str]
+    start: int
+    length: int
+
+
+class Blob(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        """The bytes, or a redirect to the store when the registry is configured for it (the
+        client sends its Range again there, and the store answers it the same way)."""
+        answer = await _described(request)
+        blobs = services(request).registry.blobs
+        found = await blobs.read(answer.digest, answer.start, answer.length)
+        if isinstance(found, Redirect):
+            headers = {"Location": found.url, "Docker-Content-Digest": str(answer.digest)}
+            return Response(status_code=307, headers=headers)
+        events.pulled("blob")
+        return StreamingResponse(found, status_code=answer.status, headers=answer.headers)
+
+    async def head(self, request: Request) -> Response:
+        """The headers of the GET, from the index and the size alone: the store is not read."""
+        answer = await _described(request)
+        return Response(status_code=answer.status, headers=answer.headers)
+
+    async def delete(self, request: Request) -> Response:
+        name = repository(request)
+        svc = services(request)
         await svc.gate.require(request, Need("blobs", name, "DELETE"))
         digest = Digest.parse(request.path_params["digest"])
         await svc.registry.blobs.unlink(name, digest)
         return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
 
+
+async def _described(request: Request) -> _Answer:
+    """The checks and headers of a GET or HEAD: the reader's right, the link, the range."""
+    name = repository(request)
+    svc = services(request)
     await svc.gate.require(request, Need.read("blobs", name, verb=request.method))
     digest = Digest.parse(request.path_params["digest"])
     size = await svc.registry.blobs.size(name, digest)
@@ -43,37 +76,4 @@ async def blob(request: Request) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(length)
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers)
-    s3 = svc.settings.s3
-    if s3 is not None and s3.redirect:
-        try:
-            url = await svc.registry.blobs.direct_url(digest, s3.redirect_seconds)
-        except ObjectNotFound:  # linked, but its content is gone from the store
-            raise BlobUnknown(detail={"digest": str(digest)}) from None
-        if url is not None:
-            # The client sends its Range again to S3, which answers it the same way.
-            redirect = {"Location": url, "Docker-Content-Digest": str(digest)}
-            return Response(status_code=307, headers=redirect)
-    chunks = svc.registry.blobs.stream(digest, start, length)
-    try:
-        # Storage answers before any header goes out: with the link and the size known from
-        # the index and memory, this read is the first time a pull asks the store, and a
-        # store that is away must give a 503, not a 200 cut short.
-        first = await anext(chunks, b"")
-    except ObjectNotFound:
-        raise BlobUnknown(detail={"digest": str(digest)}) from None
-    events.pulled("blob")
-    return StreamingResponse(_after(first, chunks), status_code=status, headers=headers)
-
-
-async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        if first:
-            yield first
-        async for chunk in rest:
-            yield chunk
-    finally:  # a client that went away: release the file or the S3 connection now
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()
+    return _Answer(digest, status, headers, start, length)

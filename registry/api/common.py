@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
+from starlette.routing import Route
 
 from registry.auth.gate import Gate
 from registry.config.settings import Settings
@@ -17,6 +19,8 @@ from registry.oci.errors import PaginationInvalid
 from registry.oci.names import validate_name
 
 MAX_PAGE = 10_000
+# The verbs a resource class may answer, each by the method of that name in lower case.
+VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,18 @@ class Services:
     settings: Settings
     registry: Registry
     gate: Gate
+
+
+def resource(path: str, endpoint: type[HTTPEndpoint], name: str) -> Route:
+    """A route to a class with one method per verb (`get`, `put`, ...), allowing exactly the
+    verbs it defines; HEAD comes with GET, answered by `head` or else by `get`.
+
+    The verbs are listed on the route too, not left to the class alone: a route that does not
+    take a verb only partly matches, so the router goes on to the next routes, and a 405 with
+    `Allow` is answered only when none takes it.
+    """
+    verbs = [verb for verb in VERBS if hasattr(endpoint, verb.lower())]
+    return Route(path, endpoint, methods=verbs, name=name)
 
 
 def services(request: Request) -> Services:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.common import repository, services
+from registry.api.common import Services, repository, services
 from registry.auth.scopes import Need
+from registry.model.manifests import ManifestRef
 from registry.numbers import whole_number
 from registry.observe import events
 from registry.oci.digests import Digest, is_digest
@@ -15,48 +17,67 @@ from registry.oci.manifests import MAX_MANIFEST_BYTES
 from registry.oci.names import validate_tag
 
 
-async def manifest(request: Request) -> Response:
+class Manifest(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        svc, ref = await _resolved(request)
+        content = await svc.registry.manifests.content(ref)
+        events.pulled("manifest")
+        return Response(content, headers=_described(ref))
+
+    async def head(self, request: Request) -> Response:
+        """The headers of the GET, without reading the manifest itself."""
+        _, ref = await _resolved(request)
+        return Response(headers=_described(ref))
+
+    async def put(self, request: Request) -> Response:
+        """Store a manifest under a tag or its digest; the reference is checked by the model,
+        which refuses an invalid one with 400 (TAG_INVALID or DIGEST_INVALID)."""
+        name, reference, svc = await _allowed(request)
+        content = await _read_limited(request, MAX_MANIFEST_BYTES)
+        media_type = request.headers.get("content-type")
+        stored = await svc.registry.manifests.put(name, reference, content, media_type)
+        events.pushed("manifest")
+        headers = {
+            "Location": f"/v2/{name}/manifests/{stored.ref.digest}",
+            "Docker-Content-Digest": str(stored.ref.digest),
+            "Content-Length": "0",
+        }
+        if stored.manifest.subject is not None:
+            headers["OCI-Subject"] = str(stored.manifest.subject.digest)
+        return Response(status_code=201, headers=headers)
+
+    async def delete(self, request: Request) -> Response:
+        name, reference, svc = await _allowed(request)
+        _must_name_a_manifest(reference)
+        await svc.registry.manifests.delete(name, reference)
+        return Response(status_code=202, headers={"Content-Length": "0"})
+
+
+async def _allowed(request: Request) -> tuple[str, str, Services]:
+    """The repository and reference, once the caller may use this verb on them (by tag, a
+    binding may be scoped to `name:tag`)."""
     name = repository(request)
     reference = request.path_params["reference"]
     svc = services(request)
-    manifests = svc.registry.manifests
     tag = None if is_digest(reference) else reference
-    need = Need("manifests", name, request.method, tag)
+    await svc.gate.require(request, Need("manifests", name, request.method, tag))
+    return name, reference, svc
 
-    if request.method in ("GET", "HEAD"):
-        await svc.gate.require(request, need)
-        _must_name_a_manifest(reference)
-        ref = await manifests.resolve(name, reference)
-        headers = {
-            "Docker-Content-Digest": str(ref.digest),
-            "Content-Type": ref.media_type,
-            "Content-Length": str(ref.size),
-            "ETag": f'"{ref.digest}"',
-        }
-        if request.method == "HEAD":
-            return Response(headers=headers)
-        content = await manifests.content(ref)
-        events.pulled("manifest")
-        return Response(content, headers=headers)
 
-    if request.method == "DELETE":
-        await svc.gate.require(request, need)
-        _must_name_a_manifest(reference)
-        await manifests.delete(name, reference)
-        return Response(status_code=202, headers={"Content-Length": "0"})
+async def _resolved(request: Request) -> tuple[Services, ManifestRef]:
+    """What a GET or HEAD names, once the caller may read it."""
+    name, reference, svc = await _allowed(request)
+    _must_name_a_manifest(reference)
+    return svc, await svc.registry.manifests.resolve(name, reference)
 
-    await svc.gate.require(request, need)
-    content = await _read_limited(request, MAX_MANIFEST_BYTES)
-    stored = await manifests.put(name, reference, content, request.headers.get("content-type"))
-    events.pushed("manifest")
-    headers = {
-        "Location": f"/v2/{name}/manifests/{stored.ref.digest}",
-        "Docker-Content-Digest": str(stored.ref.digest),
-        "Content-Length": "0",
+
+def _described(ref: ManifestRef) -> dict[str, str]:
+    return {
+        "Docker-Content-Digest": str(ref.digest),
+        "Content-Type": ref.media_type,
+        "Content-Length": str(ref.size),
+        "ETag": f'"{ref.digest}"',
     }
-    if stored.manifest.subject is not None:
-        headers["OCI-Subject"] = str(stored.manifest.subject.digest)
-    return Response(status_code=201, headers=headers)
 
 
 def _must_name_a_manifest(reference: str) -> None:

@@ -11,9 +11,9 @@ import hmac
 from datetime import UTC, datetime
 
 from registry.auth.credentials import VerifiedCredentials, token_fingerprint
+from registry.auth.rbac import allowed
 from registry.auth.scopes import ANONYMOUS, Need, Principal
 from registry.auth.tokens import Access
-from registry.config.explain import allowed
 from registry.config.model import Manifests
 
 DECISIONS = 50_000  # remembered RBAC answers per process

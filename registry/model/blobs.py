@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from registry.model import paths
 from registry.model.index import Lookup
 from registry.oci.digests import Digest
 from registry.oci.errors import BlobUnknown
-from registry.storage.base import StorageDriver
+from registry.storage.base import ObjectNotFound, StorageDriver
 
 SIZES_KEPT = 100_000  # about 15 MB of a worker's memory at most
 # Existence checks one manifest has in flight at once (one index round trip, or this many
@@ -22,10 +24,22 @@ CHECK_BATCH = 64
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Fetch the blob from `url` (a presigned store URL) instead of through the registry."""
+
+    url: str
+
+
 class Blobs:
-    def __init__(self, storage: StorageDriver, lookup: Lookup) -> None:
+    def __init__(
+        self, storage: StorageDriver, lookup: Lookup, redirect_seconds: int | None = None
+    ) -> None:
+        """`redirect_seconds`: send pulls to the store itself with URLs valid that long, where
+        the store can give them (see `StorageDriver.url_for`); None serves every byte here."""
         self._storage = storage
         self._lookup = lookup
+        self._redirect_seconds = redirect_seconds
         # Sizes by digest: content under a digest never changes, so a remembered size is
         # right for as long as the blob exists, and a blob is only ever deleted after every
         # link to it. A pull then costs one existence check (the link, from the index where
@@ -79,12 +93,25 @@ class Blobs:
                 self.remember(digest, size)
         return [ok and d not in absent for d, ok in zip(batch, links, strict=True)]
 
-    def stream(self, digest: Digest, start: int, length: int) -> AsyncIterator[bytes]:
-        return self._storage.stream(paths.blob(digest), start, length)
+    async def read(
+        self, digest: Digest, start: int, length: int
+    ) -> Redirect | AsyncIterator[bytes]:
+        """How a GET of a linked blob (whose size was checked) gets `length` bytes from
+        `start`: a redirect to the store, or the bytes.
 
-    async def direct_url(self, digest: Digest, expires: int) -> str | None:
-        """Where a client may fetch the blob itself (see `StorageDriver.url_for`)."""
-        return await self._storage.url_for(paths.blob(digest), expires)
+        The first chunk is read before this returns: with the link and the size known from
+        the index and memory, this is the first time a pull asks the store, and a store that
+        is away must give a 503 and a missing object a 404, not a 200 cut short.
+        """
+        key = paths.blob(digest)
+        with _content_of(digest):
+            if self._redirect_seconds is not None:
+                url = await self._storage.url_for(key, self._redirect_seconds)
+                if url is not None:
+                    return Redirect(url)
+            chunks = self._storage.stream(key, start, length)
+            first = await anext(chunks, b"")
+        return _prefetched(first, chunks)
 
     async def link(self, name: str, digest: Digest) -> None:
         async with self._lookup.link_guard(name, digest):
@@ -120,6 +147,28 @@ class Blobs:
                 await self.link(name, digest)
                 return True
         return False
+
+
+@contextlib.contextmanager
+def _content_of(digest: Digest) -> Iterator[None]:
+    """A blob that is linked but whose content is gone from the store (deleted behind the
+    registry's back) is as unknown to a client as one never pushed."""
+    try:
+        yield
+    except ObjectNotFound:
+        raise BlobUnknown(detail={"digest": str(digest)}) from None
+
+
+async def _prefetched(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:  # a client that went away: release the file or the S3 connection now
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def first_failing(

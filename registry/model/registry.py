@@ -12,13 +12,20 @@ from registry.storage.base import StorageDriver
 
 
 class Registry:
-    def __init__(self, storage: StorageDriver, coord: Coordinator, store: str) -> None:
+    def __init__(
+        self,
+        storage: StorageDriver,
+        coord: Coordinator,
+        store: str,
+        redirect_seconds: int | None = None,
+    ) -> None:
         """`store` names the storage (its bucket and prefix, or its directory) for the
-        coordinator's index."""
+        coordinator's index; `redirect_seconds`, when set, sends blob pulls to the store with
+        URLs valid that long (where the store gives them)."""
         self.storage = storage
         self.coord = coord
         self.lookup = Lookup(storage, coord, store)
-        self.blobs = Blobs(storage, self.lookup)
+        self.blobs = Blobs(storage, self.lookup, redirect_seconds)
         self.uploads = Uploads(storage, coord, self.blobs)
         self.manifests = Manifests(storage, self.blobs, self.lookup)
         self.listing = Listing(self.lookup)

@@ -2,13 +2,15 @@
 
 The client follows the redirect to moto's HTTP server, which serves the object (and ranges of
 it) the way S3 does. moto does not check signatures, so the tests check the URL's shape and
-host, and that the bytes that come back are the blob's.
+host, and that the bytes that come back are the blob's. The decision itself is the model's
+(`Blobs.read`), tested here on an S3 driver without the HTTP layer too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from registry.coord.local import LocalCoordinator
+from registry.model.blobs import Redirect
+from registry.model.registry import Registry
+from registry.oci.digests import Digest
+from registry.oci.errors import BlobUnknown
+from registry.storage.s3 import S3Driver
 from tests.conftest import new_bucket, start_scaled
 from tests.oci import digest_of
 from tests.server import RunningRegistry
@@ -102,6 +110,46 @@ def test_a_blob_whose_object_is_gone_is_unknown_not_redirected(
             assert r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
     finally:
         registry.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@pytest.mark.anyio
+async def test_the_model_redirects_only_when_configured(
+    make_s3_driver: Callable[..., S3Driver], s3_bucket: str, raw_s3: Any, tmp_path: Path
+) -> None:
+    """With `redirect_seconds` a read is a presigned URL valid that long; without, the bytes.
+    A process that did not write the blob asks S3 before signing, so an object deleted
+    behind the registry's back is BLOB_UNKNOWN rather than a URL that S3 would refuse."""
+    data = os.urandom(5000)
+    digest = Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
+
+    def registry(redirect_seconds: int | None) -> Registry:
+        coord = LocalCoordinator(tmp_path / "_coord")
+        return Registry(make_s3_driver(), coord, f"s3 {s3_bucket}", redirect_seconds)
+
+    await registry(None).uploads.monolithic("app", digest, _body(data))
+
+    streamed = await registry(None).blobs.read(digest, 0, len(data))
+    assert not isinstance(streamed, Redirect)
+    assert b"".join([chunk async for chunk in streamed]) == data
+
+    redirected = await registry(600).blobs.read(digest, 0, len(data))
+    assert isinstance(redirected, Redirect)
+    assert parse_qs(urlsplit(redirected.url).query)["X-Amz-Expires"] == ["600"]
+    async with httpx.AsyncClient(timeout=30) as plain:
+        assert (await plain.get(redirected.url)).content == data
+
+    await raw_s3.delete_object(Bucket=s3_bucket, Key=f"blobs/sha256/{digest.hex[:2]}/{digest.hex}")
+    with pytest.raises(BlobUnknown):
+        await registry(600).blobs.read(digest, 0, len(data))
 
 
 def _raw_s3(endpoint: str) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.config.explain import allowed, role_allows
+from registry.auth.rbac import allowed, role_allows
 from registry.config.manifests import load_manifests, manifest_files
 from registry.config.model import (
     Manifests,

@@ -1,8 +1,9 @@
 """The RBAC decision rule, as a pure function of the loaded manifests.
 
 `allowed` answers "may USER do VERB on RESOURCE of REPOSITORY (maybe by TAG)?" with the names of
-the bindings that grant it (empty: denied). It is what `check-config -explain` prints and what
-the request path asks. Differences from the seed project (marked FIX in the comments):
+the bindings that grant it (empty: denied). It is what the request path asks (through
+`Policy`) and what `check-config -explain` prints (registry/check_config.py). Differences from
+the seed project (marked FIX in the comments):
 
 - a role verb GET also allows HEAD;
 - for a request by tag, the scopes are searched in the repository name and ALSO in
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from registry.config.model import Manifests, Role
 
-ANONYMOUS = "anonymous"
 # What the request path checks, in the order `check-config -explain` shows them.
 EXPLAINED_RESOURCES = ("catalog", "tags", "blobs", "manifests")
 EXPLAINED_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -83,4 +83,4 @@ def allowed(
     return granted
 
 
-__all__ = ["ANONYMOUS", "EXPLAINED_RESOURCES", "EXPLAINED_VERBS", "allowed", "role_allows"]
+__all__ = ["EXPLAINED_RESOURCES", "EXPLAINED_VERBS", "allowed", "role_allows"]

@@ -2,8 +2,11 @@
 
     simple-registry check-config -cfgdir DIR [-cfgdir DIR2] [-explain USER REPO[:TAG]]
 
-The validation is `load_manifests`, the very one `serve` runs. Secrets (token values, password
-hashes, token secrets, upstream passwords) are never printed: only whether they are set.
+The validation is `load_manifests`, the very one `serve` runs, and the explanation is the RBAC
+rule the request path asks (`registry.auth.rbac`). A command, so it sits above both `config`
+and `auth`: `config` stays the lowest layer and imports nothing of `auth`. Secrets (token
+values, password hashes, token secrets, upstream passwords) are never printed: only whether
+they are set.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from registry.config.explain import EXPLAINED_RESOURCES, EXPLAINED_VERBS, allowed
+from registry.auth.rbac import EXPLAINED_RESOURCES, EXPLAINED_VERBS, allowed
 from registry.config.manifests import load_manifests, manifest_files
 from registry.config.model import Manifests
 from registry.config.settings import ConfigError
