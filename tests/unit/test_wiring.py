@@ -5,6 +5,7 @@ The scaled cases build against the real redis-server and moto S3 server of `scal
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -71,6 +72,34 @@ async def test_the_embedded_default_is_the_filesystem_and_local_coordination(
     await backends.registry.storage.write("probe", b"x")
     assert (tmp_path / "probe").read_bytes() == b"x"
     await backends.close()
+
+
+def test_the_api_imports_no_driver() -> None:
+    """Drivers are picked and built in `registry.wiring`; the API sees only their protocols."""
+    drivers = {
+        "registry.storage.filesystem",
+        "registry.storage.s3",
+        "registry.coord.local",
+        "registry.coord.redis",
+    }
+    found = {
+        (path.name, module)
+        for path in (ROOT / "registry" / "api").glob("*.py")
+        for module in _imports(path)
+        if module in drivers
+    }
+    assert found == set()
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at its top or inside a function."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules
 
 
 def test_the_embedded_default_never_imports_the_s3_or_redis_clients(tmp_path: Path) -> None:
