@@ -26,7 +26,6 @@ import socket
 import ssl
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event as EventType
@@ -78,13 +77,14 @@ def _serve_worker(
     hold_metrics_dir()
 
     from registry.api.app import create_app
+    from registry.wiring import build_services
 
     # Hypercorn reads 64 KiB at a time; layer uploads are megabytes, and every read costs a
     # trip through h11 and the ASGI queue. 1 MiB reads measured +10-20% on monolithic pushes.
     tcp_server.MAX_RECV = RECV_BYTES
 
     try:
-        application = create_app(settings)
+        application = create_app(build_services(settings))
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         raise ConfigError(f"cannot start a worker: {where}{exc.strerror}") from None
@@ -166,21 +166,6 @@ def _refuse_taken_port(config: Config) -> None:
         sock.close()
 
 
-def _share_token_secret(settings: Settings) -> Settings:
-    """With Redis and no configured key, the token secret lives in Redis: every worker of
-    every host must sign and verify with the same one."""
-    if settings.redis is None or settings.token_secret or settings.token_key_file:
-        return settings
-    from registry.coord.base import CoordinatorUnavailable
-    from registry.coord.redis import shared_secret
-
-    try:
-        secret = shared_secret(settings.redis.url, "token-secret", prefix=settings.redis.key_prefix)
-    except CoordinatorUnavailable as exc:
-        raise ConfigError(f"{exc} (or give -tokensecret)") from None
-    return replace(settings, token_secret=secret)
-
-
 @contextlib.contextmanager
 def metrics_directory() -> Iterator[None]:
     """This instance's private multiprocess metrics directory, removed when it stops."""
@@ -207,9 +192,9 @@ def serve(settings: Settings) -> int:
 
     Called within `metrics_directory()`, entered before anything imports prometheus_client.
     """
-    from registry.api.app import check_local_state
+    from registry.wiring import check_local_state, share_token_secret
 
-    settings = _share_token_secret(settings)
+    settings = share_token_secret(settings)
     check_local_state(settings)
     config = hypercorn_config(settings)
     _check_tls(config, settings)

@@ -18,13 +18,13 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from registry.api.app import build_backends
 from registry.config.settings import Settings
 from registry.coord.local import LocalCoordinator
 from registry.model.purge import Purged, purge_expired_uploads
 from registry.observe.exporter import sweep_metrics_dirs
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.tempfiles import Swept
+from registry.wiring import build_backends
 
 log = logging.getLogger("registry.startup")
 
@@ -71,7 +71,7 @@ def _clean_and_log(settings: Settings) -> None:
 
 
 async def clean(settings: Settings) -> Cleaned:
-    backends = build_backends(settings, settings.datadir.resolve())
+    backends = build_backends(settings)
     try:
         temp = Swept()
         if isinstance(backends.storage, FilesystemDriver):
@@ -81,6 +81,5 @@ async def clean(settings: Settings) -> Cleaned:
         metrics_dirs = sweep_metrics_dirs()
         uploads = await purge_expired_uploads(backends.storage, backends.coord)
     finally:
-        for close in backends.closers:
-            await close()
+        await backends.close()
     return Cleaned(temp, metrics_dirs, uploads)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -15,6 +15,7 @@ from registry.config.settings import Settings
 from registry.model.listing import Page
 from registry.model.registry import Registry
 from registry.numbers import whole_number
+from registry.observe.health import Health
 from registry.oci.errors import PaginationInvalid
 from registry.oci.names import validate_name
 
@@ -25,9 +26,14 @@ VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 @dataclass(frozen=True, slots=True)
 class Services:
+    """What the application runs on, built from the settings by `registry.wiring`: the API
+    receives its backends ready-made and never picks or builds a driver itself."""
+
     settings: Settings
     registry: Registry
     gate: Gate
+    health: Health  # the readiness checks of the storage and coordination in use
+    close: Callable[[], Awaitable[None]]  # releases their clients at shutdown
 
 
 def resource(path: str, endpoint: type[HTTPEndpoint], name: str) -> Route:

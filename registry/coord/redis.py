@@ -35,7 +35,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -61,6 +61,9 @@ from redis.exceptions import (
 from registry.coord.base import DEFAULT_SESSION_TTL, CoordinatorUnavailable, Index, LockTimeout
 from registry.coord.redis_index import RedisIndex
 from registry.numbers import whole_number
+
+if TYPE_CHECKING:
+    from registry.config.settings import RedisSettings
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +386,17 @@ class RedisCoordinator:
             if transient:
                 raise CoordinatorUnavailable(f"Redis at {self._where} refused: {exc}") from exc
             raise
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings) -> RedisCoordinator:
+        """The coordinator for the `redis` section; building it does not connect yet."""
+        return connect(
+            settings.url,
+            lock_ttl=settings.lock_lease_seconds,
+            max_connections=settings.max_connections,
+            socket_timeout=settings.timeout_seconds,
+            prefix=settings.key_prefix,
+        )
 
 
 def _backoff(first: float, cap: float) -> Iterator[float]:

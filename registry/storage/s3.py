@@ -26,7 +26,7 @@ import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from aiobotocore.config import AioConfig
@@ -48,6 +48,9 @@ from registry.storage.s3_uploads import (
     UploadState,
     data_key,
 )
+
+if TYPE_CHECKING:
+    from registry.config.settings import S3Settings
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
 READ_AHEAD = 4  # chunks a pull reads ahead of the client
@@ -901,6 +904,28 @@ class S3Driver:
                 async with self._call("AbortMultipartUpload"):
                     await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
+
+    @classmethod
+    def from_settings(cls, settings: S3Settings) -> S3Driver:
+        """The driver for the `storage.s3` section; building it does not reach S3 yet."""
+        return cls(
+            settings.bucket,
+            prefix=settings.prefix,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            path_style=settings.path_style,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            sse=settings.sse,
+            sse_kms_key_id=settings.sse_kms_key_id,
+            storage_class=settings.storage_class,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_attempts=settings.max_attempts,
+            max_pool_connections=settings.max_connections,
+            public_endpoint=settings.public_endpoint,
+            request_timeout=settings.request_timeout,
+        )
 
 
 def _is_tls(endpoint_url: str | None) -> bool:
