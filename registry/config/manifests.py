@@ -17,7 +17,6 @@ folders, duplicate names, invalid regexes and dangling references are all errors
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import os
@@ -45,9 +44,17 @@ from registry.config.model import (
     Upstream,
     User,
 )
-from registry.config.sections import type_name as _type_name
+from registry.config.serve_options import (
+    MAX_BODY_TIMEOUT,
+    MIN_TOKEN_TIMEOUT,
+    ServeOptions,
+    WebOptions,
+)
 from registry.config.settings import ConfigError, ConfigErrors
 from registry.numbers import whole_number
+from registry.options import type_name as _type_name
+from registry.options import unknown_field as _unknown_field
+from registry.options import yaml_keys
 
 # PyYAML ships no type hints; it is used only here, through this untyped handle.
 _yaml: Any = importlib.import_module("yaml")
@@ -62,8 +69,6 @@ SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
 # that nobody believes a setting took effect. Remove an entry when its feature exists.
 NOT_BUILT = {"proxy": "the pull-through cache", "gc": "garbage collection"}
 ANONYMOUS = "anonymous"
-MIN_TOKEN_TIMEOUT = 60
-MAX_BODY_TIMEOUT = 3600  # seconds; a body that pauses longer is abandoned anyway
 
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -232,15 +237,6 @@ class _At:
 
     def message(self, path: str, message: str) -> str:
         return f"{self}: {path}: {message}" if path else f"{self}: {message}"
-
-
-def _unknown_field(key: str, allowed: Sequence[str], hint: str | None) -> str:
-    if hint:
-        return hint
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    if close:
-        return f"unknown field (did you mean {close[0]!r}?)"
-    return "unknown field (expected one of: " + ", ".join(allowed) + ")"
 
 
 class _Fields:
@@ -670,19 +666,7 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
     )
 
 
-_WEB_FIELDS = (
-    "addr",
-    "tokenSecret",
-    "tokenSecretFile",
-    "tokenSecretEnv",
-    "tokenTimeout",
-    "bodyTimeout",
-    "ui",
-    "certfile",
-    "keyfile",
-    "trustForwardedHeaders",
-    "service",
-)
+_WEB_FIELDS = yaml_keys(WebOptions)
 _WEB_HINTS = {
     "certFile": "unknown field (the name is certfile, all lower case)",
     "keyFile": "unknown field (the name is keyfile, all lower case)",
@@ -784,7 +768,7 @@ def _configuration(
 
 
 _SPEC_FIELDS: dict[str, tuple[str, ...]] = {
-    "Configuration": ("dataDir", "web", *SECTIONS),
+    "Configuration": (*yaml_keys(ServeOptions), "web", *SECTIONS),
     "User": ("passwordHash", "groups"),
     "Role": ("resources", "verbs"),
     "RoleBinding": ("subjects", "roleRef", "scopes"),
