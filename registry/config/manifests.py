@@ -694,77 +694,94 @@ def _configuration(
         return
     current = loaded.configuration
     data_dir = spec.text("dataDir")
-    web = current.web
     fields = spec.mapping("web", _WEB_FIELDS, _WEB_HINTS)
+    web = current.web
     if fields is not None:
-        changes: dict[str, Any] = {}
-        addr = fields.text("addr")
-        if addr is not None:
-            _, sep, port = addr.rpartition(":")
-            port_number = whole_number(port)
-            if not sep or port_number is None or port_number > 65535:
-                fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
-            changes["addr"] = addr
-        secret = fields.secret("tokenSecret", environ)
-        if secret is not None:
-            changes["token_secret"] = secret
-        if fields.has("tokenTimeout"):
-            seconds = _duration(fields.get("tokenTimeout"))
-            if seconds is None or seconds != int(seconds) or seconds < MIN_TOKEN_TIMEOUT:
-                fields.fail(
-                    "tokenTimeout",
-                    f"expected whole seconds >= {MIN_TOKEN_TIMEOUT} or a duration such as "
-                    f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
-                )
-            changes["token_timeout_seconds"] = int(seconds)
-        body_timeout = fields.duration("bodyTimeout")
-        if body_timeout is not None:
-            if not 0 < body_timeout <= MAX_BODY_TIMEOUT:
-                fields.fail(
-                    "bodyTimeout",
-                    f"expected a duration above 0 and at most {MAX_BODY_TIMEOUT}s, "
-                    f"got {_describe_duration(fields.get('bodyTimeout'))}",
-                )
-            changes["body_timeout_seconds"] = body_timeout
-        for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
-            flag = fields.flag(key)
-            if flag is not None:
-                changes[attribute] = flag
-        if changes.get("ui"):
+        web = replace(web, **_web_changes(fields, environ))
+        if fields.flag("ui"):
             loaded.warnings.append(
                 f"{at}: spec.web.ui: the web UI is not built yet; this setting is ignored"
             )
-        for key in ("certfile", "keyfile", "service"):
-            text = fields.text(key)
-            if text is not None:
-                changes[key] = text
-        web = replace(web, **changes)
     sections = {name: dict(values) for name, values in current.sections.items()}
     for name in SECTIONS:
-        value = spec.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            spec.fail(name, f"expected a mapping, got {_type_name(value)}")
-        plain = _plain(at, spec.sub_path(name), value)
-        assert isinstance(plain, dict)
-        errors = typed_sections.check(name, plain)
-        for error in errors:
-            message = error.message
-            if error.allowed:
-                message = _unknown_field(error.path.rsplit(".", 1)[-1], error.allowed, None)
-            at.note(spec.sub_path(error.path), message)
-        if not errors:
-            sections.setdefault(name, {}).update(plain)
-        if name in NOT_BUILT:
-            loaded.warnings.append(
-                f"{at}: spec.{name}: {NOT_BUILT[name]} is not built yet; this section is ignored"
-            )
+        _section(at, spec, name, sections, loaded)
     loaded.configuration = Configuration(
         data_dir=data_dir if data_dir is not None else current.data_dir,
         web=web,
         sections=sections,
     )
+
+
+def _web_changes(fields: _Fields, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The `WebConfig` fields this document's `spec.web` sets (and only those: documents
+    merge field by field)."""
+    changes: dict[str, Any] = {
+        "addr": _web_addr(fields),
+        "token_secret": fields.secret("tokenSecret", environ),
+        "token_timeout_seconds": _token_timeout(fields),
+        "body_timeout_seconds": _body_timeout(fields),
+    }
+    for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
+        changes[attribute] = fields.flag(key)
+    for key in ("certfile", "keyfile", "service"):
+        changes[key] = fields.text(key)
+    return {attribute: value for attribute, value in changes.items() if value is not None}
+
+
+def _web_addr(fields: _Fields) -> str | None:
+    addr = fields.text("addr")
+    if addr is not None:
+        _, sep, port = addr.rpartition(":")
+        port_number = whole_number(port)
+        if not sep or port_number is None or port_number > 65535:
+            fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
+    return addr
+
+
+def _token_timeout(fields: _Fields) -> int | None:
+    if not fields.has("tokenTimeout"):
+        return None
+    seconds = _duration(fields.get("tokenTimeout"))
+    if seconds is None or seconds != int(seconds) or seconds < MIN_TOKEN_TIMEOUT:
+        fields.fail(
+            "tokenTimeout",
+            f"expected whole seconds >= {MIN_TOKEN_TIMEOUT} or a duration such as "
+            f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
+        )
+    return int(seconds)
+
+
+def _body_timeout(fields: _Fields) -> float | None:
+    body_timeout = fields.duration("bodyTimeout")
+    if body_timeout is not None and not 0 < body_timeout <= MAX_BODY_TIMEOUT:
+        fields.fail(
+            "bodyTimeout",
+            f"expected a duration above 0 and at most {MAX_BODY_TIMEOUT}s, "
+            f"got {_describe_duration(fields.get('bodyTimeout'))}",
+        )
+    return body_timeout
+
+
+def _section(
+    at: _At, spec: _Fields, name: str, sections: dict[str, dict[str, object]], loaded: _Loaded
+) -> None:
+    """Check one section of `spec` and merge it into `sections` (key by key) when valid."""
+    value = spec.get(name)
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        spec.fail(name, f"expected a mapping, got {_type_name(value)}")
+    plain = _plain(at, spec.sub_path(name), value)
+    assert isinstance(plain, dict)
+    errors = typed_sections.check(name, plain)
+    for error in errors:
+        at.note(spec.sub_path(error.path), error.message)
+    if not errors:
+        sections.setdefault(name, {}).update(plain)
+    if name in NOT_BUILT:
+        loaded.warnings.append(
+            f"{at}: spec.{name}: {NOT_BUILT[name]} is not built yet; this section is ignored"
+        )
 
 
 _SPEC_FIELDS: dict[str, tuple[str, ...]] = {

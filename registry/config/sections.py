@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from registry.config.serve_options import MetricsSettings
 from registry.coord.redis_options import RedisSettings
-from registry.options import SectionError, declared, section_errors, type_name
+from registry.options import SectionError, declared, section_errors, type_name, unknown_field
 from registry.storage.s3_options import S3Settings
 
 # `storage` holds one mapping per driver; the filesystem driver needs no section of its own.
@@ -31,9 +31,9 @@ def check(name: str, section: Mapping[str, object]) -> list[SectionError]:
         for driver, value in section.items():
             model = STORAGE_DRIVERS.get(driver)
             if model is None:
-                errors.append(
-                    SectionError(f"storage.{driver}", "unknown field", tuple(STORAGE_DRIVERS))
-                )
+                drivers = tuple(STORAGE_DRIVERS)
+                message = unknown_field(driver, drivers)
+                errors.append(SectionError(f"storage.{driver}", message, drivers))
             else:
                 errors += section_errors(f"storage.{driver}", value, model)
         return errors
