@@ -27,6 +27,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from registry.numbers import whole_number
+
 ENV_PREFIX = "SIMPLE_REGISTRY_"
 
 # Every options model: immutable (it ends up in `Settings`), unknown YAML keys refused, YAML
@@ -104,6 +106,7 @@ class Declared:
     low: float | None
     high: float | None
     env: bool
+    required: bool
 
     @property
     def env_name(self) -> str | None:
@@ -152,6 +155,7 @@ def declared(model: type[BaseModel]) -> Iterator[Declared]:
             low=low,
             high=high,
             env=bool(extra["env"]),
+            required=info.is_required(),
         )
 
 
@@ -285,6 +289,27 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
+def flag_value(opt: Declared, text: str) -> object:
+    """A flag's or variable's text as the option's type; ValueError saying what was expected
+    (the range is the model's to check)."""
+    if opt.kind is bool:
+        parsed = parse_bool(text)
+        if parsed is None:
+            raise ValueError(f"not a boolean: {text!r}")
+        return parsed
+    if opt.kind is int:
+        number = whole_number(text.strip())
+        if number is None:
+            raise ValueError(f"-{opt.flag} must be a whole number, not {text!r}")
+        return number
+    if opt.kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"-{opt.flag} must be a number, not {text!r}") from None
+    return text
+
+
 def type_doc(opt: Declared) -> str:
     """The docs' "type" cell of an option."""
     if opt.type_doc:
@@ -299,7 +324,7 @@ def default_doc(opt: Declared) -> str:
     """The docs' "default" cell of an option."""
     if opt.default_doc is not None:
         return opt.default_doc
-    if opt.default is None:
+    if opt.default is None or opt.required:
         return "—"
     if isinstance(opt.default, bool):
         return f"`{str(opt.default).lower()}`"

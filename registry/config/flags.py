@@ -11,6 +11,7 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -29,7 +30,16 @@ from registry.config.serve_options import (
 from registry.config.settings import ConfigError, RedisSettings, S3Settings, Settings
 from registry.coord.redis_options import SCHEMES, parse_sentinel_url
 from registry.numbers import whole_number
-from registry.options import ENV_PREFIX, Declared, add_flags, declared, default_of, flag_text
+from registry.options import (
+    ENV_PREFIX,
+    Declared,
+    add_flags,
+    declared,
+    default_of,
+    flag_text,
+    flag_value,
+    section_errors,
+)
 from registry.options import parse_bool as _parse_bool
 
 # In the order `serve -h` lists their flags.
@@ -42,6 +52,7 @@ OPTION_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 Pick = Callable[[str], str | None]
+M = TypeVar("M", bound=BaseModel)
 
 
 def _env_bool(value: str) -> bool:
@@ -245,8 +256,23 @@ def _flag_values(pick: Pick, model: type[BaseModel]) -> dict[str, object]:
     for opt in declared(model):
         text = pick(opt.flag) if opt.flag else None
         if text is not None:
-            values[opt.attr] = _env_bool(text) if opt.kind is bool else text
+            try:
+                values[opt.attr] = flag_value(opt, text)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
     return values
+
+
+def _built(model: type[M], values: dict[str, object]) -> M:
+    """The model from merged values; a value out of range (only a flag's can be: the loader
+    checked the YAML) is named by its flag."""
+    by_attr = {opt.attr: opt for opt in declared(model)}
+    as_yaml = {by_attr[attr].yaml or attr: value for attr, value in values.items()}
+    for problem in section_errors("", as_yaml, model, partial=False):
+        key = problem.path.lstrip(".")
+        flag = next((opt.flag for opt in by_attr.values() if opt.yaml == key), None)
+        raise ConfigError(f"-{flag or key}: {problem.message}")
+    return model(**values)
 
 
 def _s3_settings(pick: Pick, manifests: Manifests) -> S3Settings | None:
@@ -256,7 +282,7 @@ def _s3_settings(pick: Pick, manifests: Manifests) -> S3Settings | None:
         if values:
             raise ConfigError("S3 storage needs a bucket (-s3bucket or spec.storage.s3.bucket)")
         return None
-    return S3Settings(**values)  # type: ignore[arg-type]
+    return _built(S3Settings, values)
 
 
 def _redis_settings(pick: Pick, manifests: Manifests) -> RedisSettings | None:
@@ -265,13 +291,13 @@ def _redis_settings(pick: Pick, manifests: Manifests) -> RedisSettings | None:
     if not values.get("url"):
         return None
     _check_redis_url(str(values["url"]))
-    return RedisSettings(**values)  # type: ignore[arg-type]
+    return _built(RedisSettings, values)
 
 
 def _metrics_settings(pick: Pick, manifests: Manifests) -> tuple[bool, str | None]:
     """`spec.metrics` of the Configuration (`enabled`, `addr`), under `-metricsaddr`."""
     values = _section(manifests, "metrics", MetricsSettings) | _flag_values(pick, MetricsSettings)
-    metrics = MetricsSettings(**values)  # type: ignore[arg-type]
+    metrics = _built(MetricsSettings, values)
     addr = metrics.addr or None
     if addr is not None and not metrics.enabled:
         raise ConfigError("a metrics address is set but spec.metrics.enabled is false")
