@@ -56,12 +56,14 @@ def option(
     type_doc: str | None = None,
     default_doc: str | None = None,
     env: bool = True,
+    unit: str = "",
 ) -> Any:
     """One option: `yaml` is its key in its section (None: a flag only), `doc` its meaning in
     the docs' table; `flag` (with `aliases`, `metavar`, `help`) makes it a `serve` flag, read
     also from `SIMPLE_REGISTRY_<FLAG>` unless `env` is false; `switch` for a flag that takes no
     value; `ge`/`le` its range; `type_doc`/`default_doc` what the docs show when the Python
-    type or default says it badly. A secret never appears in a repr or a message."""
+    type or default says it badly; `unit` follows a value `check-config` shows. A secret never
+    appears in a repr, a message or `check-config`'s summary."""
     extra: dict[str, Any] = {
         "flag": flag,
         "aliases": list(aliases),
@@ -73,6 +75,7 @@ def option(
         "type_doc": type_doc,
         "default_doc": default_doc,
         "env": env,
+        "unit": unit,
     }
     return Field(
         default,
@@ -107,6 +110,7 @@ class Declared:
     high: float | None
     env: bool
     required: bool
+    unit: str
 
     @property
     def env_name(self) -> str | None:
@@ -156,6 +160,7 @@ def declared(model: type[BaseModel]) -> Iterator[Declared]:
             high=high,
             env=bool(extra["env"]),
             required=info.is_required(),
+            unit=str(extra.get("unit") or ""),
         )
 
 
@@ -308,6 +313,17 @@ def flag_value(opt: Declared, text: str) -> object:
         except ValueError:
             raise ValueError(f"-{opt.flag} must be a number, not {text!r}") from None
     return text
+
+
+def shown(opt: Declared, value: object) -> str:
+    """How `check-config` shows a value that is set: secrets only as "(set)"."""
+    if opt.secret:
+        return "(set)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}{opt.unit}"
+    return f"{value}{opt.unit}"
 
 
 def type_doc(opt: Declared) -> str:

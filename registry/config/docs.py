@@ -17,18 +17,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from registry.config.serve_options import MetricsSettings, ServeOptions, WebOptions
-from registry.coord.redis_options import RedisSettings
+from registry.config.sections import TYPED
+from registry.config.serve_options import ServeOptions, WebOptions
 from registry.options import Declared, declared, default_doc, type_doc
-from registry.storage.s3_options import S3Settings
 
 # Each options model, with where its YAML keys sit under a Configuration's `spec`.
 YAML_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("spec", ServeOptions),
     ("spec.web", WebOptions),
-    ("spec.redis", RedisSettings),
-    ("spec.storage.s3", S3Settings),
-    ("spec.metrics", MetricsSettings),
+    *((f"spec.{path}", model) for path, model in TYPED),
 )
 
 

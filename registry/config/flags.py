@@ -243,11 +243,7 @@ def _log_settings(pick: Pick) -> tuple[str, str]:
 
 def _section(manifests: Manifests, path: str, model: type[BaseModel]) -> dict[str, object]:
     """A merged Configuration section by attribute (the loader checked each part)."""
-    section: object = manifests.configuration.sections
-    for part in path.split("."):
-        section = (section.get(part) or {}) if isinstance(section, dict) else {}
-    assert isinstance(section, dict)
-    return sections.by_attribute(section, model)
+    return sections.by_attribute(sections.at_path(manifests.configuration.sections, path), model)
 
 
 def _flag_values(pick: Pick, model: type[BaseModel]) -> dict[str, object]:

@@ -22,6 +22,20 @@ from registry.storage.s3_options import S3Settings
 # `storage` holds one mapping per driver; the filesystem driver needs no section of its own.
 STORAGE_DRIVERS: dict[str, type[BaseModel]] = {"s3": S3Settings}
 MODELS: dict[str, type[BaseModel]] = {"redis": RedisSettings, "metrics": MetricsSettings}
+# Each typed section by its path under `spec`, in the order docs and summaries list them.
+TYPED: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("redis", RedisSettings),
+    ("storage.s3", S3Settings),
+    ("metrics", MetricsSettings),
+)
+
+
+def at_path(sections: Mapping[str, object], path: str) -> Mapping[str, object]:
+    """The merged section at a dotted path (`storage.s3`), empty when not given."""
+    section: object = sections
+    for part in path.split("."):
+        section = section.get(part) if isinstance(section, Mapping) else None
+    return section if isinstance(section, Mapping) else {}
 
 
 def check(name: str, section: Mapping[str, object]) -> list[SectionError]:
@@ -48,4 +62,13 @@ def by_attribute(section: Mapping[str, object], model: type[BaseModel]) -> dict[
     return {attrs[key]: value for key, value in section.items()}
 
 
-__all__ = ["MODELS", "STORAGE_DRIVERS", "SectionError", "by_attribute", "check", "type_name"]
+__all__ = [
+    "MODELS",
+    "STORAGE_DRIVERS",
+    "TYPED",
+    "SectionError",
+    "at_path",
+    "by_attribute",
+    "check",
+    "type_name",
+]

@@ -165,6 +165,7 @@ class WebOptions(BaseModel):
         help="bearer token lifetime in seconds, at least 60 (default 300)",
         ge=60,
         type_doc="whole seconds or duration",
+        unit="s",
     )
     body_timeout: float = option(
         60.0,
@@ -179,6 +180,7 @@ class WebOptions(BaseModel):
         "holds, such as its upload (default 60)",
         le=3600,
         type_doc="seconds or duration",
+        unit="s",
     )
     ui: bool = option(
         False,
