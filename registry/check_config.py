@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import TextIO
 
 from registry.auth.rbac import EXPLAINED_RESOURCES, EXPLAINED_VERBS, allowed
-from registry.config.manifests import load_manifests, manifest_files
-from registry.config.model import Manifests
+from registry.config import sections
+from registry.config.manifests import NOT_BUILT, load_manifests, manifest_files
+from registry.config.model import Configuration, Manifests
+from registry.config.serve_options import ServeOptions, WebOptions
 from registry.config.settings import ConfigError
+from registry.options import declared, shown
 
 ENV_CFGDIR = "SIMPLE_REGISTRY_CFGDIR"
 
@@ -82,38 +85,43 @@ def _names(title: str, items: Sequence[str]) -> list[str]:
     return lines
 
 
+# Where the loaded `Configuration` keeps an option whose name there differs from the option's.
+_LOADED_NAMES = {
+    "datadir": "data_dir",
+    "token_lifetime": "token_timeout_seconds",
+    "body_timeout": "body_timeout_seconds",
+    "trust_forwarded": "trust_forwarded_headers",
+}
+
+
+def _configuration_lines(config: Configuration) -> list[str]:
+    """Each option the manifests set, as its declaration says to show it (secrets as "(set)"),
+    then the sections of features not built yet by their keys."""
+    lines = []
+    for prefix, model, loaded in (("", ServeOptions, config), ("web.", WebOptions, config.web)):
+        for opt in declared(model):
+            value = getattr(loaded, _LOADED_NAMES.get(opt.attr, opt.attr), None)
+            if opt.yaml is not None and value is not None:
+                lines.append(f"  {prefix}{opt.yaml}: {shown(opt, value)}")
+    for path, section_model in sections.TYPED:
+        section = sections.at_path(config.sections, path)
+        for opt in declared(section_model):
+            if opt.yaml is not None and section.get(opt.yaml) is not None:
+                lines.append(f"  {path}.{opt.yaml}: {shown(opt, section[opt.yaml])}")
+    lines += [
+        f"  {name}: (keys: {', '.join(sorted(values)) or 'none'})"
+        for name, values in sorted(config.sections.items())
+        if name in NOT_BUILT
+    ]
+    return lines
+
+
 def summary(manifests: Manifests, dirs: Sequence[Path], file_count: int) -> str:
     """The human summary; names and facts only, never a secret."""
     folders = ", ".join(str(d) for d in dirs)
     lines = [f"configuration is valid: {file_count} file(s) in {folders}"]
-    config = manifests.configuration
-    web = config.web
-    settings = [
-        ("dataDir", config.data_dir),
-        ("web.addr", web.addr),
-        ("web.tokenSecret", None if web.token_secret is None else "(set)"),
-        (
-            "web.tokenTimeout",
-            None if web.token_timeout_seconds is None else f"{web.token_timeout_seconds}s",
-        ),
-        ("web.ui", None if web.ui is None else str(web.ui).lower()),
-        ("web.certfile", web.certfile),
-        ("web.keyfile", web.keyfile),
-        (
-            "web.trustForwardedHeaders",
-            None
-            if web.trust_forwarded_headers is None
-            else str(web.trust_forwarded_headers).lower(),
-        ),
-        ("web.service", web.service),
-    ]
-    set_settings = [f"  {key}: {value}" for key, value in settings if value is not None]
-    set_settings += [
-        f"  {name}: (keys: {', '.join(sorted(values)) or 'none'})"
-        for name, values in sorted(config.sections.items())
-    ]
     lines.append("configuration:")
-    lines += set_settings or ["  (defaults)"]
+    lines += _configuration_lines(manifests.configuration) or ["  (defaults)"]
     lines += _names(
         "users",
         [

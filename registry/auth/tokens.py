@@ -25,15 +25,17 @@ from typing import Any
 import jwt
 
 from registry.auth.keys import TokenKeys
+from registry.config.serve_options import MIN_TOKEN_TIMEOUT, WebOptions
 from registry.oci.names import is_valid_name
+from registry.options import default_of
 
 LEEWAY_SECONDS = 30
 """Tolerated clock skew for `exp`, `nbf` and `iat` between the issuer and whoever verifies."""
 
-MIN_LIFETIME_SECONDS = 60
+MIN_LIFETIME_SECONDS = MIN_TOKEN_TIMEOUT
 """Docker clients assume 60 s when `expires_in` is absent and refresh on that basis."""
 
-DEFAULT_LIFETIME_SECONDS = 300
+DEFAULT_LIFETIME_SECONDS: int = default_of(WebOptions, "token_lifetime")
 DEFAULT_REFRESH_LIFETIME_SECONDS = 7 * 24 * 3600
 
 _ACCESS_USE, _REFRESH_USE = "access", "refresh"

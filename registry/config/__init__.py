@@ -1,4 +1,5 @@
-"""Flags, environment variables and (later) YAML manifests into one immutable Settings."""
+"""Flags, environment variables and YAML manifests into one immutable `Settings`; each option
+is declared once, in an options model (see `registry.options`)."""
 
 from registry.config.settings import ConfigError, Settings
 

@@ -1,5 +1,8 @@
 """`serve` flags in the seed project's style: `-flag` or `--flag`, `SIMPLE_REGISTRY_<NAME>`
-environment fallbacks, and the precedence flag > environment > default.
+environment fallbacks, and the precedence flag > environment > YAML > default.
+
+Every flag is declared once, with its YAML key, default, range and help, in an options model
+(`OPTION_MODELS`); this module only applies the precedence and the checks that span options.
 """
 
 from __future__ import annotations
@@ -8,25 +11,56 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from registry.config import sections
 from registry.config.builtin import with_flag_users
-from registry.config.manifests import MAX_BODY_TIMEOUT, load_manifests
-from registry.config.model import Manifests
-from registry.config.settings import ConfigError, RedisSettings, S3Settings, Settings
+from registry.config.log_names import FORMATS, LEVELS, default_format
+from registry.config.manifests import load_manifests
+from registry.config.model import Manifests, WebConfig
+from registry.config.serve_options import (
+    MAX_BODY_TIMEOUT,
+    MIN_TOKEN_TIMEOUT,
+    MetricsSettings,
+    ServeOptions,
+    WebOptions,
+)
+from registry.config.settings import ConfigError, Settings
+from registry.coord.redis_options import SCHEMES, RedisSettings, parse_sentinel_url
 from registry.numbers import whole_number
-from registry.observe.logs import FORMATS, LEVELS, default_format
+from registry.options import (
+    ENV_PREFIX,
+    Declared,
+    add_flags,
+    declared,
+    default_of,
+    flag_text,
+    flag_value,
+    section_errors,
+)
+from registry.options import parse_bool as _parse_bool
+from registry.storage.s3_options import S3Settings
 
-ENV_PREFIX = "SIMPLE_REGISTRY_"
+# In the order `serve -h` lists their flags.
+OPTION_MODELS: tuple[type[BaseModel], ...] = (
+    ServeOptions,
+    WebOptions,
+    RedisSettings,
+    S3Settings,
+    MetricsSettings,
+)
+
+Pick = Callable[[str], str | None]
+M = TypeVar("M", bound=BaseModel)
 
 
 def _env_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "t", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "f", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"not a boolean: {value!r}")
+    parsed = _parse_bool(value)
+    if parsed is None:
+        raise ConfigError(f"not a boolean: {value!r}")
+    return parsed
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -36,130 +70,53 @@ def serve_parser() -> argparse.ArgumentParser:
         "(e.g. SIMPLE_REGISTRY_DATADIR); a flag on the command line wins over the variable.",
         allow_abbrev=False,
     )
-
-    def add(name: str, *aliases: str, **kwargs: object) -> None:
-        spellings = [f"-{name}", f"--{name}"]
-        for alias in aliases:
-            spellings += [f"-{alias}", f"--{alias}"]
-        parser.add_argument(*spellings, dest=name, **kwargs)  # type: ignore[arg-type]
-
-    add("addr", metavar="HOST:PORT", help="listen address (default 0.0.0.0:5000)")
-    add("datadir", metavar="DIR", help="data directory (default ./data)")
-    add("adminname", metavar="NAME", help="admin user name (default admin)")
-    add(
-        "adminpwd",
-        metavar="PASSWORD",
-        help="admin password (visible in the process list; prefer -adminpwdfile)",
-    )
-    add(
-        "adminpwdfile",
-        metavar="FILE",
-        help="file holding the admin password in clear; a trailing newline is stripped",
-    )
-    add(
-        "anonymous",
-        action="store_const",
-        const="true",
-        help="allow unauthenticated read/write when no admin password is set (unsafe)",
-    )
-    add("certfile", "cert", metavar="FILE", help="TLS certificate (PEM); HTTPS with -keyfile")
-    add("keyfile", "key", metavar="FILE", help="TLS private key (PEM)")
-    add("workers", metavar="N", help="worker processes (default 1)")
-    add(
-        "tokensecret",
-        metavar="SECRET",
-        help="secret that signs bearer tokens (HS256); "
-        "default: generated once and kept in the data directory (in Redis with -redisurl)",
-    )
-    add("tokensecretfile", metavar="FILE", help="file holding the token secret")
-    add(
-        "tokenkeyfile",
-        metavar="FILE",
-        help="PEM private key (RSA or EC) to sign bearer "
-        "tokens with RS256/ES256 instead of a shared secret",
-    )
-    add(
-        "tokentimeout",
-        "toketimeout",
-        metavar="SECONDS",
-        help="bearer token lifetime in seconds, at least 60 (default 300)",
-    )
-    add(
-        "bodytimeout",
-        metavar="SECONDS",
-        help="seconds a request body may pause before the request fails and frees what "
-        "it holds, such as its upload (default 60)",
-    )
-    add(
-        "service",
-        metavar="NAME",
-        help="the token service name (audience); default: the host clients use",
-    )
-    add(
-        "trustforwarded",
-        action="store_const",
-        const="true",
-        help="build the token realm from X-Forwarded-Proto/-Host and log the client "
-        "address from X-Forwarded-For (only behind a reverse proxy that sets them)",
-    )
-    add(
-        "redisurl",
-        metavar="URL",
-        help="Redis for upload sessions and locks shared by "
-        "workers on several hosts (redis://[:password@]host:port/db, rediss:// for TLS)",
-    )
-    add(
-        "s3bucket",
-        metavar="BUCKET",
-        help="keep blobs and metadata in this S3 bucket instead "
-        "of the data directory (credentials: the standard AWS variables or files)",
-    )
-    add("s3endpoint", metavar="URL", help="S3-compatible endpoint (MinIO, Ceph, R2, ...)")
-    add("s3region", metavar="REGION", help="S3 region")
-    add("s3prefix", metavar="PREFIX", help="key prefix inside the bucket")
-    add(
-        "s3pathstyle",
-        action="store_const",
-        const="true",
-        help="path-style S3 addressing "
-        "(http://endpoint/bucket/key), as MinIO and most S3-compatible stores want",
-    )
-    add(
-        "cfgdir",
-        metavar="DIR",
-        action="append",
-        help="folder of YAML manifests (repeatable; env: comma-separated list)",
-    )
-    add(
-        "metricsaddr",
-        metavar="HOST:PORT",
-        help="serve /metrics on this address only, without authentication (keep it off the "
-        "public network); default: /metrics on the main address, for authenticated users",
-    )
-    add("loglevel", metavar="LEVEL", help="debug, info (default), warning or error")
-    add(
-        "logformat",
-        metavar="FORMAT",
-        help="json (one object per line) or text; default: text on a terminal, else json",
-    )
+    for model in OPTION_MODELS:
+        add_flags(parser, model)
     return parser
+
+
+def _picker(argv: Sequence[str], env: Mapping[str, str]) -> Pick:
+    """`pick(flag)`: the flag's text from the command line, else from its variable."""
+    args = serve_parser().parse_args(list(argv))
+    flags = {opt.flag: opt for model in OPTION_MODELS for opt in declared(model) if opt.flag}
+
+    def pick(name: str) -> str | None:
+        return flag_text(args, env, flags[name])
+
+    return pick
 
 
 def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
     """Flags win over environment variables, which win over the manifests, then defaults."""
     env = os.environ if environ is None else environ
-    args = serve_parser().parse_args(list(argv))
-
-    def pick(name: str) -> str | None:
-        value = getattr(args, name)
-        if value is not None:
-            return str(value) if not isinstance(value, list) else ",".join(value)
-        return env.get(ENV_PREFIX + name.upper())
-
+    pick = _picker(argv, env)
     cfgdirs = tuple(Path(p) for p in (pick("cfgdir") or "").split(",") if p.strip())
     manifests = load_manifests(cfgdirs, env) if cfgdirs else Manifests()
-    web = manifests.configuration.web
+    manifests = _flag_users(pick, manifests, cfgdirs)
+    workers = _workers(pick("workers"))
+    web = _web_settings(pick, manifests.configuration.web)
+    redis = _redis_settings(pick, manifests)
+    s3 = _s3_settings(pick, manifests)
+    metrics_enabled, metrics_addr = _metrics_settings(pick, manifests)
+    log_level, log_format = _log_settings(pick)
+    datadir = pick("datadir") or manifests.configuration.data_dir
+    return Settings(
+        datadir=Path(datadir or default_of(ServeOptions, "datadir")),
+        workers=workers,
+        cfgdirs=cfgdirs,
+        manifests=manifests,
+        redis=redis,
+        s3=s3,
+        metrics_enabled=metrics_enabled,
+        metrics_addr=metrics_addr,
+        log_level=log_level,
+        log_format=log_format,
+        **web,  # type: ignore[arg-type]
+    )
 
+
+def _flag_users(pick: Pick, manifests: Manifests, cfgdirs: tuple[Path, ...]) -> Manifests:
+    """The manifests' users, plus the admin (and anonymous) that the flags define."""
     password = pick("adminpwd")
     password_file = pick("adminpwdfile")
     if password_file:
@@ -177,20 +134,33 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
             "no admin password: give -adminpwd, -adminpwdfile or SIMPLE_REGISTRY_ADMINPWD "
             "(or -anonymous to allow everyone read/write, which is unsafe)"
         )
-    manifests = with_flag_users(
-        manifests, pick("adminname") or "admin", password, anonymous and password is None
-    )
+    admin = pick("adminname") or default_of(ServeOptions, "adminname")
+    manifests = with_flag_users(manifests, admin, password, anonymous and password is None)
     if not manifests.users:
         raise ConfigError("the manifests define no User, so nobody could use the registry")
+    return manifests
 
-    workers_text = pick("workers") or "1"
+
+def _workers(text: str | None) -> int:
+    workers_option = _option(ServeOptions, "workers")
+    if text is None:
+        return int(workers_option.default)
     try:
-        workers = int(workers_text)
+        workers = int(text)
     except ValueError:
-        raise ConfigError(f"-workers must be a whole number, not {workers_text!r}") from None
-    if not 1 <= workers <= 256:
-        raise ConfigError("-workers must be between 1 and 256")
+        raise ConfigError(f"-workers must be a whole number, not {text!r}") from None
+    low, high = workers_option.low, workers_option.high
+    if low is not None and high is not None and not low <= workers <= high:
+        raise ConfigError(f"-workers must be between {low:g} and {high:g}")
+    return workers
 
+
+def _option(model: type[BaseModel], attr: str) -> Declared:
+    return next(opt for opt in declared(model) if opt.attr == attr)
+
+
+def _web_settings(pick: Pick, web: WebConfig) -> dict[str, object]:
+    """The `Settings` fields of `spec.web` and its flags: listening, TLS and tokens."""
     certfile = pick("certfile") or web.certfile
     keyfile = pick("keyfile") or web.keyfile
     if bool(certfile) != bool(keyfile):
@@ -198,10 +168,29 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     for path in (certfile, keyfile):
         if path and not Path(path).is_file():
             raise ConfigError(f"no such file: {path}")
-
-    addr = pick("addr") or web.addr or "0.0.0.0:5000"
+    addr = pick("addr") or web.addr or default_of(WebOptions, "addr")
     _check_addr(addr)
+    key_file = pick("tokenkeyfile")
+    if key_file and not Path(key_file).is_file():
+        raise ConfigError(f"no such file: {key_file}")
+    trust = pick("trustforwarded")
+    return {
+        "addr": addr,
+        "certfile": Path(certfile) if certfile else None,
+        "keyfile": Path(keyfile) if keyfile else None,
+        "token_secret": _token_secret(pick, web),
+        "token_key_file": Path(key_file) if key_file else None,
+        "token_lifetime": _token_lifetime(pick("tokentimeout"), web.token_timeout_seconds),
+        "body_timeout": _body_timeout(pick("bodytimeout"), web.body_timeout_seconds),
+        "service": pick("service") or web.service,
+        "trust_forwarded": _env_bool(trust)
+        if trust is not None
+        else bool(web.trust_forwarded_headers),
+    }
 
+
+def _token_secret(pick: Pick, web: WebConfig) -> bytes | None:
+    """`-tokensecret` or `-tokensecretfile`, over the secret of `spec.web`."""
     secret_text = pick("tokensecret")
     secret_file = pick("tokensecretfile")
     if secret_file:
@@ -210,63 +199,29 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         secret_text = web.token_secret
     if secret_text == "":
         raise ConfigError("the token secret is empty")
-    key_file = pick("tokenkeyfile")
-    if key_file and not Path(key_file).is_file():
-        raise ConfigError(f"no such file: {key_file}")
+    return secret_text.encode() if secret_text is not None else None
 
-    lifetime_text = pick("tokentimeout")
-    if lifetime_text is not None:
-        parsed = whole_number(lifetime_text)
+
+def _token_lifetime(text: str | None, configured: int | None) -> int:
+    """`-tokentimeout` in whole seconds, over `spec.web.tokenTimeout`."""
+    if text is not None:
+        parsed = whole_number(text)
         if parsed is None:
-            raise ConfigError(f"-tokentimeout takes whole seconds, not {lifetime_text!r}")
+            raise ConfigError(f"-tokentimeout takes whole seconds, not {text!r}")
         lifetime = parsed
     else:
-        lifetime = web.token_timeout_seconds or 300
-    if lifetime < 60:
-        raise ConfigError("the token lifetime must be at least 60 seconds (clients assume 60)")
-
-    body_timeout = _body_timeout(pick("bodytimeout"), web.body_timeout_seconds)
-    trust = pick("trustforwarded")
-    redis = _redis_settings(pick, manifests)
-    s3 = _s3_settings(pick, manifests)
-    metrics_enabled, metrics_addr = _metrics_settings(pick, manifests)
-    if metrics_addr is not None:
-        _check_addr(metrics_addr, "-metricsaddr")
-    log_level = (pick("loglevel") or "info").strip().lower()
-    if log_level not in LEVELS:
-        raise ConfigError(f"-loglevel must be one of {', '.join(LEVELS)}, not {log_level!r}")
-    log_format = (pick("logformat") or default_format()).strip().lower()
-    if log_format not in FORMATS:
-        raise ConfigError(f"-logformat must be json or text, not {log_format!r}")
-    return Settings(
-        addr=addr,
-        datadir=Path(pick("datadir") or manifests.configuration.data_dir or "./data"),
-        certfile=Path(certfile) if certfile else None,
-        keyfile=Path(keyfile) if keyfile else None,
-        workers=workers,
-        cfgdirs=cfgdirs,
-        manifests=manifests,
-        token_secret=secret_text.encode() if secret_text is not None else None,
-        token_key_file=Path(key_file) if key_file else None,
-        token_lifetime=lifetime,
-        body_timeout=body_timeout,
-        service=pick("service") or web.service,
-        trust_forwarded=_env_bool(trust)
-        if trust is not None
-        else bool(web.trust_forwarded_headers),
-        redis=redis,
-        s3=s3,
-        metrics_enabled=metrics_enabled,
-        metrics_addr=metrics_addr,
-        log_level=log_level,
-        log_format=log_format,
-    )
+        lifetime = configured or default_of(WebOptions, "token_lifetime")
+    if lifetime < MIN_TOKEN_TIMEOUT:
+        raise ConfigError(
+            f"the token lifetime must be at least {MIN_TOKEN_TIMEOUT} seconds (clients assume 60)"
+        )
+    return lifetime
 
 
 def _body_timeout(text: str | None, configured: float | None) -> float:
     """`-bodytimeout` in seconds (fractions allowed), over `spec.web.bodyTimeout`."""
     if text is None:
-        return configured or 60.0
+        return configured or default_of(WebOptions, "body_timeout")
     try:
         seconds = float(text)
     except ValueError:
@@ -276,72 +231,80 @@ def _body_timeout(text: str | None, configured: float | None) -> float:
     return seconds
 
 
-def _section_values(
-    path: str, section: object, fields: Mapping[str, sections.Field]
-) -> dict[str, object]:
-    """A merged Configuration section by Settings attribute (the loader checked each part)."""
-    try:
-        return sections.values(path, section, fields)
-    except sections.SectionError as error:
-        raise ConfigError(f"Configuration spec.{error.path}: {error.message}") from None
+def _log_settings(pick: Pick) -> tuple[str, str]:
+    """`-loglevel` and `-logformat` (flags and variables only)."""
+    log_level = (pick("loglevel") or default_of(ServeOptions, "log_level")).strip().lower()
+    if log_level not in LEVELS:
+        raise ConfigError(f"-loglevel must be one of {', '.join(LEVELS)}, not {log_level!r}")
+    log_format = (pick("logformat") or default_format()).strip().lower()
+    if log_format not in FORMATS:
+        raise ConfigError(f"-logformat must be {' or '.join(FORMATS)}, not {log_format!r}")
+    return log_level, log_format
 
 
-def _s3_settings(pick: Callable[[str], str | None], manifests: Manifests) -> S3Settings | None:
+def _section(manifests: Manifests, path: str, model: type[BaseModel]) -> dict[str, object]:
+    """A merged Configuration section by attribute (the loader checked each part)."""
+    return sections.by_attribute(sections.at_path(manifests.configuration.sections, path), model)
+
+
+def _flag_values(pick: Pick, model: type[BaseModel]) -> dict[str, object]:
+    """The model's options given as flags or variables, by attribute."""
+    values: dict[str, object] = {}
+    for opt in declared(model):
+        text = pick(opt.flag) if opt.flag else None
+        if text is not None:
+            try:
+                values[opt.attr] = flag_value(opt, text)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    return values
+
+
+def _built(model: type[M], values: dict[str, object]) -> M:
+    """The model from merged values; a value out of range (only a flag's can be: the loader
+    checked the YAML) is named by its flag."""
+    by_attr = {opt.attr: opt for opt in declared(model)}
+    as_yaml = {by_attr[attr].yaml or attr: value for attr, value in values.items()}
+    for problem in section_errors("", as_yaml, model, partial=False):
+        key = problem.path.lstrip(".")
+        flag = next((opt.flag for opt in by_attr.values() if opt.yaml == key), None)
+        raise ConfigError(f"-{flag or key}: {problem.message}")
+    return model(**values)
+
+
+def _s3_settings(pick: Pick, manifests: Manifests) -> S3Settings | None:
     """`-s3*` flags (and variables) over `spec.storage.s3` of the Configuration."""
-    section = manifests.configuration.sections.get("storage", {}).get("s3") or {}
-    values = _section_values("storage.s3", section, sections.S3_FIELDS)
-    for flag, name in (
-        ("s3bucket", "bucket"),
-        ("s3endpoint", "endpoint_url"),
-        ("s3region", "region"),
-        ("s3prefix", "prefix"),
-    ):
-        given = pick(flag)
-        if given is not None:
-            values[name] = given
-    path_style = pick("s3pathstyle")
-    if path_style is not None:
-        values["path_style"] = _env_bool(path_style)
+    values = _section(manifests, "storage.s3", S3Settings) | _flag_values(pick, S3Settings)
     if not values.get("bucket"):
         if values:
             raise ConfigError("S3 storage needs a bucket (-s3bucket or spec.storage.s3.bucket)")
         return None
-    return S3Settings(**values)  # type: ignore[arg-type]
+    return _built(S3Settings, values)
 
 
-def _redis_settings(
-    pick: Callable[[str], str | None], manifests: Manifests
-) -> RedisSettings | None:
+def _redis_settings(pick: Pick, manifests: Manifests) -> RedisSettings | None:
     """`-redisurl` (and its variable) over `spec.redis` of the Configuration."""
-    section = manifests.configuration.sections.get("redis", {})
-    values = _section_values("redis", section, sections.REDIS_FIELDS)
-    url = pick("redisurl")
-    if url is not None:
-        values["url"] = url
+    values = _section(manifests, "redis", RedisSettings) | _flag_values(pick, RedisSettings)
     if not values.get("url"):
         return None
     _check_redis_url(str(values["url"]))
-    return RedisSettings(**values)  # type: ignore[arg-type]
+    return _built(RedisSettings, values)
 
 
-def _metrics_settings(
-    pick: Callable[[str], str | None], manifests: Manifests
-) -> tuple[bool, str | None]:
+def _metrics_settings(pick: Pick, manifests: Manifests) -> tuple[bool, str | None]:
     """`spec.metrics` of the Configuration (`enabled`, `addr`), under `-metricsaddr`."""
-    section = manifests.configuration.sections.get("metrics", {})
-    values = _section_values("metrics", section, sections.METRICS_FIELDS)
-    enabled = values.get("enabled", True)
-    addr = pick("metricsaddr") or values.get("addr")
-    assert isinstance(enabled, bool) and (addr is None or isinstance(addr, str))
-    if addr is not None and not enabled:
+    values = _section(manifests, "metrics", MetricsSettings) | _flag_values(pick, MetricsSettings)
+    metrics = _built(MetricsSettings, values)
+    addr = metrics.addr or None
+    if addr is not None and not metrics.enabled:
         raise ConfigError("a metrics address is set but spec.metrics.enabled is false")
-    return enabled, addr or None
+    if addr is not None:
+        _check_addr(addr, "-metricsaddr")
+    return metrics.enabled, addr
 
 
 def _check_redis_url(url: str) -> None:
-    from registry.coord.redis import parse_sentinel_url
-
-    if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+    if not url.startswith(SCHEMES):
         raise ConfigError(
             "the Redis URL must start with redis://, rediss://, unix:// or redis+sentinel://"
         )
@@ -366,3 +329,6 @@ def _check_addr(addr: str, flag: str = "-addr") -> None:
     if not sep or port_number is None or port_number > 65535:
         raise ConfigError(f"{flag} must be HOST:PORT, not {addr!r}")
     del host
+
+
+__all__ = ["ENV_PREFIX", "OPTION_MODELS", "parse_serve", "serve_parser"]

@@ -17,7 +17,6 @@ folders, duplicate names, invalid regexes and dangling references are all errors
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import os
@@ -45,9 +44,17 @@ from registry.config.model import (
     Upstream,
     User,
 )
-from registry.config.sections import type_name as _type_name
+from registry.config.serve_options import (
+    MAX_BODY_TIMEOUT,
+    MIN_TOKEN_TIMEOUT,
+    ServeOptions,
+    WebOptions,
+)
 from registry.config.settings import ConfigError, ConfigErrors
 from registry.numbers import whole_number
+from registry.options import type_name as _type_name
+from registry.options import unknown_field as _unknown_field
+from registry.options import yaml_keys
 
 # PyYAML ships no type hints; it is used only here, through this untyped handle.
 _yaml: Any = importlib.import_module("yaml")
@@ -62,8 +69,6 @@ SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
 # that nobody believes a setting took effect. Remove an entry when its feature exists.
 NOT_BUILT = {"proxy": "the pull-through cache", "gc": "garbage collection"}
 ANONYMOUS = "anonymous"
-MIN_TOKEN_TIMEOUT = 60
-MAX_BODY_TIMEOUT = 3600  # seconds; a body that pauses longer is abandoned anyway
 
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -232,15 +237,6 @@ class _At:
 
     def message(self, path: str, message: str) -> str:
         return f"{self}: {path}: {message}" if path else f"{self}: {message}"
-
-
-def _unknown_field(key: str, allowed: Sequence[str], hint: str | None) -> str:
-    if hint:
-        return hint
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    if close:
-        return f"unknown field (did you mean {close[0]!r}?)"
-    return "unknown field (expected one of: " + ", ".join(allowed) + ")"
 
 
 class _Fields:
@@ -670,19 +666,7 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
     )
 
 
-_WEB_FIELDS = (
-    "addr",
-    "tokenSecret",
-    "tokenSecretFile",
-    "tokenSecretEnv",
-    "tokenTimeout",
-    "bodyTimeout",
-    "ui",
-    "certfile",
-    "keyfile",
-    "trustForwardedHeaders",
-    "service",
-)
+_WEB_FIELDS = yaml_keys(WebOptions)
 _WEB_HINTS = {
     "certFile": "unknown field (the name is certfile, all lower case)",
     "keyFile": "unknown field (the name is keyfile, all lower case)",
@@ -710,72 +694,17 @@ def _configuration(
         return
     current = loaded.configuration
     data_dir = spec.text("dataDir")
-    web = current.web
     fields = spec.mapping("web", _WEB_FIELDS, _WEB_HINTS)
+    web = current.web
     if fields is not None:
-        changes: dict[str, Any] = {}
-        addr = fields.text("addr")
-        if addr is not None:
-            _, sep, port = addr.rpartition(":")
-            port_number = whole_number(port)
-            if not sep or port_number is None or port_number > 65535:
-                fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
-            changes["addr"] = addr
-        secret = fields.secret("tokenSecret", environ)
-        if secret is not None:
-            changes["token_secret"] = secret
-        if fields.has("tokenTimeout"):
-            seconds = _duration(fields.get("tokenTimeout"))
-            if seconds is None or seconds != int(seconds) or seconds < MIN_TOKEN_TIMEOUT:
-                fields.fail(
-                    "tokenTimeout",
-                    f"expected whole seconds >= {MIN_TOKEN_TIMEOUT} or a duration such as "
-                    f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
-                )
-            changes["token_timeout_seconds"] = int(seconds)
-        body_timeout = fields.duration("bodyTimeout")
-        if body_timeout is not None:
-            if not 0 < body_timeout <= MAX_BODY_TIMEOUT:
-                fields.fail(
-                    "bodyTimeout",
-                    f"expected a duration above 0 and at most {MAX_BODY_TIMEOUT}s, "
-                    f"got {_describe_duration(fields.get('bodyTimeout'))}",
-                )
-            changes["body_timeout_seconds"] = body_timeout
-        for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
-            flag = fields.flag(key)
-            if flag is not None:
-                changes[attribute] = flag
-        if changes.get("ui"):
+        web = replace(web, **_web_changes(fields, environ))
+        if fields.flag("ui"):
             loaded.warnings.append(
                 f"{at}: spec.web.ui: the web UI is not built yet; this setting is ignored"
             )
-        for key in ("certfile", "keyfile", "service"):
-            text = fields.text(key)
-            if text is not None:
-                changes[key] = text
-        web = replace(web, **changes)
     sections = {name: dict(values) for name, values in current.sections.items()}
     for name in SECTIONS:
-        value = spec.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            spec.fail(name, f"expected a mapping, got {_type_name(value)}")
-        plain = _plain(at, spec.sub_path(name), value)
-        assert isinstance(plain, dict)
-        errors = typed_sections.check(name, plain)
-        for error in errors:
-            message = error.message
-            if error.allowed:
-                message = _unknown_field(error.path.rsplit(".", 1)[-1], error.allowed, None)
-            at.note(spec.sub_path(error.path), message)
-        if not errors:
-            sections.setdefault(name, {}).update(plain)
-        if name in NOT_BUILT:
-            loaded.warnings.append(
-                f"{at}: spec.{name}: {NOT_BUILT[name]} is not built yet; this section is ignored"
-            )
+        _section(at, spec, name, sections, loaded)
     loaded.configuration = Configuration(
         data_dir=data_dir if data_dir is not None else current.data_dir,
         web=web,
@@ -783,8 +712,80 @@ def _configuration(
     )
 
 
+def _web_changes(fields: _Fields, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The `WebConfig` fields this document's `spec.web` sets (and only those: documents
+    merge field by field)."""
+    changes: dict[str, Any] = {
+        "addr": _web_addr(fields),
+        "token_secret": fields.secret("tokenSecret", environ),
+        "token_timeout_seconds": _token_timeout(fields),
+        "body_timeout_seconds": _body_timeout(fields),
+    }
+    for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
+        changes[attribute] = fields.flag(key)
+    for key in ("certfile", "keyfile", "service"):
+        changes[key] = fields.text(key)
+    return {attribute: value for attribute, value in changes.items() if value is not None}
+
+
+def _web_addr(fields: _Fields) -> str | None:
+    addr = fields.text("addr")
+    if addr is not None:
+        _, sep, port = addr.rpartition(":")
+        port_number = whole_number(port)
+        if not sep or port_number is None or port_number > 65535:
+            fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
+    return addr
+
+
+def _token_timeout(fields: _Fields) -> int | None:
+    if not fields.has("tokenTimeout"):
+        return None
+    seconds = _duration(fields.get("tokenTimeout"))
+    if seconds is None or seconds != int(seconds) or seconds < MIN_TOKEN_TIMEOUT:
+        fields.fail(
+            "tokenTimeout",
+            f"expected whole seconds >= {MIN_TOKEN_TIMEOUT} or a duration such as "
+            f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
+        )
+    return int(seconds)
+
+
+def _body_timeout(fields: _Fields) -> float | None:
+    body_timeout = fields.duration("bodyTimeout")
+    if body_timeout is not None and not 0 < body_timeout <= MAX_BODY_TIMEOUT:
+        fields.fail(
+            "bodyTimeout",
+            f"expected a duration above 0 and at most {MAX_BODY_TIMEOUT}s, "
+            f"got {_describe_duration(fields.get('bodyTimeout'))}",
+        )
+    return body_timeout
+
+
+def _section(
+    at: _At, spec: _Fields, name: str, sections: dict[str, dict[str, object]], loaded: _Loaded
+) -> None:
+    """Check one section of `spec` and merge it into `sections` (key by key) when valid."""
+    value = spec.get(name)
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        spec.fail(name, f"expected a mapping, got {_type_name(value)}")
+    plain = _plain(at, spec.sub_path(name), value)
+    assert isinstance(plain, dict)
+    errors = typed_sections.check(name, plain)
+    for error in errors:
+        at.note(spec.sub_path(error.path), error.message)
+    if not errors:
+        sections.setdefault(name, {}).update(plain)
+    if name in NOT_BUILT:
+        loaded.warnings.append(
+            f"{at}: spec.{name}: {NOT_BUILT[name]} is not built yet; this section is ignored"
+        )
+
+
 _SPEC_FIELDS: dict[str, tuple[str, ...]] = {
-    "Configuration": ("dataDir", "web", *SECTIONS),
+    "Configuration": (*yaml_keys(ServeOptions), "web", *SECTIONS),
     "User": ("passwordHash", "groups"),
     "Role": ("resources", "verbs"),
     "RoleBinding": ("subjects", "roleRef", "scopes"),

@@ -1,5 +1,8 @@
 """The validated, immutable settings every other layer reads.
 
+Each option is declared once (`registry.config.serve_options` and the drivers' option
+modules); the defaults here are read from those declarations, not written again.
+
 Settings are built once in the CLI process and handed to each worker process; they are plain
 data so they pickle across the process boundary. No password is kept in clear: the admin
 password from the flags is bcrypt-hashed into a User before the settings object exists.
@@ -12,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.config.model import Manifests
+from registry.config.serve_options import ServeOptions, WebOptions
+from registry.coord.redis_options import RedisSettings
+from registry.options import default_of
+from registry.storage.s3_options import S3Settings
 
 
 class ConfigError(Exception):
@@ -28,50 +35,12 @@ class ConfigErrors(ConfigError):
 
 
 @dataclass(frozen=True, slots=True)
-class S3Settings:
-    """Where and how to reach the bucket; credentials default to the standard AWS chain."""
-
-    bucket: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    prefix: str = ""
-    path_style: bool = False
-    access_key: str | None = field(default=None, repr=False)
-    secret_key: str | None = field(default=None, repr=False)
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    storage_class: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    max_attempts: int = 3  # botocore's, counting the first try
-    # Bound on each S3 call of a request, retries included (more for calls that move bytes).
-    request_timeout: float = 10.0
-    max_connections: int = 64  # per worker
-    # Blob GETs answered with a 307 to a presigned URL, so the bytes flow from S3 directly.
-    redirect: bool = False
-    redirect_seconds: int = 1200
-    # The host clients reach S3 by, when it differs from `endpoint_url` (a CDN, a public name).
-    public_endpoint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RedisSettings:
-    url: str = field(repr=False)
-    # How long a lock outlives a worker that died holding it (it is renewed while held), and
-    # the longest a request waits for a lock someone else holds.
-    lock_lease_seconds: float = 15.0
-    max_connections: int = 64  # per worker
-    timeout_seconds: float = 5.0  # connecting, and each command
-    key_prefix: str = "simple-registry:"
-
-
-@dataclass(frozen=True, slots=True)
 class Settings:
-    addr: str = "0.0.0.0:5000"
-    datadir: Path = Path("./data")
+    addr: str = default_of(WebOptions, "addr")
+    datadir: Path = Path(default_of(ServeOptions, "datadir"))
     certfile: Path | None = None
     keyfile: Path | None = None
-    workers: int = 1
+    workers: int = default_of(ServeOptions, "workers")
     cfgdirs: tuple[Path, ...] = field(default_factory=tuple)
     # Users, roles, bindings and tokens: from the manifests, plus the admin (and anonymous)
     # that the flags define.
@@ -80,9 +49,9 @@ class Settings:
     # a secret is generated once and kept in the data directory.
     token_secret: bytes | None = field(default=None, repr=False)
     token_key_file: Path | None = None
-    token_lifetime: int = 300
+    token_lifetime: int = default_of(WebOptions, "token_lifetime")
     # Seconds a request body may go without a chunk arriving before the request fails.
-    body_timeout: float = 60.0
+    body_timeout: float = default_of(WebOptions, "body_timeout")
     # The token `service` (audience); None: the host the client used.
     service: str | None = None
     # Honour X-Forwarded-Proto/-Host when building the token realm (behind a proxy only).
@@ -98,9 +67,12 @@ class Settings:
     metrics_enabled: bool = True
     metrics_addr: str | None = None
     # Log level (debug, info, warning, error) and format (json, text).
-    log_level: str = "info"
+    log_level: str = default_of(ServeOptions, "log_level")
     log_format: str = "json"
 
     @property
     def tls(self) -> bool:
         return self.certfile is not None and self.keyfile is not None
+
+
+__all__ = ["ConfigError", "ConfigErrors", "RedisSettings", "S3Settings", "Settings"]

@@ -34,9 +34,8 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -60,10 +59,10 @@ from redis.exceptions import (
 
 from registry.coord.base import DEFAULT_SESSION_TTL, CoordinatorUnavailable, Index, LockTimeout
 from registry.coord.redis_index import RedisIndex
-from registry.numbers import whole_number
+from registry.coord.redis_options import parse_sentinel_url
 
 if TYPE_CHECKING:
-    from registry.config.settings import RedisSettings
+    from registry.coord.redis_options import RedisSettings
 
 log = logging.getLogger(__name__)
 
@@ -468,44 +467,6 @@ def shared_secret(url: str, name: str, *, prefix: str = DEFAULT_PREFIX, size: in
     if not isinstance(value, bytes) or not value:
         raise CoordinatorUnavailable(f"Redis at {_describe(url)} lost the {name}")
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class SentinelAddress:
-    """`redis+sentinel://[:password@]host:port[,host:port…]/service[/db]`."""
-
-    sentinels: list[tuple[str, int]]
-    service: str
-    db: int
-    password: str | None
-
-
-def parse_sentinel_url(url: str) -> SentinelAddress | None:
-    """The Sentinel form of a Redis URL, or None for a plain `redis://`/`rediss://` URL."""
-    if not url.startswith("redis+sentinel://"):
-        return None
-    rest = url[len("redis+sentinel://") :]
-    credentials, _, rest = rest.rpartition("@")
-    password = unquote(credentials.partition(":")[2]) or None if credentials else None
-    hosts, _, path = rest.partition("/")
-    parts = [p for p in path.split("/") if p]
-    if not hosts or not parts:
-        raise ValueError(
-            "a Sentinel URL names its sentinels and the service: "
-            "redis+sentinel://host:26379,host2:26379/mymaster/0"
-        )
-    sentinels = []
-    for entry in hosts.split(","):
-        host, _, port = entry.rpartition(":")
-        port_number = whole_number(port)
-        if not host or port_number is None:
-            raise ValueError(f"sentinel address {entry!r} is not host:port")
-        sentinels.append((host, port_number))
-    db = parts[1] if len(parts) > 1 else "0"
-    db_number = whole_number(db)
-    if db_number is None:
-        raise ValueError(f"database {db!r} is not a number")
-    return SentinelAddress(sentinels, parts[0], db_number, password)
 
 
 def connect(

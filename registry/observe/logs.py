@@ -17,15 +17,8 @@ import threading
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from registry.config.log_names import LEVELS
 from registry.observe import context
-
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-FORMATS = ("json", "text")
 
 # Always shown, whatever the level: tools and tests wait for the "listening on" line.
 ANNOUNCE = "registry.server.announce"
@@ -161,15 +154,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def default_format(stream: IO[str] | None = None) -> str:
-    """Text for a person at a terminal, JSON for everything else (a pipe, a file, a collector)."""
-    target = sys.stderr if stream is None else stream
-    try:
-        return "text" if target.isatty() else "json"
-    except (AttributeError, ValueError):  # closed or not a real stream
-        return "json"
 
 
 def configure(level: str, fmt: str, stream: IO[str] | None = None) -> None:

@@ -50,7 +50,7 @@ from registry.storage.s3_uploads import (
 )
 
 if TYPE_CHECKING:
-    from registry.config.settings import S3Settings
+    from registry.storage.s3_options import S3Settings
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
 READ_AHEAD = 4  # chunks a pull reads ahead of the client

@@ -135,6 +135,35 @@ def test_secrets_are_not_printed(tmp_path: Path) -> None:
         assert secret not in result.stdout + result.stderr
 
 
+def test_the_summary_shows_each_option_set_as_declared(tmp_path: Path) -> None:
+    """Every option a manifest sets is listed with its value, in the sections' own terms;
+    those declared secret (S3 keys, a Redis URL that may hold a password) only as "(set)"."""
+    (tmp_path / "c.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+        "spec:\n"
+        "  web: {tokenTimeout: 10m, bodyTimeout: 1500ms}\n"
+        "  storage: {s3: {bucket: images, secretKey: s3-hush, maxAttempts: 5}}\n"
+        "  redis: {url: 'redis://:redis-hush@r:6379/0', keyPrefix: a}\n"
+        "  metrics: {enabled: false}\n"
+        "  gc: {every: 1h}\n"
+    )
+    result = _run("-cfgdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for line in (
+        "web.tokenTimeout: 600s",
+        "web.bodyTimeout: 1.5s",
+        "storage.s3.bucket: images",
+        "storage.s3.secretKey: (set)",
+        "storage.s3.maxAttempts: 5",
+        "redis.url: (set)",
+        "redis.keyPrefix: a",
+        "metrics.enabled: false",
+        "gc: (keys: every)",
+    ):
+        assert f"\n  {line}\n" in result.stdout, line
+    assert "hush" not in result.stdout + result.stderr
+
+
 def test_a_missing_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
     line = _one_line_error(_run("-cfgdir", str(tmp_path / "nope")))
     assert f"{tmp_path / 'nope'}: no such directory" in line

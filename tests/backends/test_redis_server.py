@@ -177,7 +177,7 @@ def test_registry_through_sentinel(
     ],
 )
 def test_sentinel_urls(url: str, expected: tuple[object, ...] | None) -> None:
-    from registry.coord.redis import parse_sentinel_url
+    from registry.coord.redis_options import parse_sentinel_url
 
     parsed = parse_sentinel_url(url)
     if expected is None:
@@ -198,7 +198,7 @@ def test_sentinel_urls(url: str, expected: tuple[object, ...] | None) -> None:
     ],
 )
 def test_bad_sentinel_urls(url: str) -> None:
-    from registry.coord.redis import parse_sentinel_url
+    from registry.coord.redis_options import parse_sentinel_url
 
     with pytest.raises(ValueError):
         parse_sentinel_url(url)

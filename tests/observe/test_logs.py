@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from registry.config.flags import parse_serve
+from registry.config.log_names import default_format
 from registry.config.settings import ConfigError
-from registry.observe.logs import JsonFormatter, TextFormatter, default_format
+from registry.observe.logs import JsonFormatter, TextFormatter
 from tests.observe.helpers import log_records
 from tests.oci import push_image
 from tests.server import RunningRegistry, start

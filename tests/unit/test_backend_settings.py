@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from registry.config.flags import parse_serve
-from registry.config.settings import ConfigError, RedisSettings, S3Settings
+from registry.config.settings import ConfigError
+from registry.coord.redis_options import RedisSettings
+from registry.storage.s3_options import S3Settings
 
 HEAD = "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
 
