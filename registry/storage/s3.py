@@ -38,6 +38,7 @@ from botocore.exceptions import (
 
 from registry.numbers import whole_number
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
+from registry.storage.keys import check_key
 from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
 from registry.storage.s3_uploads import (
     DATA_PREFIX,
@@ -45,6 +46,7 @@ from registry.storage.s3_uploads import (
     MIN_PART,
     TAIL_INFIX,
     Append,
+    Multipart,
     UploadState,
     data_key,
 )
@@ -303,7 +305,7 @@ class S3Driver:
         try:
             if not (isinstance(target, str) and target.startswith(DATA_PREFIX)):
                 raise ValueError(f"{target!r} is not a data key")
-            _check_key(target)
+            check_key(target)
             if whole_number(str(metadata.get(META_SIZE, ""))) is None:
                 raise ValueError("no valid size")
         except ValueError as exc:  # not written by this registry: refuse to follow it
@@ -333,9 +335,9 @@ class S3Driver:
     # --- keys
 
     def _key(self, key: str) -> str:
-        """Keys come from validated parts; this re-checks them as a second line of defence."""
-        _check_key(key)
-        return self.prefix + key
+        """The full object key of `key`; every method goes through here, so every key is
+        checked (see `keys`)."""
+        return self.prefix + check_key(key)
 
     # --- the StorageDriver protocol
 
@@ -551,6 +553,19 @@ class S3Driver:
     # - a multipart upload created by an append that then failed is aborted on the way out,
     #   and `complete` and `abort` also abort any other one they find on `key`.
 
+    def _multipart(self, s3: Any) -> Multipart:
+        """The calls of an upload (see `s3_uploads`), with this driver's options."""
+        return Multipart(
+            s3,
+            self.bucket,
+            self._call,
+            self._key,
+            self._put_options,
+            self._scratch_options,
+            self.part_size,
+            self.part_size_step,
+        )
+
     async def append(
         self,
         key: str,
@@ -576,7 +591,7 @@ class S3Driver:
         if self.part_size < MIN_PART or self.part_size_step < 1:
             raise ValueError(f"S3 upload parts must be at least {MIN_PART} bytes")
         s3 = await self._s3()
-        run = Append(self, s3, key, old, observe)
+        run = Append(self._multipart(s3), key, old, observe)
         try:
             async for chunk in chunks:
                 await run.add(chunk)
@@ -603,7 +618,7 @@ class S3Driver:
         """
         full = self._key(key)
         s3 = await self._s3()
-        run = Append(self, s3, key, UploadState(), observe, final=True)
+        run = Append(self._multipart(s3), key, UploadState(), observe, final=True)
         try:
             async for chunk in chunks:
                 await run.add(chunk)
@@ -697,14 +712,15 @@ class S3Driver:
         except ValueError:
             upload_id = None
         s3 = await self._s3()
+        multipart = self._multipart(s3)
         parts_keys = (data_key(key), key)
         if upload_id is not None:  # where it is not, aborting it is a NoSuchUpload, ignored
             for parts_key in parts_keys:
-                await self._abort_upload(s3, self._key(parts_key), upload_id)
+                await multipart.abort(self._key(parts_key), upload_id)
         with contextlib.suppress(ObjectNotFound):
             target = (await self._head(key))[1]
             if target == data_key(key):
-                await self._delete_quietly(s3, self._key(target))
+                await multipart.delete_quietly(self._key(target))
         await self._clean_up(s3, key, parts_keys, remove_key=True)
 
     async def _complete_parts(self, s3: Any, key: str, parts_key: str, st: UploadState) -> bool:
@@ -762,10 +778,11 @@ class S3Driver:
         delete `key`."""
         full = self._key(key)
         await self._delete_starting(s3, full + TAIL_INFIX, key + TAIL_INFIX)
+        multipart = self._multipart(s3)
         for parts_key in parts_keys:
             parts_full = self._key(parts_key)
             for stray in await self._upload_ids(s3, parts_full):
-                await self._abort_upload(s3, parts_full, stray)
+                await multipart.abort(parts_full, stray)
         if remove_key:
             async with self._call("DeleteObject"):
                 await s3.delete_object(Bucket=self.bucket, Key=full)
@@ -779,60 +796,6 @@ class S3Driver:
                 if upload.get("Key") == full:
                     found.add(str(upload["UploadId"]))
         return found
-
-    async def _abort_upload(self, s3: Any, full: str, upload_id: str) -> None:
-        try:
-            async with self._call("AbortMultipartUpload"):
-                await s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
-        except ClientError as exc:
-            if error_code(exc) not in ("NoSuchUpload", "404"):
-                raise
-
-    async def _create_upload(self, s3: Any, key: str, *, final: bool = False) -> str:
-        options = self._put_options if final else self._scratch_options
-        async with self._call("CreateMultipartUpload"):
-            created = await s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self._key(key), **options
-            )
-        return str(created["UploadId"])
-
-    async def _upload_part(
-        self, s3: Any, key: str, upload_id: str, number: int, data: bytes
-    ) -> tuple[int, str, int]:
-        # The client's bytes, sent on: given time for their size (see `_deadline`).
-        async with self._call("UploadPart", key, GONE, moving=len(data)):
-            answer = await s3.upload_part(
-                Bucket=self.bucket,
-                Key=self._key(key),
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-            )
-        return number, str(answer["ETag"]), len(data)
-
-    async def _read_tail(self, s3: Any, key: str, name: str, size: int) -> bytes:
-        """The staged tail `name` (a full key); ObjectNotFound(key) when it is not all there."""
-        async with self._call("GetObject", key, GONE, moving=size):
-            response = await s3.get_object(Bucket=self.bucket, Key=name)
-            async with response["Body"] as body:
-                data = bytes(await body.read())
-        if len(data) != size:
-            raise ObjectNotFound(key)
-        return data
-
-    async def _write_tail(self, s3: Any, name: str, data: bytes) -> None:
-        async with self._call("PutObject", moving=len(data)):
-            await s3.put_object(Bucket=self.bucket, Key=name, Body=data, **self._scratch_options)
-
-    async def _delete_quietly(self, s3: Any, name: str) -> None:
-        """Best effort: whatever stays is removed with the upload anyway."""
-        with contextlib.suppress(StorageUnavailable, ClientError):
-            async with self._call("DeleteObject"):
-                await s3.delete_object(Bucket=self.bucket, Key=name)
-
-    def _part_size(self, number: int) -> int:
-        """The size of whole part `number`: parts grow, so 10,000 of them hold ~430 GiB."""
-        return self.part_size * (1 + (number - 1) // self.part_size_step)
 
     async def move(self, source: str, target: str) -> None:
         src, dst = self._key(source), self._key(target)
@@ -908,20 +871,12 @@ def _is_tls(endpoint_url: str | None) -> bool:
     return endpoint_url is None or endpoint_url.lower().startswith("https://")
 
 
-def _check_key(key: str) -> None:
-    """The filesystem driver's rules, so a key is valid on both or on neither."""
-    if not key or "\x00" in key or key[0] == "/" or "//" in key or key[-1] == "/":
-        raise ValueError(f"unsafe storage key {key!r}")
-    if "." in key and any(p in (".", "..") for p in key.split("/")):
-        raise ValueError(f"unsafe storage key {key!r}")
-
-
 def _normalize_prefix(prefix: str) -> str:
     prefix = prefix.strip("/")
     if not prefix:
         return ""
     try:
-        _check_key(prefix)
+        check_key(prefix)
     except ValueError:
         raise ValueError(f"unsafe S3 key prefix {prefix!r}") from None
     return prefix + "/"
