@@ -1,0 +1,72 @@
+"""The back-off both coordinators wait with: its delays, and `retry` until a deadline.
+
+Attempts are plain coroutines that count their calls; no test depends on how long a wait took.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from registry.coord import backoff
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def test_delays_double_up_to_the_cap() -> None:
+    assert list(itertools.islice(backoff.delays(), 8)) == [
+        0.001,
+        0.002,
+        0.004,
+        0.008,
+        0.016,
+        0.032,
+        0.05,
+        0.05,
+    ]
+    assert list(itertools.islice(backoff.delays(0.05, 1.0), 6)) == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
+
+
+async def test_retry_stops_at_the_first_success() -> None:
+    calls = 0
+
+    async def third_time_lucky() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls == 3
+
+    assert await backoff.retry(third_time_lucky, 60) is True
+    assert calls == 3
+
+
+async def test_retry_tries_once_even_with_no_time_left() -> None:
+    calls = 0
+
+    async def never() -> bool:
+        nonlocal calls
+        calls += 1
+        return False
+
+    assert await backoff.retry(never, 0) is False
+    assert calls == 1
+    assert await backoff.retry(never, -1) is False
+    assert calls == 2
+
+
+async def test_retry_gives_up_once_the_deadline_passed() -> None:
+    calls = 0
+
+    async def never() -> bool:
+        nonlocal calls
+        calls += 1
+        return False
+
+    # 1 + 2 + 4 + 8 ms of waits fit in 20 ms; the deadline is hit within a few more tries.
+    assert await backoff.retry(never, 0.02) is False
+    assert 2 <= calls < 20
