@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     ClientError,
 )
+from cachetools import LRUCache
 
 from registry.numbers import whole_number
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
@@ -157,7 +157,9 @@ class S3Driver:
         # its own client (the host is part of the signature).
         self.public_endpoint = public_endpoint
         self._public: Any = None
-        self._aliases: OrderedDict[str, str] = OrderedDict()
+        # Keys this process has seen, and the data key each stands for (itself for plain
+        # data); least recently used out first. Used from the event loop only.
+        self._aliases: LRUCache[str, str] = LRUCache(ALIASES)
         self._session: Any = get_session()
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -234,7 +236,7 @@ class S3Driver:
         target = self._aliases.get(key)
         if target is None:
             target = (await self._head(key))[1] or key
-            self._remember_alias(key, target)  # plain data too: the next redirect asks nothing
+            self._aliases[key] = target  # plain data too: the next redirect asks nothing
         full = self._key(target)
         signer = await self._signer()
         async with self._call("presign"):  # local, but credentials may need refreshing
@@ -310,15 +312,8 @@ class S3Driver:
                 raise ValueError("no valid size")
         except ValueError as exc:  # not written by this registry: refuse to follow it
             raise StorageUnavailable(f"S3 object {key!r} is a broken alias: {exc}") from None
-        self._remember_alias(key, target)
-        return target
-
-    def _remember_alias(self, key: str, target: str) -> None:
-        """`key` stands for `target` (itself, for plain data)."""
         self._aliases[key] = target
-        self._aliases.move_to_end(key)
-        while len(self._aliases) > ALIASES:
-            self._aliases.popitem(last=False)
+        return target
 
     async def _write_alias(self, s3: Any, target: str, data_key: str, size: int) -> None:
         """The blob `target` as an alias of `data_key`: PutObject, atomic like any other."""
@@ -330,7 +325,7 @@ class S3Driver:
                 Metadata={META_DATA: data_key, META_SIZE: str(size)},
                 **self._put_options,
             )
-        self._remember_alias(target, data_key)
+        self._aliases[target] = data_key
 
     # --- keys
 
