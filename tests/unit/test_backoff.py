@@ -45,28 +45,27 @@ async def test_retry_stops_at_the_first_success() -> None:
     assert calls == 3
 
 
-async def test_retry_tries_once_even_with_no_time_left() -> None:
-    calls = 0
+class Never:
+    """An attempt that never succeeds, counting its calls."""
 
-    async def never() -> bool:
-        nonlocal calls
-        calls += 1
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> bool:
+        self.calls += 1
         return False
 
+
+async def test_retry_tries_once_even_with_no_time_left() -> None:
+    never = Never()
     assert await backoff.retry(never, 0) is False
-    assert calls == 1
+    assert never.calls == 1
     assert await backoff.retry(never, -1) is False
-    assert calls == 2
+    assert never.calls == 2
 
 
 async def test_retry_gives_up_once_the_deadline_passed() -> None:
-    calls = 0
-
-    async def never() -> bool:
-        nonlocal calls
-        calls += 1
-        return False
-
+    never = Never()
     # 1 + 2 + 4 + 8 ms of waits fit in 20 ms; the deadline is hit within a few more tries.
     assert await backoff.retry(never, 0.02) is False
-    assert 2 <= calls < 20
+    assert 2 <= never.calls < 20
