@@ -25,10 +25,11 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 import anyio
 from aiobotocore.config import AioConfig
+from aiobotocore.response import StreamingBody
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
@@ -47,9 +48,20 @@ from registry.storage.s3_uploads import (
     TAIL_INFIX,
     Append,
     Multipart,
+    ObjectOptions,
     UploadState,
     data_key,
 )
+
+if TYPE_CHECKING:  # the stubs are a test dependency
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import ServerSideEncryptionType, StorageClassType
+    from types_aiobotocore_s3.type_defs import (
+        CompletedPartTypeDef,
+        CopySourceTypeDef,
+        GetObjectOutputTypeDef,
+        HeadObjectOutputTypeDef,
+    )
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
 READ_AHEAD = 4  # chunks a pull reads ahead of the client
@@ -137,16 +149,16 @@ class S3Driver:
             signature_version="s3v4",
             **options,
         )
-        self._put_options: dict[str, str] = {}
-        if sse is not None:
-            self._put_options["ServerSideEncryption"] = sse
+        self._put_options: ObjectOptions = {}
+        if sse is not None:  # passed on as configured: S3 refuses a value it does not know
+            self._put_options["ServerSideEncryption"] = cast("ServerSideEncryptionType", sse)
         if sse_kms_key_id is not None:
             self._put_options["SSEKMSKeyId"] = sse_kms_key_id
         # Scratch objects (parts, tails) are encrypted alike but keep the default storage
         # class: infrequent-access classes bill short-lived objects for weeks.
-        self._scratch_options = dict(self._put_options)
+        self._scratch_options = self._put_options.copy()
         if storage_class is not None:
-            self._put_options["StorageClass"] = storage_class
+            self._put_options["StorageClass"] = cast("StorageClassType", storage_class)
         # Tunable by tests, to exercise the multipart copy without 5 GiB objects.
         self.copy_limit = COPY_LIMIT
         self.copy_part_size = COPY_PART
@@ -156,12 +168,12 @@ class S3Driver:
         # Presigned URLs are signed for the host clients will use; a different public host needs
         # its own client (the host is part of the signature).
         self.public_endpoint = public_endpoint
-        self._public: Any = None
+        self._public: S3Client | None = None
         # Keys this process has seen, and the data key each stands for (itself for plain
         # data); least recently used out first. Used from the event loop only.
         self._aliases: LRUCache[str, str] = LRUCache(ALIASES)
-        self._session: Any = get_session()
-        self._client: Any = None
+        self._session = get_session()
+        self._client: S3Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -171,7 +183,7 @@ class S3Driver:
 
     # --- the client
 
-    async def _s3(self) -> Any:
+    async def _s3(self) -> S3Client:
         """The client, created once per event loop (its connection pool is bound to it)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
@@ -189,7 +201,7 @@ class S3Driver:
                 self._stack = stack
         return self._client
 
-    async def _signer(self) -> Any:
+    async def _signer(self) -> S3Client:
         """The client that presigns: the main one, or one for the public endpoint."""
         client = await self._s3()
         if self.public_endpoint is None:
@@ -201,7 +213,9 @@ class S3Driver:
                     self._public = await self._new_client(self._stack, self.public_endpoint)
         return self._public
 
-    async def _new_client(self, stack: contextlib.AsyncExitStack, endpoint: str | None) -> Any:
+    async def _new_client(
+        self, stack: contextlib.AsyncExitStack[bool | None], endpoint: str | None
+    ) -> S3Client:
         # Bounded too: without static keys, the AWS credential chain asks the network (the
         # instance metadata service, STS for web identity).
         async with self._call("connect"):
@@ -296,7 +310,9 @@ class S3Driver:
             return int(head["Metadata"][META_SIZE]), target
         return int(head["ContentLength"]), None
 
-    def _alias_of(self, key: str, response: dict[str, Any]) -> str | None:
+    def _alias_of(
+        self, key: str, response: HeadObjectOutputTypeDef | GetObjectOutputTypeDef
+    ) -> str | None:
         """The data key an object's metadata names (remembered), or None for plain data."""
         metadata = response.get("Metadata") or {}
         target = metadata.get(META_DATA)
@@ -315,7 +331,7 @@ class S3Driver:
         self._aliases[key] = target
         return target
 
-    async def _write_alias(self, s3: Any, target: str, data_key: str, size: int) -> None:
+    async def _write_alias(self, s3: S3Client, target: str, data_key: str, size: int) -> None:
         """The blob `target` as an alias of `data_key`: PutObject, atomic like any other."""
         async with self._call("PutObject"):
             await s3.put_object(
@@ -341,7 +357,7 @@ class S3Driver:
         target = self._alias_of(key, response)
         return data if target is None else (await self._read_whole(key, target))[1]
 
-    async def _read_whole(self, key: str, target: str) -> tuple[dict[str, Any], bytes]:
+    async def _read_whole(self, key: str, target: str) -> tuple[GetObjectOutputTypeDef, bytes]:
         """GetObject of `target` (`key` or the data key it stands for), body included."""
         s3 = await self._s3()
         async with self._call("GetObject", key):  # small objects: the body within the deadline
@@ -385,7 +401,7 @@ class S3Driver:
         start = self._key(prefix) + "/"
         await self._delete_starting(await self._s3(), start, prefix)
 
-    async def _delete_starting(self, s3: Any, start: str, what: str) -> None:
+    async def _delete_starting(self, s3: S3Client, start: str, what: str) -> None:
         """Delete every object whose full key starts with `start`."""
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}
@@ -406,13 +422,13 @@ class S3Driver:
                         f"{what!r}: {errors[0].get('Code')}"
                     )
 
-    async def _pages(self, operation: str, pages: Any) -> AsyncIterator[dict[str, Any]]:
+    async def _pages(self, operation: str, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
         """The pages of a paginated listing, each fetched under a deadline of its own (a
         listing's length depends on the bucket, one page's does not)."""
         iterator = aiter(pages)
         while True:
             async with self._call(operation):
-                page: dict[str, Any] | None = await anext(iterator, None)
+                page = await anext(iterator, None)
             if page is None:
                 return
             yield page
@@ -444,7 +460,7 @@ class S3Driver:
             if await self.size(key) is None:
                 raise ObjectNotFound(key)
             return
-        ranged: dict[str, str] = {}
+        ranged: _Range = {}
         if start > 0 or length is not None:
             end = "" if length is None else str(start + length - 1)
             ranged["Range"] = f"bytes={start}-{end}"
@@ -472,7 +488,7 @@ class S3Driver:
         finally:
             body.close()  # also when the consumer stops early: drop the connection
 
-    async def _get_resolved(self, key: str, ranged: dict[str, str]) -> dict[str, Any] | None:
+    async def _get_resolved(self, key: str, ranged: _Range) -> GetObjectOutputTypeDef | None:
         """GetObject of `key`, or of its data key when it is an alias; None for a range that
         starts past the end. One request for plain objects and for aliases seen before."""
         target = self._aliases.get(key)
@@ -490,13 +506,11 @@ class S3Driver:
                 response["Body"].close()
         return response if target is None else await self._get(key, target, ranged)
 
-    async def _get(self, key: str, target: str, ranged: dict[str, str]) -> dict[str, Any] | None:
+    async def _get(self, key: str, target: str, ranged: _Range) -> GetObjectOutputTypeDef | None:
         s3 = await self._s3()
         async with self._call("GetObject", key):  # the headers; each read of the body has its own
             try:
-                response: dict[str, Any] = await s3.get_object(
-                    Bucket=self.bucket, Key=self._key(target), **ranged
-                )
+                response = await s3.get_object(Bucket=self.bucket, Key=self._key(target), **ranged)
             except ClientError as exc:
                 if error_code(exc) == "InvalidRange":
                     return None
@@ -504,7 +518,7 @@ class S3Driver:
         return response
 
     async def _read_body(
-        self, body: Any, key: str, out: asyncio.Queue[bytes | BaseException | None]
+        self, body: StreamingBody, key: str, out: asyncio.Queue[bytes | BaseException | None]
     ) -> None:
         """Chunks of STREAM_CHUNK from the body into `out`, then None (or the error)."""
         try:
@@ -548,7 +562,7 @@ class S3Driver:
     # - a multipart upload created by an append that then failed is aborted on the way out,
     #   and `complete` and `abort` also abort any other one they find on `key`.
 
-    def _multipart(self, s3: Any) -> Multipart:
+    def _multipart(self, s3: S3Client) -> Multipart:
         """The calls of an upload (see `s3_uploads`), with this driver's options."""
         return Multipart(
             s3,
@@ -625,7 +639,8 @@ class S3Driver:
                         Bucket=self.bucket, Key=full, Body=data, **self._put_options
                     )
                 return len(data)
-            parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in state.parts]
+            parts = state.completed()
+            assert state.upload_id is not None  # there are parts, so there is an upload
             async with self._call("CompleteMultipartUpload", parts=len(parts)):
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -718,11 +733,14 @@ class S3Driver:
                 await multipart.delete_quietly(self._key(target))
         await self._clean_up(s3, key, parts_keys, remove_key=True)
 
-    async def _complete_parts(self, s3: Any, key: str, parts_key: str, st: UploadState) -> bool:
+    async def _complete_parts(
+        self, s3: S3Client, key: str, parts_key: str, st: UploadState
+    ) -> bool:
         """The tail as the last part, then CompleteMultipartUpload onto `parts_key`; False
         when the multipart upload or the tail is gone."""
         full, parts_full = self._key(key), self._key(parts_key)
-        parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in st.parts]
+        parts = st.completed()
+        assert st.upload_id is not None  # `decode` checked: parts go with an upload id
         try:
             if st.tail:
                 number = len(parts) + 1
@@ -767,7 +785,7 @@ class S3Driver:
         raise ObjectNotFound(key)
 
     async def _clean_up(
-        self, s3: Any, key: str, parts_keys: tuple[str, ...], *, remove_key: bool
+        self, s3: S3Client, key: str, parts_keys: tuple[str, ...], *, remove_key: bool
     ) -> None:
         """Delete the upload's tails, abort stray multipart uploads on `parts_keys`, and
         delete `key`."""
@@ -782,7 +800,7 @@ class S3Driver:
             async with self._call("DeleteObject"):
                 await s3.delete_object(Bucket=self.bucket, Key=full)
 
-    async def _upload_ids(self, s3: Any, full: str) -> set[str]:
+    async def _upload_ids(self, s3: S3Client, full: str) -> set[str]:
         """The multipart uploads in progress on exactly `full`."""
         found: set[str] = set()
         pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full)
@@ -800,7 +818,7 @@ class S3Driver:
         if src == dst:
             return
         size, etag = int(head["ContentLength"]), str(head["ETag"])
-        copy_source = {"Bucket": self.bucket, "Key": src}
+        copy_source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": src}
         if size <= self.copy_limit:
             async with self._call("CopyObject", source, moving=size):
                 await s3.copy_object(
@@ -813,7 +831,7 @@ class S3Driver:
             await s3.delete_object(Bucket=self.bucket, Key=src)
 
     async def _copy_parts(
-        self, s3: Any, copy_source: dict[str, str], dst: str, size: int, etag: str
+        self, s3: S3Client, copy_source: CopySourceTypeDef, dst: str, size: int, etag: str
     ) -> None:
         """Multipart UploadPartCopy; the target appears whole at CompleteMultipartUpload."""
         part_size = max(self.copy_part_size, math.ceil(size / MAX_PARTS))
@@ -824,7 +842,7 @@ class S3Driver:
         upload_id = str(created["UploadId"])
         slots = asyncio.Semaphore(COPY_CONCURRENCY)
 
-        async def copy_part(number: int, first: int) -> dict[str, Any]:
+        async def copy_part(number: int, first: int) -> CompletedPartTypeDef:
             last = min(first + part_size, size) - 1
             async with slots, self._call("UploadPartCopy", moving=last + 1 - first):
                 answer = await s3.upload_part_copy(
@@ -859,6 +877,15 @@ class S3Driver:
                 async with self._call("AbortMultipartUpload"):
                     await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
+
+
+_Page = TypeVar("_Page")  # one page of a listing
+
+
+class _Range(TypedDict, total=False):
+    """GetObject's `Range` argument, when a stream asks for part of an object."""
+
+    Range: str
 
 
 def _is_tls(endpoint_url: str | None) -> bool:

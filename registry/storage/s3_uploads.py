@@ -11,16 +11,21 @@ import contextlib
 import hashlib
 import json
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from botocore.exceptions import ClientError
 
 from registry.storage.base import ObjectNotFound, StorageUnavailable
 from registry.storage.observing import observe_after
 from registry.storage.s3_errors import GONE, error_code
+
+if TYPE_CHECKING:  # the stubs are a test dependency
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import ServerSideEncryptionType, StorageClassType
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 MIN_PART = 5 * 1024**2  # S3's minimum for every part but the last
@@ -34,6 +39,14 @@ STATE_VERSION = 2  # 1: the parts were uploaded to the upload's own key (still r
 TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
 DATA_PREFIX = "_blobdata/"  # where a version 2 upload's parts go and its object stays
 _STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
+
+
+class ObjectOptions(TypedDict, total=False):
+    """What every call that makes an object adds to its arguments (from the configuration)."""
+
+    ServerSideEncryption: ServerSideEncryptionType
+    SSEKMSKeyId: str
+    StorageClass: StorageClassType  # only for the blob's own objects, never for scratch ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,10 @@ class UploadState:
     @property
     def size(self) -> int:
         return self.tail_start + self.tail
+
+    def completed(self) -> list[CompletedPartTypeDef]:
+        """The parts as CompleteMultipartUpload names them."""
+        return [{"PartNumber": number, "ETag": etag} for number, etag, _ in self.parts]
 
     def tail_key(self, full: str) -> str:
         return _tail_key(full, self.tail_start, self.tail)
@@ -159,13 +176,13 @@ class Multipart:
     `full` arguments are full object keys already.
     """
 
-    s3: Any
+    s3: S3Client
     bucket: str
     # `S3Driver._call`: one S3 call under its deadline, its errors translated.
     call: Callable[..., AbstractAsyncContextManager[None]]
     full: Callable[[str], str]
-    put_options: Mapping[str, str]  # the blob's own objects: encryption and storage class
-    scratch_options: Mapping[str, str]  # parts and tails: encryption, default storage class
+    put_options: ObjectOptions  # the blob's own objects: encryption and storage class
+    scratch_options: ObjectOptions  # parts and tails: encryption, default storage class
     first_part: int  # the size of an upload's first parts (see `part_size`)
     part_step: int  # parts in a row of the same size
 
