@@ -12,21 +12,27 @@ import hashlib
 import hmac
 import os
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 
 import bcrypt
 from anyio import to_thread
+from cachetools import TTLCache
 
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 10_000
 
 
 class VerifiedCredentials:
-    def __init__(self, ttl: float = CACHE_SECONDS, max_entries: int = CACHE_ENTRIES) -> None:
+    def __init__(
+        self,
+        ttl: float = CACHE_SECONDS,
+        max_entries: int = CACHE_ENTRIES,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._key = os.urandom(32)
-        self._ttl = ttl
-        self._max = max_entries
-        self._entries: OrderedDict[bytes, float] = OrderedDict()
+        # Each entry lasts `ttl` from the check that added it (a hit does not extend it); the
+        # least recently used go first beyond `max_entries`. Used from the event loop only.
+        self._entries: TTLCache[bytes, bool] = TTLCache(max_entries, ttl, timer=timer)
 
     def _fingerprint(self, user: str, password: str, password_hash: str) -> bytes:
         message = b"\0".join(s.encode() for s in (user, password, password_hash))
@@ -34,16 +40,11 @@ class VerifiedCredentials:
 
     async def check(self, user: str, password: str, password_hash: str) -> bool:
         fingerprint = self._fingerprint(user, password, password_hash)
-        expires = self._entries.get(fingerprint)
-        now = time.monotonic()
-        if expires is not None and expires > now:
+        if fingerprint in self._entries:
             return True
         if not await to_thread.run_sync(_bcrypt_matches, password, password_hash):
             return False
-        self._entries[fingerprint] = now + self._ttl
-        self._entries.move_to_end(fingerprint)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._entries[fingerprint] = True
         return True
 
 

@@ -17,7 +17,6 @@ purge. Session files are written to a temp file and renamed into place (see
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -26,6 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from registry.coord import backoff
 from registry.coord.base import DEFAULT_SESSION_TTL, Index, LockTimeout
 from registry.storage import tempfiles
 
@@ -123,14 +123,14 @@ async def _acquire(path: str, timeout: float, name: str) -> int:
 
 
 async def _flock(fd: int, deadline: float, name: str) -> None:
-    """Try without blocking the loop; back off from 1 ms to 50 ms between tries."""
-    delay = 0.001
-    while True:
+    """Try without blocking the loop, backing off between tries (see `backoff`)."""
+
+    async def attempt() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
         except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise LockTimeout(name) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            return False
+        return True
+
+    if not await backoff.retry(attempt, deadline - time.monotonic()):
+        raise LockTimeout(name)

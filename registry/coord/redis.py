@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -57,6 +56,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
+from registry.coord import backoff
 from registry.coord.base import DEFAULT_SESSION_TTL, CoordinatorUnavailable, Index, LockTimeout
 from registry.coord.redis_index import RedisIndex
 from registry.coord.redis_options import parse_sentinel_url
@@ -227,9 +227,9 @@ class RedisCoordinator:
                 await asyncio.wait({renewer})
 
     async def _acquire(self, key: str, token: str, name: str, timeout: float) -> None:
-        """Try, then back off from 1 ms doubling to 50 ms, until `timeout` runs out."""
-        deadline = time.monotonic() + timeout
-        for delay in _backoff(0.001, 0.05):
+        """Try, backing off between tries (see `backoff`), until `timeout` runs out."""
+
+        async def attempt() -> bool:
             try:
                 with self._unavailable():
                     taken = await self._acquire_script(keys=[key], args=[token, self._lock_ttl_ms])
@@ -238,18 +238,16 @@ class RedisCoordinator:
                 # when a stalled Redis resumes. Such a lock is nobody's; delete it when it shows.
                 self._release_later(key, token, name, until_deleted=True)
                 raise
-            if taken == 1:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise LockTimeout(name)
-            await asyncio.sleep(min(delay, remaining))
+            return bool(taken == 1)
+
+        if not await backoff.retry(attempt, timeout):
+            raise LockTimeout(name)
 
     async def _renew(self, key: str, token: str, name: str) -> None:
         """Extend the lease every third of it for as long as the lock is held; after a
         failure, again soon (backing off), while the lease may still be running."""
         delay = self._renew_every
-        retries = _backoff(RETRY_FIRST, RETRY_CAP)
+        retries = backoff.delays(RETRY_FIRST, RETRY_CAP)
         while True:
             await asyncio.sleep(delay)
             try:
@@ -265,7 +263,7 @@ class RedisCoordinator:
                 )
                 return
             delay = self._renew_every
-            retries = _backoff(RETRY_FIRST, RETRY_CAP)
+            retries = backoff.delays(RETRY_FIRST, RETRY_CAP)
 
     async def _release(self, key: str, token: str, name: str) -> None:
         """Owner-checked: never deletes a lock that someone else holds now.
@@ -296,21 +294,17 @@ class RedisCoordinator:
         """Release until Redis answers, or, `until_deleted`, until the release deleted the
         key (an acquire that Redis may still carry out). Either way for one lease at most:
         after that the lock has run out by itself."""
-        deadline = time.monotonic() + self._lock_ttl
-        for delay in _backoff(RETRY_FIRST, RETRY_CAP):
+
+        async def attempt() -> bool:
             try:
                 released = await self._release_once(key, token)
             except CoordinatorUnavailable:
-                pass
-            else:
-                if released == 1 or not until_deleted:
-                    return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if not until_deleted:
-                    log.warning("gave up releasing the lock %r; its lease has run out", name)
-                return
-            await asyncio.sleep(min(delay, remaining))
+                return False
+            return released == 1 or not until_deleted
+
+        done = await backoff.retry(attempt, self._lock_ttl, first=RETRY_FIRST, cap=RETRY_CAP)
+        if not done and not until_deleted:
+            log.warning("gave up releasing the lock %r; its lease has run out", name)
 
     # --- sessions
 
@@ -396,14 +390,6 @@ class RedisCoordinator:
             socket_timeout=settings.timeout_seconds,
             prefix=settings.key_prefix,
         )
-
-
-def _backoff(first: float, cap: float) -> Iterator[float]:
-    """Delays between tries: `first`, doubling, at most `cap`."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * 2, cap)
 
 
 def _connection_options(socket_timeout: float) -> dict[str, Any]:

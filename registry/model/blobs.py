@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+from cachetools import LRUCache
 
 from registry.model import paths
 from registry.model.index import Lookup
@@ -43,8 +44,8 @@ class Blobs:
         # Sizes by digest: content under a digest never changes, so a remembered size is
         # right for as long as the blob exists, and a blob is only ever deleted after every
         # link to it. A pull then costs one existence check (the link, from the index where
-        # there is one) and the read.
-        self._sizes: OrderedDict[Digest, int] = OrderedDict()
+        # there is one) and the read. Least recently used out first; event loop only.
+        self._sizes: LRUCache[Digest, int] = LRUCache(SIZES_KEPT)
 
     async def size(self, name: str, digest: Digest) -> int:
         """Size of a blob linked in `name`; BLOB_UNKNOWN when it is not."""
@@ -63,9 +64,6 @@ class Blobs:
 
     def remember(self, digest: Digest, size: int) -> None:
         self._sizes[digest] = size
-        self._sizes.move_to_end(digest)
-        if len(self._sizes) > SIZES_KEPT:
-            self._sizes.popitem(last=False)
 
     async def linked(self, name: str, digest: Digest) -> bool:
         try:

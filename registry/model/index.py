@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
+from cachetools import LRUCache
+
 from registry.coord.base import (
     Coordinator,
     CoordinatorUnavailable,
@@ -63,8 +65,8 @@ class Lookup:
         self._rebuild_lock = f"index-rebuild:{store}"
         # Added already: a blob push to a known repository costs no Redis round trip. Safe
         # to remember, because an index that loses it is not ready and gets rebuilt from
-        # storage, where the repository is.
-        self._known: set[str] = set()
+        # storage, where the repository is. Least recently used out first; event loop only.
+        self._known: LRUCache[str, bool] = LRUCache(KNOWN_LIMIT)
         self._rebuild: asyncio.Task[None] | None = None
         self._next_rebuild = 0.0  # monotonic time before which no new attempt starts
 
@@ -184,9 +186,7 @@ class Lookup:
             self._remember(name)
 
     def _remember(self, name: str) -> None:
-        if len(self._known) >= KNOWN_LIMIT:
-            self._known.clear()
-        self._known.add(name)
+        self._known[name] = True
 
     # --- rebuild
 

@@ -24,6 +24,7 @@ from anyio import to_thread
 
 from registry.storage import pagecache, tempfiles
 from registry.storage.base import Appended, ObjectNotFound
+from registry.storage.keys import check_key
 from registry.storage.observing import observe_after
 
 BATCH = 2 * 1024 * 1024
@@ -42,12 +43,8 @@ class FilesystemDriver:
         os.makedirs(self._tmp, exist_ok=True)
 
     def _path(self, key: str) -> str:
-        """Keys come from validated parts; this re-checks them as a second line of defence."""
-        if not key or "\x00" in key or key[0] == "/" or "//" in key or key[-1] == "/":
-            raise ValueError(f"unsafe storage key {key!r}")
-        if "." in key and any(p in (".", "..") for p in key.split("/")):
-            raise ValueError(f"unsafe storage key {key!r}")
-        return f"{self.root}/{key}"
+        """Where `key` lives; every method goes through here, so every key is checked."""
+        return f"{self.root}/{check_key(key)}"
 
     async def read(self, key: str) -> bytes:
         # Small objects on the request path: plain os calls, no thread hop, no pathlib.
@@ -178,6 +175,7 @@ class FilesystemDriver:
             os.close(fd)
 
     async def url_for(self, key: str, expires: int) -> str | None:
+        check_key(key)  # refused like everywhere else, though nothing is looked up
         return None  # the registry serves the file itself
 
     async def write_verified(
@@ -211,6 +209,7 @@ class FilesystemDriver:
 
     async def complete(self, key: str, state: bytes | None, target: str) -> None:
         """The upload file is already a plain file: renaming it into place is atomic."""
+        check_key(key)  # also when there is nothing to move
         if key != target:
             await self.move(key, target)
 

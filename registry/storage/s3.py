@@ -24,20 +24,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
 
 import anyio
 from aiobotocore.config import AioConfig
+from aiobotocore.response import StreamingBody
 from aiobotocore.session import get_session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     ClientError,
 )
+from cachetools import LRUCache
 
 from registry.numbers import whole_number
 from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
+from registry.storage.keys import check_key
 from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
 from registry.storage.s3_uploads import (
     DATA_PREFIX,
@@ -45,11 +47,22 @@ from registry.storage.s3_uploads import (
     MIN_PART,
     TAIL_INFIX,
     Append,
+    Multipart,
+    ObjectOptions,
     UploadState,
     data_key,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the stubs are a test dependency
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import ServerSideEncryptionType, StorageClassType
+    from types_aiobotocore_s3.type_defs import (
+        CompletedPartTypeDef,
+        CopySourceTypeDef,
+        GetObjectOutputTypeDef,
+        HeadObjectOutputTypeDef,
+    )
+
     from registry.storage.s3_options import S3Settings
 
 STREAM_CHUNK = 1024 * 1024  # the largest chunk `stream` yields
@@ -138,16 +151,16 @@ class S3Driver:
             signature_version="s3v4",
             **options,
         )
-        self._put_options: dict[str, str] = {}
-        if sse is not None:
-            self._put_options["ServerSideEncryption"] = sse
+        self._put_options: ObjectOptions = {}
+        if sse is not None:  # passed on as configured: S3 refuses a value it does not know
+            self._put_options["ServerSideEncryption"] = cast("ServerSideEncryptionType", sse)
         if sse_kms_key_id is not None:
             self._put_options["SSEKMSKeyId"] = sse_kms_key_id
         # Scratch objects (parts, tails) are encrypted alike but keep the default storage
         # class: infrequent-access classes bill short-lived objects for weeks.
-        self._scratch_options = dict(self._put_options)
+        self._scratch_options = self._put_options.copy()
         if storage_class is not None:
-            self._put_options["StorageClass"] = storage_class
+            self._put_options["StorageClass"] = cast("StorageClassType", storage_class)
         # Tunable by tests, to exercise the multipart copy without 5 GiB objects.
         self.copy_limit = COPY_LIMIT
         self.copy_part_size = COPY_PART
@@ -157,10 +170,12 @@ class S3Driver:
         # Presigned URLs are signed for the host clients will use; a different public host needs
         # its own client (the host is part of the signature).
         self.public_endpoint = public_endpoint
-        self._public: Any = None
-        self._aliases: OrderedDict[str, str] = OrderedDict()
-        self._session: Any = get_session()
-        self._client: Any = None
+        self._public: S3Client | None = None
+        # Keys this process has seen, and the data key each stands for (itself for plain
+        # data); least recently used out first. Used from the event loop only.
+        self._aliases: LRUCache[str, str] = LRUCache(ALIASES)
+        self._session = get_session()
+        self._client: S3Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
@@ -170,7 +185,7 @@ class S3Driver:
 
     # --- the client
 
-    async def _s3(self) -> Any:
+    async def _s3(self) -> S3Client:
         """The client, created once per event loop (its connection pool is bound to it)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
@@ -188,7 +203,7 @@ class S3Driver:
                 self._stack = stack
         return self._client
 
-    async def _signer(self) -> Any:
+    async def _signer(self) -> S3Client:
         """The client that presigns: the main one, or one for the public endpoint."""
         client = await self._s3()
         if self.public_endpoint is None:
@@ -200,7 +215,9 @@ class S3Driver:
                     self._public = await self._new_client(self._stack, self.public_endpoint)
         return self._public
 
-    async def _new_client(self, stack: contextlib.AsyncExitStack, endpoint: str | None) -> Any:
+    async def _new_client(
+        self, stack: contextlib.AsyncExitStack[bool | None], endpoint: str | None
+    ) -> S3Client:
         # Bounded too: without static keys, the AWS credential chain asks the network (the
         # instance metadata service, STS for web identity).
         async with self._call("connect"):
@@ -235,7 +252,7 @@ class S3Driver:
         target = self._aliases.get(key)
         if target is None:
             target = (await self._head(key))[1] or key
-            self._remember_alias(key, target)  # plain data too: the next redirect asks nothing
+            self._aliases[key] = target  # plain data too: the next redirect asks nothing
         full = self._key(target)
         signer = await self._signer()
         async with self._call("presign"):  # local, but credentials may need refreshing
@@ -295,7 +312,9 @@ class S3Driver:
             return int(head["Metadata"][META_SIZE]), target
         return int(head["ContentLength"]), None
 
-    def _alias_of(self, key: str, response: dict[str, Any]) -> str | None:
+    def _alias_of(
+        self, key: str, response: HeadObjectOutputTypeDef | GetObjectOutputTypeDef
+    ) -> str | None:
         """The data key an object's metadata names (remembered), or None for plain data."""
         metadata = response.get("Metadata") or {}
         target = metadata.get(META_DATA)
@@ -306,22 +325,15 @@ class S3Driver:
         try:
             if not (isinstance(target, str) and target.startswith(DATA_PREFIX)):
                 raise ValueError(f"{target!r} is not a data key")
-            _check_key(target)
+            check_key(target)
             if whole_number(str(metadata.get(META_SIZE, ""))) is None:
                 raise ValueError("no valid size")
         except ValueError as exc:  # not written by this registry: refuse to follow it
             raise StorageUnavailable(f"S3 object {key!r} is a broken alias: {exc}") from None
-        self._remember_alias(key, target)
+        self._aliases[key] = target
         return target
 
-    def _remember_alias(self, key: str, target: str) -> None:
-        """`key` stands for `target` (itself, for plain data)."""
-        self._aliases[key] = target
-        self._aliases.move_to_end(key)
-        while len(self._aliases) > ALIASES:
-            self._aliases.popitem(last=False)
-
-    async def _write_alias(self, s3: Any, target: str, data_key: str, size: int) -> None:
+    async def _write_alias(self, s3: S3Client, target: str, data_key: str, size: int) -> None:
         """The blob `target` as an alias of `data_key`: PutObject, atomic like any other."""
         async with self._call("PutObject"):
             await s3.put_object(
@@ -331,14 +343,14 @@ class S3Driver:
                 Metadata={META_DATA: data_key, META_SIZE: str(size)},
                 **self._put_options,
             )
-        self._remember_alias(target, data_key)
+        self._aliases[target] = data_key
 
     # --- keys
 
     def _key(self, key: str) -> str:
-        """Keys come from validated parts; this re-checks them as a second line of defence."""
-        _check_key(key)
-        return self.prefix + key
+        """The full object key of `key`; every method goes through here, so every key is
+        checked (see `keys`)."""
+        return self.prefix + check_key(key)
 
     # --- the StorageDriver protocol
 
@@ -347,7 +359,7 @@ class S3Driver:
         target = self._alias_of(key, response)
         return data if target is None else (await self._read_whole(key, target))[1]
 
-    async def _read_whole(self, key: str, target: str) -> tuple[dict[str, Any], bytes]:
+    async def _read_whole(self, key: str, target: str) -> tuple[GetObjectOutputTypeDef, bytes]:
         """GetObject of `target` (`key` or the data key it stands for), body included."""
         s3 = await self._s3()
         async with self._call("GetObject", key):  # small objects: the body within the deadline
@@ -391,7 +403,7 @@ class S3Driver:
         start = self._key(prefix) + "/"
         await self._delete_starting(await self._s3(), start, prefix)
 
-    async def _delete_starting(self, s3: Any, start: str, what: str) -> None:
+    async def _delete_starting(self, s3: S3Client, start: str, what: str) -> None:
         """Delete every object whose full key starts with `start`."""
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}
@@ -412,13 +424,13 @@ class S3Driver:
                         f"{what!r}: {errors[0].get('Code')}"
                     )
 
-    async def _pages(self, operation: str, pages: Any) -> AsyncIterator[dict[str, Any]]:
+    async def _pages(self, operation: str, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
         """The pages of a paginated listing, each fetched under a deadline of its own (a
         listing's length depends on the bucket, one page's does not)."""
         iterator = aiter(pages)
         while True:
             async with self._call(operation):
-                page: dict[str, Any] | None = await anext(iterator, None)
+                page = await anext(iterator, None)
             if page is None:
                 return
             yield page
@@ -450,7 +462,7 @@ class S3Driver:
             if await self.size(key) is None:
                 raise ObjectNotFound(key)
             return
-        ranged: dict[str, str] = {}
+        ranged: _Range = {}
         if start > 0 or length is not None:
             end = "" if length is None else str(start + length - 1)
             ranged["Range"] = f"bytes={start}-{end}"
@@ -478,7 +490,7 @@ class S3Driver:
         finally:
             body.close()  # also when the consumer stops early: drop the connection
 
-    async def _get_resolved(self, key: str, ranged: dict[str, str]) -> dict[str, Any] | None:
+    async def _get_resolved(self, key: str, ranged: _Range) -> GetObjectOutputTypeDef | None:
         """GetObject of `key`, or of its data key when it is an alias; None for a range that
         starts past the end. One request for plain objects and for aliases seen before."""
         target = self._aliases.get(key)
@@ -496,13 +508,11 @@ class S3Driver:
                 response["Body"].close()
         return response if target is None else await self._get(key, target, ranged)
 
-    async def _get(self, key: str, target: str, ranged: dict[str, str]) -> dict[str, Any] | None:
+    async def _get(self, key: str, target: str, ranged: _Range) -> GetObjectOutputTypeDef | None:
         s3 = await self._s3()
         async with self._call("GetObject", key):  # the headers; each read of the body has its own
             try:
-                response: dict[str, Any] = await s3.get_object(
-                    Bucket=self.bucket, Key=self._key(target), **ranged
-                )
+                response = await s3.get_object(Bucket=self.bucket, Key=self._key(target), **ranged)
             except ClientError as exc:
                 if error_code(exc) == "InvalidRange":
                     return None
@@ -510,7 +520,7 @@ class S3Driver:
         return response
 
     async def _read_body(
-        self, body: Any, key: str, out: asyncio.Queue[bytes | BaseException | None]
+        self, body: StreamingBody, key: str, out: asyncio.Queue[bytes | BaseException | None]
     ) -> None:
         """Chunks of STREAM_CHUNK from the body into `out`, then None (or the error)."""
         try:
@@ -554,6 +564,19 @@ class S3Driver:
     # - a multipart upload created by an append that then failed is aborted on the way out,
     #   and `complete` and `abort` also abort any other one they find on `key`.
 
+    def _multipart(self, s3: S3Client) -> Multipart:
+        """The calls of an upload (see `s3_uploads`), with this driver's options."""
+        return Multipart(
+            s3,
+            self.bucket,
+            self._call,
+            self._key,
+            self._put_options,
+            self._scratch_options,
+            self.part_size,
+            self.part_size_step,
+        )
+
     async def append(
         self,
         key: str,
@@ -579,7 +602,7 @@ class S3Driver:
         if self.part_size < MIN_PART or self.part_size_step < 1:
             raise ValueError(f"S3 upload parts must be at least {MIN_PART} bytes")
         s3 = await self._s3()
-        run = Append(self, s3, key, old, observe)
+        run = Append(self._multipart(s3), key, old, observe)
         try:
             async for chunk in chunks:
                 await run.add(chunk)
@@ -606,7 +629,7 @@ class S3Driver:
         """
         full = self._key(key)
         s3 = await self._s3()
-        run = Append(self, s3, key, UploadState(), observe, final=True)
+        run = Append(self._multipart(s3), key, UploadState(), observe, final=True)
         try:
             async for chunk in chunks:
                 await run.add(chunk)
@@ -618,7 +641,8 @@ class S3Driver:
                         Bucket=self.bucket, Key=full, Body=data, **self._put_options
                     )
                 return len(data)
-            parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in state.parts]
+            parts = state.completed()
+            assert state.upload_id is not None  # there are parts, so there is an upload
             async with self._call("CompleteMultipartUpload", parts=len(parts)):
                 await s3.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -700,21 +724,25 @@ class S3Driver:
         except ValueError:
             upload_id = None
         s3 = await self._s3()
+        multipart = self._multipart(s3)
         parts_keys = (data_key(key), key)
         if upload_id is not None:  # where it is not, aborting it is a NoSuchUpload, ignored
             for parts_key in parts_keys:
-                await self._abort_upload(s3, self._key(parts_key), upload_id)
+                await multipart.abort(self._key(parts_key), upload_id)
         with contextlib.suppress(ObjectNotFound):
             target = (await self._head(key))[1]
             if target == data_key(key):
-                await self._delete_quietly(s3, self._key(target))
+                await multipart.delete_quietly(self._key(target))
         await self._clean_up(s3, key, parts_keys, remove_key=True)
 
-    async def _complete_parts(self, s3: Any, key: str, parts_key: str, st: UploadState) -> bool:
+    async def _complete_parts(
+        self, s3: S3Client, key: str, parts_key: str, st: UploadState
+    ) -> bool:
         """The tail as the last part, then CompleteMultipartUpload onto `parts_key`; False
         when the multipart upload or the tail is gone."""
         full, parts_full = self._key(key), self._key(parts_key)
-        parts = [{"PartNumber": number, "ETag": etag} for number, etag, _ in st.parts]
+        parts = st.completed()
+        assert st.upload_id is not None  # `decode` checked: parts go with an upload id
         try:
             if st.tail:
                 number = len(parts) + 1
@@ -759,21 +787,22 @@ class S3Driver:
         raise ObjectNotFound(key)
 
     async def _clean_up(
-        self, s3: Any, key: str, parts_keys: tuple[str, ...], *, remove_key: bool
+        self, s3: S3Client, key: str, parts_keys: tuple[str, ...], *, remove_key: bool
     ) -> None:
         """Delete the upload's tails, abort stray multipart uploads on `parts_keys`, and
         delete `key`."""
         full = self._key(key)
         await self._delete_starting(s3, full + TAIL_INFIX, key + TAIL_INFIX)
+        multipart = self._multipart(s3)
         for parts_key in parts_keys:
             parts_full = self._key(parts_key)
             for stray in await self._upload_ids(s3, parts_full):
-                await self._abort_upload(s3, parts_full, stray)
+                await multipart.abort(parts_full, stray)
         if remove_key:
             async with self._call("DeleteObject"):
                 await s3.delete_object(Bucket=self.bucket, Key=full)
 
-    async def _upload_ids(self, s3: Any, full: str) -> set[str]:
+    async def _upload_ids(self, s3: S3Client, full: str) -> set[str]:
         """The multipart uploads in progress on exactly `full`."""
         found: set[str] = set()
         pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full)
@@ -783,60 +812,6 @@ class S3Driver:
                     found.add(str(upload["UploadId"]))
         return found
 
-    async def _abort_upload(self, s3: Any, full: str, upload_id: str) -> None:
-        try:
-            async with self._call("AbortMultipartUpload"):
-                await s3.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
-        except ClientError as exc:
-            if error_code(exc) not in ("NoSuchUpload", "404"):
-                raise
-
-    async def _create_upload(self, s3: Any, key: str, *, final: bool = False) -> str:
-        options = self._put_options if final else self._scratch_options
-        async with self._call("CreateMultipartUpload"):
-            created = await s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self._key(key), **options
-            )
-        return str(created["UploadId"])
-
-    async def _upload_part(
-        self, s3: Any, key: str, upload_id: str, number: int, data: bytes
-    ) -> tuple[int, str, int]:
-        # The client's bytes, sent on: given time for their size (see `_deadline`).
-        async with self._call("UploadPart", key, GONE, moving=len(data)):
-            answer = await s3.upload_part(
-                Bucket=self.bucket,
-                Key=self._key(key),
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-            )
-        return number, str(answer["ETag"]), len(data)
-
-    async def _read_tail(self, s3: Any, key: str, name: str, size: int) -> bytes:
-        """The staged tail `name` (a full key); ObjectNotFound(key) when it is not all there."""
-        async with self._call("GetObject", key, GONE, moving=size):
-            response = await s3.get_object(Bucket=self.bucket, Key=name)
-            async with response["Body"] as body:
-                data = bytes(await body.read())
-        if len(data) != size:
-            raise ObjectNotFound(key)
-        return data
-
-    async def _write_tail(self, s3: Any, name: str, data: bytes) -> None:
-        async with self._call("PutObject", moving=len(data)):
-            await s3.put_object(Bucket=self.bucket, Key=name, Body=data, **self._scratch_options)
-
-    async def _delete_quietly(self, s3: Any, name: str) -> None:
-        """Best effort: whatever stays is removed with the upload anyway."""
-        with contextlib.suppress(StorageUnavailable, ClientError):
-            async with self._call("DeleteObject"):
-                await s3.delete_object(Bucket=self.bucket, Key=name)
-
-    def _part_size(self, number: int) -> int:
-        """The size of whole part `number`: parts grow, so 10,000 of them hold ~430 GiB."""
-        return self.part_size * (1 + (number - 1) // self.part_size_step)
-
     async def move(self, source: str, target: str) -> None:
         src, dst = self._key(source), self._key(target)
         s3 = await self._s3()
@@ -845,7 +820,7 @@ class S3Driver:
         if src == dst:
             return
         size, etag = int(head["ContentLength"]), str(head["ETag"])
-        copy_source = {"Bucket": self.bucket, "Key": src}
+        copy_source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": src}
         if size <= self.copy_limit:
             async with self._call("CopyObject", source, moving=size):
                 await s3.copy_object(
@@ -858,7 +833,7 @@ class S3Driver:
             await s3.delete_object(Bucket=self.bucket, Key=src)
 
     async def _copy_parts(
-        self, s3: Any, copy_source: dict[str, str], dst: str, size: int, etag: str
+        self, s3: S3Client, copy_source: CopySourceTypeDef, dst: str, size: int, etag: str
     ) -> None:
         """Multipart UploadPartCopy; the target appears whole at CompleteMultipartUpload."""
         part_size = max(self.copy_part_size, math.ceil(size / MAX_PARTS))
@@ -869,7 +844,7 @@ class S3Driver:
         upload_id = str(created["UploadId"])
         slots = asyncio.Semaphore(COPY_CONCURRENCY)
 
-        async def copy_part(number: int, first: int) -> dict[str, Any]:
+        async def copy_part(number: int, first: int) -> CompletedPartTypeDef:
             last = min(first + part_size, size) - 1
             async with slots, self._call("UploadPartCopy", moving=last + 1 - first):
                 answer = await s3.upload_part_copy(
@@ -928,17 +903,18 @@ class S3Driver:
         )
 
 
+_Page = TypeVar("_Page")  # one page of a listing
+
+
+class _Range(TypedDict, total=False):
+    """GetObject's `Range` argument, when a stream asks for part of an object."""
+
+    Range: str
+
+
 def _is_tls(endpoint_url: str | None) -> bool:
     """AWS itself (no endpoint) or an `https://` endpoint."""
     return endpoint_url is None or endpoint_url.lower().startswith("https://")
-
-
-def _check_key(key: str) -> None:
-    """The filesystem driver's rules, so a key is valid on both or on neither."""
-    if not key or "\x00" in key or key[0] == "/" or "//" in key or key[-1] == "/":
-        raise ValueError(f"unsafe storage key {key!r}")
-    if "." in key and any(p in (".", "..") for p in key.split("/")):
-        raise ValueError(f"unsafe storage key {key!r}")
 
 
 def _normalize_prefix(prefix: str) -> str:
@@ -946,7 +922,7 @@ def _normalize_prefix(prefix: str) -> str:
     if not prefix:
         return ""
     try:
-        _check_key(prefix)
+        check_key(prefix)
     except ValueError:
         raise ValueError(f"unsafe S3 key prefix {prefix!r}") from None
     return prefix + "/"

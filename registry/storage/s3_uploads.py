@@ -1,6 +1,7 @@
-"""The S3 driver's upload machinery: the state a caller keeps between appends, and one
-append's pipeline of parts, tail and hashing. Split from `s3.py`, which keeps the plain object
-operations; the driver calls in here for `append`, `complete` and `abort`.
+"""The S3 driver's upload machinery: the state a caller keeps between appends, the S3 calls
+an upload makes (`Multipart`), and one append's pipeline of parts, tail and hashing. Split from
+`s3.py`, which keeps the plain object operations; the driver calls in here for `append`,
+`complete` and `abort`, and hands this module a `Multipart` it built, never itself.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from botocore.exceptions import ClientError
+
+from registry.storage.base import ObjectNotFound, StorageUnavailable
 from registry.storage.observing import observe_after
+from registry.storage.s3_errors import GONE, error_code
 
-if TYPE_CHECKING:
-    from registry.storage.s3 import S3Driver
+if TYPE_CHECKING:  # the stubs are a test dependency
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import ServerSideEncryptionType, StorageClassType
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 MIN_PART = 5 * 1024**2  # S3's minimum for every part but the last
@@ -31,6 +39,14 @@ STATE_VERSION = 2  # 1: the parts were uploaded to the upload's own key (still r
 TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
 DATA_PREFIX = "_blobdata/"  # where a version 2 upload's parts go and its object stays
 _STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
+
+
+class ObjectOptions(TypedDict, total=False):
+    """What every call that makes an object adds to its arguments (from the configuration)."""
+
+    ServerSideEncryption: ServerSideEncryptionType
+    SSEKMSKeyId: str
+    StorageClass: StorageClassType  # only for the blob's own objects, never for scratch ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +80,10 @@ class UploadState:
     def size(self) -> int:
         return self.tail_start + self.tail
 
+    def completed(self) -> list[CompletedPartTypeDef]:
+        """The parts as CompleteMultipartUpload names them."""
+        return [{"PartNumber": number, "ETag": etag} for number, etag, _ in self.parts]
+
     def tail_key(self, full: str) -> str:
         return _tail_key(full, self.tail_start, self.tail)
 
@@ -84,53 +104,148 @@ class UploadState:
         """Parse and check a state; ValueError for anything `encode` would not have made."""
         if state is None:
             return cls()
-        if not isinstance(state, bytes) or len(state) > MAX_STATE:
-            raise _bad_state("not bytes of a plausible length")
-        try:
-            doc = json.loads(state)
-        except (ValueError, RecursionError):  # also UnicodeDecodeError
-            raise _bad_state("not JSON") from None
-        if not isinstance(doc, dict) or set(doc) != _STATE_FIELDS:
-            raise _bad_state("not an object with the fields of versions 1 and 2")
-        if not _is_int(doc["v"]) or doc["v"] not in (1, STATE_VERSION):
-            raise _bad_state(f"version {doc['v']!r} is not 1 or {STATE_VERSION}")
+        doc = _state_document(state)
         upload_id = doc["upload_id"]
-        if upload_id is not None and not (
-            isinstance(upload_id, str) and 0 < len(upload_id) <= 1024
-        ):
+        if upload_id is not None and not _is_name(upload_id):
             raise _bad_state("bad upload id")
-        raw_parts = doc["parts"]
-        if not isinstance(raw_parts, list) or len(raw_parts) >= MAX_PARTS:
-            raise _bad_state("parts are not a list of fewer than 10,000")
-        parts: list[tuple[int, str, int]] = []
-        for index, part in enumerate(raw_parts, start=1):
-            if not (isinstance(part, list) and len(part) == 3):
-                raise _bad_state("a part is not [number, etag, size]")
-            number, etag, size = part
-            if not _is_int(number) or number != index:
-                raise _bad_state("parts are not numbered 1, 2, 3, ...")
-            if not (isinstance(etag, str) and 0 < len(etag) <= 1024):
-                raise _bad_state(f"part {index} has a bad ETag")
-            if not _is_int(size) or not MIN_PART <= size <= MAX_PART:
-                raise _bad_state(f"part {index} has a size S3 would not take")
-            parts.append((number, etag, size))
+        parts = _state_parts(doc["parts"])
         if (upload_id is None) != (not parts):
             raise _bad_state("a multipart upload id goes with parts, and only with them")
         tail = doc["tail"]
         if not _is_int(tail) or not 0 <= tail <= MAX_PART:
             raise _bad_state("bad tail size")
-        start = sum(size for _, _, size in parts)
-        raw_drop, drop = doc["drop"], None
-        if raw_drop is not None:
-            if not (
-                isinstance(raw_drop, list) and len(raw_drop) == 2 and all(map(_is_int, raw_drop))
-            ):
-                raise _bad_state("drop is not [start, size]")
-            drop = (int(raw_drop[0]), int(raw_drop[1]))
-            # An older tail: it starts no later and ends earlier than the current one.
-            if not (0 <= drop[0] <= start and drop[1] > 0 and sum(drop) < start + tail):
-                raise _bad_state("drop is not an older tail")
-        return cls(upload_id, tuple(parts), tail, drop, in_data=doc["v"] == STATE_VERSION)
+        drop = _state_drop(doc["drop"], sum(size for _, _, size in parts), tail)
+        return cls(upload_id, parts, tail, drop, in_data=doc["v"] == STATE_VERSION)
+
+
+def _state_document(state: object) -> dict[str, Any]:
+    """The JSON object of a state, with the fields and a version `encode` writes."""
+    if not isinstance(state, bytes) or len(state) > MAX_STATE:
+        raise _bad_state("not bytes of a plausible length")
+    try:
+        doc = json.loads(state)
+    except (ValueError, RecursionError):  # also UnicodeDecodeError
+        raise _bad_state("not JSON") from None
+    if not isinstance(doc, dict) or set(doc) != _STATE_FIELDS:
+        raise _bad_state("not an object with the fields of versions 1 and 2")
+    if not _is_int(doc["v"]) or doc["v"] not in (1, STATE_VERSION):
+        raise _bad_state(f"version {doc['v']!r} is not 1 or {STATE_VERSION}")
+    return doc
+
+
+def _state_parts(raw: object) -> tuple[tuple[int, str, int], ...]:
+    """A state's parts: numbered 1, 2, ..., each with an ETag and a size S3 takes."""
+    if not isinstance(raw, list) or len(raw) >= MAX_PARTS:
+        raise _bad_state("parts are not a list of fewer than 10,000")
+    parts: list[tuple[int, str, int]] = []
+    for index, part in enumerate(raw, start=1):
+        if not (isinstance(part, list) and len(part) == 3):
+            raise _bad_state("a part is not [number, etag, size]")
+        number, etag, size = part
+        if not _is_int(number) or number != index:
+            raise _bad_state("parts are not numbered 1, 2, 3, ...")
+        if not _is_name(etag):
+            raise _bad_state(f"part {index} has a bad ETag")
+        if not _is_int(size) or not MIN_PART <= size <= MAX_PART:
+            raise _bad_state(f"part {index} has a size S3 would not take")
+        parts.append((number, etag, size))
+    return tuple(parts)
+
+
+def _state_drop(raw: object, start: int, tail: int) -> tuple[int, int] | None:
+    """A state's `drop`: None, or an older tail, which starts no later and ends earlier than
+    the current one (at `start`, `tail` bytes)."""
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and all(map(_is_int, raw))):
+        raise _bad_state("drop is not [start, size]")
+    drop = (int(raw[0]), int(raw[1]))
+    if not (0 <= drop[0] <= start and drop[1] > 0 and sum(drop) < start + tail):
+        raise _bad_state("drop is not an older tail")
+    return drop
+
+
+@dataclass(frozen=True, slots=True)
+class Multipart:
+    """The S3 calls of an upload, bound to one client and bucket: what `Append` and the
+    driver's `complete` and `abort` use. The driver builds one with its client, its key
+    mapping and deadlines and its object options, so the upload machinery needs nothing else
+    of it.
+
+    `key` arguments are the caller's keys (checked and prefixed by `full`); `name` and
+    `full` arguments are full object keys already.
+    """
+
+    s3: S3Client
+    bucket: str
+    # `S3Driver._call`: one S3 call under its deadline, its errors translated.
+    call: Callable[..., AbstractAsyncContextManager[None]]
+    full: Callable[[str], str]
+    put_options: ObjectOptions  # the blob's own objects: encryption and storage class
+    scratch_options: ObjectOptions  # parts and tails: encryption, default storage class
+    first_part: int  # the size of an upload's first parts (see `part_size`)
+    part_step: int  # parts in a row of the same size
+
+    def part_size(self, number: int) -> int:
+        """The size of whole part `number`: parts grow, so 10,000 of them hold ~430 GiB."""
+        return self.first_part * (1 + (number - 1) // self.part_step)
+
+    async def create(self, key: str, *, final: bool = False) -> str:
+        """A new multipart upload on `key`; `final` when it becomes the blob itself."""
+        options = self.put_options if final else self.scratch_options
+        async with self.call("CreateMultipartUpload"):
+            created = await self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.full(key), **options
+            )
+        return str(created["UploadId"])
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes
+    ) -> tuple[int, str, int]:
+        """Part `number` of the upload: (number, ETag, size), as `UploadState.parts` keeps it."""
+        # The client's bytes, sent on: given time for their size (see `S3Driver._deadline`).
+        async with self.call("UploadPart", key, GONE, moving=len(data)):
+            answer = await self.s3.upload_part(
+                Bucket=self.bucket,
+                Key=self.full(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        return number, str(answer["ETag"]), len(data)
+
+    async def abort(self, full: str, upload_id: str) -> None:
+        """Abort one multipart upload; one that is gone already is no error."""
+        try:
+            async with self.call("AbortMultipartUpload"):
+                await self.s3.abort_multipart_upload(
+                    Bucket=self.bucket, Key=full, UploadId=upload_id
+                )
+        except ClientError as exc:
+            if error_code(exc) not in ("NoSuchUpload", "404"):
+                raise
+
+    async def read_tail(self, key: str, name: str, size: int) -> bytes:
+        """The staged tail `name`; ObjectNotFound(key) when it is not all there."""
+        async with self.call("GetObject", key, GONE, moving=size):
+            response = await self.s3.get_object(Bucket=self.bucket, Key=name)
+            async with response["Body"] as body:
+                data = bytes(await body.read())
+        if len(data) != size:
+            raise ObjectNotFound(key)
+        return data
+
+    async def write_tail(self, name: str, data: bytes) -> None:
+        async with self.call("PutObject", moving=len(data)):
+            await self.s3.put_object(
+                Bucket=self.bucket, Key=name, Body=data, **self.scratch_options
+            )
+
+    async def delete_quietly(self, name: str) -> None:
+        """Best effort: whatever stays is removed with the upload anyway."""
+        with contextlib.suppress(StorageUnavailable, ClientError):
+            async with self.call("DeleteObject"):
+                await self.s3.delete_object(Bucket=self.bucket, Key=name)
 
 
 class Append:
@@ -140,23 +255,21 @@ class Append:
 
     def __init__(
         self,
-        driver: S3Driver,
-        s3: Any,
+        multipart: Multipart,
         key: str,
         old: UploadState,
         observe: Callable[[bytes], None] | None,
         *,
         final: bool = False,
     ) -> None:
-        self._driver = driver
+        self._calls = multipart
         self._final = final  # writing the object itself (`write_verified`), not a scratch upload
-        self._s3 = s3
         self._key = key
-        self._full = driver._key(key)
+        self._full = multipart.full(key)
         # Where the multipart upload lives: the object itself for `write_verified`, else the
         # upload's data key (or, for a version 1 state, the upload's key). Tails stay at `key`.
         self._parts_key = key if final or not old.in_data else data_key(key)
-        self._parts_full = driver._key(self._parts_key)
+        self._parts_full = multipart.full(self._parts_key)
         self._old = old
         self._observe = observe
         self._parts = list(old.parts)
@@ -177,16 +290,14 @@ class Append:
         self._dropping: asyncio.Future[None] | None = None
         if old.drop is not None:  # no state that can still be used names it any more
             name = _tail_key(self._full, *old.drop)
-            self._dropping = asyncio.ensure_future(driver._delete_quietly(s3, name))
+            self._dropping = asyncio.ensure_future(multipart.delete_quietly(name))
 
     async def add(self, chunk: bytes) -> None:
         if not chunk:
             return
         if self._head_size and self._head is None:  # the first new byte: read the tail back
             self._head = asyncio.ensure_future(
-                self._driver._read_tail(
-                    self._s3, self._key, self._old.tail_key(self._full), self._head_size
-                )
+                self._calls.read_tail(self._key, self._old.tail_key(self._full), self._head_size)
             )
         self._new += len(chunk)
         self._pending.append(chunk)
@@ -198,7 +309,7 @@ class Append:
                 await self._hash_batch()
         if self._inflight is not None and self._inflight.done():
             await self._collect()  # a failed part upload stops the receiving early
-        while self._head_size + self._pending_size >= self._driver._part_size(self._next):
+        while self._head_size + self._pending_size >= self._calls.part_size(self._next):
             await self._cut()
 
     async def finish(self) -> UploadState:
@@ -216,7 +327,7 @@ class Append:
                 self._pending.appendleft(await self._head)
                 self._head = None
             name = _tail_key(self._full, self._start, tail)
-            await self._driver._write_tail(self._s3, name, b"".join(self._pending))
+            await self._calls.write_tail(name, b"".join(self._pending))
         while self._hashing:
             await self._hashing.popleft()
         if self._dropping is not None:
@@ -244,9 +355,7 @@ class Append:
         self._pending_size = 0
         if self._upload_id is not None and rest:
             self._parts.append(
-                await self._driver._upload_part(
-                    self._s3, self._parts_key, self._upload_id, self._next, rest
-                )
+                await self._calls.upload_part(self._parts_key, self._upload_id, self._next, rest)
             )
         while self._hashing:
             await self._hashing.popleft()
@@ -273,14 +382,14 @@ class Append:
                     task.exception()  # retrieved: the error that matters is propagating
         if self._created and self._upload_id is not None:
             with contextlib.suppress(Exception):
-                await self._driver._abort_upload(self._s3, self._parts_full, self._upload_id)
+                await self._calls.abort(self._parts_full, self._upload_id)
 
     async def _cut(self) -> None:
         """Take the next whole part off the buffer and start uploading it."""
         number = self._next
         if number >= MAX_PARTS:  # the last number is kept for the tail
             raise ValueError(f"upload {self._key!r} is too large for an S3 multipart upload")
-        size = self._driver._part_size(number)
+        size = self._calls.part_size(number)
         if self._head is not None:
             self._pending.appendleft(await self._head)
             self._pending_size += self._head_size
@@ -303,12 +412,12 @@ class Append:
         if self._inflight is not None:
             await self._collect()  # one part in flight at a time: memory stays bounded
         if self._upload_id is None:
-            self._upload_id = await self._driver._create_upload(
-                self._s3, self._parts_key, final=self._final or self._old.in_data
+            self._upload_id = await self._calls.create(
+                self._parts_key, final=self._final or self._old.in_data
             )
             self._created = True
         self._inflight = asyncio.ensure_future(
-            self._driver._upload_part(self._s3, self._parts_key, self._upload_id, number, data)
+            self._calls.upload_part(self._parts_key, self._upload_id, number, data)
         )
         self._next += 1
         self._start += size
@@ -344,6 +453,11 @@ def _tail_key(full: str, start: int, size: int) -> str:
 
 def _is_int(value: object) -> bool:
     return type(value) is int  # not bool
+
+
+def _is_name(value: object) -> bool:
+    """An upload id or ETag as S3 gives them: a string, not empty, of a sane length."""
+    return isinstance(value, str) and 0 < len(value) <= 1024
 
 
 def _bad_state(why: str) -> ValueError:

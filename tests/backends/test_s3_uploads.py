@@ -435,20 +435,6 @@ async def test_offset_must_match_the_state() -> None:
     await driver.close()
 
 
-@pytest.mark.parametrize("key", ["", "a//b", "a/../b", "/abs", "a/"])
-async def test_unsafe_keys_are_rejected_before_any_request(key: str) -> None:
-    driver = _offline_driver()
-    with pytest.raises(ValueError, match="unsafe storage key"):
-        await driver.append(key, 0, _pieces(b"x", 1))
-    with pytest.raises(ValueError, match="unsafe storage key"):
-        await driver.complete(key, None, TARGET)
-    with pytest.raises(ValueError, match="unsafe storage key"):
-        await driver.complete(KEY, None, key)
-    with pytest.raises(ValueError, match="unsafe storage key"):
-        await driver.abort(key, None)
-    await driver.close()
-
-
 # --- an unusable service
 
 

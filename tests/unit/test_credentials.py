@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import bcrypt
+import pytest
 
+from registry.auth import credentials
 from registry.auth.credentials import VerifiedCredentials
 
 
@@ -28,15 +30,31 @@ def test_cache_hits_skip_bcrypt_and_changes_miss() -> None:
         assert b"pw" not in fingerprint and len(fingerprint) == 32
 
 
-def test_expired_entries_are_checked_again() -> None:
+def test_expired_entries_are_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry lasts `ttl` from the check that added it; then bcrypt runs again. The clock
+    is the cache's own timer, moved by hand; bcrypt is the real one, counted."""
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-    cache = VerifiedCredentials(ttl=-1)
+    now = [1000.0]
+    cache = VerifiedCredentials(ttl=60, timer=lambda: now[0])
+    bcrypt_calls = []
+    real = credentials._bcrypt_matches
 
-    async def run() -> bool:
-        await cache.check("u", "pw", hashed)
-        return await cache.check("u", "nope", hashed)
+    def counted(password: str, password_hash: str) -> bool:
+        bcrypt_calls.append(password)
+        return real(password, password_hash)
 
-    assert asyncio.run(run()) is False
+    monkeypatch.setattr(credentials, "_bcrypt_matches", counted)
+
+    async def check_at(moment: float) -> bool:
+        now[0] = moment
+        return await cache.check("u", "pw", hashed)
+
+    async def run() -> list[bool]:
+        return [await check_at(t) for t in (1000.0, 1030.0, 1059.9, 1060.0, 1100.0)]
+
+    assert asyncio.run(run()) == [True] * 5
+    # Checked at 1000 and again at 1060 (the first entry had just expired); hits otherwise.
+    assert bcrypt_calls == ["pw", "pw"]
 
 
 def test_bounded_size() -> None:
