@@ -18,7 +18,6 @@ folders, duplicate names, invalid regexes and dangling references are all errors
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
+
+import yaml
 
 from registry.config import sections as typed_sections
 from registry.config.model import (
@@ -57,7 +58,6 @@ from registry.options import unknown_field as _unknown_field
 from registry.options import yaml_keys
 
 # PyYAML ships no type hints; it is used only here, through this untyped handle.
-_yaml: Any = importlib.import_module("yaml")
 
 API_VERSION = "simple-registry.dev/v1"
 SEED_API_VERSION = "simple-registry.jlsalvador.online/v1beta1"
@@ -97,19 +97,19 @@ def _construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, 
             duplicate = key in seen
             seen.add(key)
         except TypeError:
-            raise _yaml.constructor.ConstructorError(
+            raise yaml.constructor.ConstructorError(
                 None, None, "a mapping key must be a plain value", key_node.start_mark
             ) from None
         if duplicate:
-            raise _yaml.constructor.ConstructorError(
+            raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
-    result: dict[Any, Any] = _yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+    result: dict[Any, Any] = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
     return result
 
 
 def _make_loader() -> Any:
-    base = _yaml.SafeLoader
+    base = yaml.SafeLoader
     # Timestamps stay strings: `expiresAt` is parsed (and checked for a time zone) by us.
     resolvers = {
         first: [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:timestamp"]
@@ -145,12 +145,12 @@ def _documents(path: Path) -> Iterator[tuple[int, object]]:
                 if not loader.check_node():
                     return
                 node = loader.get_node()
-            except _yaml.YAMLError as exc:
+            except yaml.YAMLError as exc:
                 raise malformed(exc, number + 1) from None
             number += 1
             try:
                 document = loader.construct_document(node)
-            except _yaml.YAMLError as exc:
+            except yaml.YAMLError as exc:
                 raise malformed(exc, number) from None
             yield number, document
     finally:
