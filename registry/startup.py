@@ -4,7 +4,7 @@ It runs in a background thread of the serving process while the workers start, s
 never delays the "listening on" line, and it is safe with other processes writing: another
 `serve` on the same data directory, or this one's workers, which are already answering.
 - temp files of interrupted writes (the filesystem driver's `_tmp/`, the local coordinator's
-  session temp files), only those no writer holds any more (`registry.storage.tempfiles`);
+  session temp files), only those no writer holds any more (`registry.tempfiles`);
 - metrics directories of instances that have no process left (`registry.observe.exporter`);
 - expired upload sessions and their data (`registry.model.purge`, which garbage collection
   runs too).
@@ -23,7 +23,7 @@ from registry.coord.local import LocalCoordinator
 from registry.model.purge import Purged, purge_expired_uploads
 from registry.observe.exporter import sweep_metrics_dirs
 from registry.storage.filesystem import FilesystemDriver
-from registry.storage.tempfiles import Swept
+from registry.tempfiles import Swept
 from registry.wiring import build_backends
 
 log = logging.getLogger("registry.startup")

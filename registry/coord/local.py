@@ -12,7 +12,7 @@ the name leads to.
 A session file's modification time is its last put: once `session_ttl` (the same default as
 Redis's expiry) has passed, the session is unknown, and `expired_sessions` lists it for the
 purge. Session files are written to a temp file and renamed into place (see
-`registry.storage.tempfiles` for how a crash's temp files are swept).
+`registry.tempfiles` for how a crash's temp files are swept).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from registry import tempfiles
 from registry.coord import backoff
 from registry.coord.base import DEFAULT_SESSION_TTL, Index, LockTimeout
-from registry.storage import tempfiles
 
 
 class LocalCoordinator:

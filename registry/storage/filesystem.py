@@ -22,7 +22,8 @@ from pathlib import Path
 
 from anyio import to_thread
 
-from registry.storage import pagecache, tempfiles
+from registry import tempfiles
+from registry.storage import pagecache
 from registry.storage.base import Appended, ObjectNotFound
 from registry.storage.keys import check_key
 from registry.storage.observing import observe_after

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from registry import tempfiles
 from registry.coord.base import DEFAULT_SESSION_TTL
 from registry.coord.local import LocalCoordinator
 from registry.observe.exporter import OWNER_LOCK, PREFIX, sweep_metrics_dirs
-from registry.storage import tempfiles
 from registry.storage.filesystem import FilesystemDriver
 from tests.server import start
 
