@@ -31,6 +31,12 @@ def registry_server(
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio only: the registry runs there."""
+    return "asyncio"
+
+
+@pytest.fixture
 def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
     """Start a dedicated server with extra flags; stopped at the end of the test."""
     started: list[RunningRegistry] = []

@@ -41,11 +41,6 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 WAIT = 20.0  # seconds a bounded poll may take before the test fails
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class HookedStorage(FilesystemDriver):
     """Runs `on_read(key)` after reading `key` and before returning it, once per hook."""
 

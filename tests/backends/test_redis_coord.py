@@ -27,11 +27,6 @@ MakeCoord = Callable[..., RedisCoordinator]
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def raw(redis_server: RedisProcess) -> AsyncIterator[Redis]:
     """A plain client on the shared server, to look at keys behind the coordinator's back."""
     client = Redis.from_url(redis_server.url())

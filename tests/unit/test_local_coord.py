@@ -41,11 +41,6 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _names_sharing_a_stripe() -> tuple[str, str]:
     """Two upload lock names that the former 4,096 hashed lock files put in one file."""
     seen: dict[int, str] = {}

@@ -30,11 +30,6 @@ HOUR = 3600.0
 UPLOAD = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _age(path: Path, seconds: float) -> None:
     then = time.time() - seconds
     os.utime(path, (then, then))
