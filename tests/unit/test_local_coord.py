@@ -1,5 +1,6 @@
-"""LocalCoordinator: one lock per name, exclusive across processes and coroutines, lock files
-that do not pile up, and upload sessions that expire.
+"""What only LocalCoordinator does: one lock file per name, exclusive across processes, lock
+files that do not pile up, session files that expire by age and are listed for the purge.
+The behaviour every coordinator shares is in tests/backends/test_coord_conformance.py.
 
 Other processes are real ones (a subprocess, spawned workers); time is moved by setting a
 session file's modification time, never by sleeping.
