@@ -6,9 +6,6 @@ import pytest
 
 from registry.auth.scopes import Need
 from registry.auth.tokens import allows, parse_scope
-    allows,
-    parse_scope,
-)
 
 
 @pytest.mark.parametrize(
