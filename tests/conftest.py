@@ -212,7 +212,9 @@ class InProcessRegistry:
         return self.url.split("://", 1)[1]
 
     def client(self, *, auth: bool = True, **kwargs: Any) -> httpx.Client:
-        credentials = (self.username, self.password) if auth and self.username else None
+        credentials = None
+        if auth and self.username is not None and self.password is not None:
+            credentials = (self.username, self.password)
         return httpx.Client(base_url=self.url, transport=self.transport, auth=credentials, **kwargs)
 
 

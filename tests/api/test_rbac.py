@@ -541,7 +541,7 @@ def test_head_only_role_allows_head_and_not_get(tmp_path: Path) -> None:
 
 def test_token_endpoint_limits(rbac_server: InProcessRegistry) -> None:
     with rbac_server.client(auth=False) as http:
-        many = [("scope", f"repository:library/r{i}:pull") for i in range(101)]
+        many = tuple(("scope", f"repository:library/r{i}:pull") for i in range(101))
         r = http.get("/token", params=many, headers=IDENTITIES["bob"])
         assert r.status_code == 400
         r = http.post(

@@ -226,7 +226,7 @@ async def test_releases_that_fail_in_a_stall_free_the_locks_when_redis_resumes(
     for _ in holders:
         await asyncio.wait_for(entered.acquire(), timeout=5)
     assert await stall.raw.exists(*stall.keys) == len(stall.keys)
-    await stall.raw.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+    await stall.raw.execute_command("CLIENT", "PAUSE", "2000", "ALL")  # type: ignore[no-untyped-call]
     leave.set()
     # Each release fails after socket_timeout; leaving the block does not raise.
     await asyncio.wait_for(asyncio.gather(*holders), timeout=10)
@@ -271,21 +271,21 @@ async def test_a_failed_renewal_is_retried_within_the_lease(
     ran out; retrying soon renews it in time and keeps the lock."""
     server = start_redis()
     admin = Redis.from_url(server.url())
-    await admin.execute_command("ACL", "SETUSER", "holder", "on", ">pw", "~*", "&*", "+@all")
+    await admin.execute_command("ACL", "SETUSER", "holder", "on", ">pw", "~*", "&*", "+@all")  # type: ignore[no-untyped-call]
     url = server.url().replace("redis://", "redis://holder:pw@")
     coord = make_coord(url, lock_ttl=3.0)
     key = f"{coord._prefix}lock:upload:x"
     try:
         with caplog.at_level(logging.WARNING, logger="registry.coord.redis"):
             async with coord.lock("upload:x"):
-                await admin.execute_command("ACL", "SETUSER", "holder", "-evalsha")
+                await admin.execute_command("ACL", "SETUSER", "holder", "-evalsha")  # type: ignore[no-untyped-call]
                 for _ in range(1000):  # bounded poll: at most 10 s
                     if caplog.text.count("could not renew the lock") >= 3:
                         break
                     await asyncio.sleep(0.01)
                 else:
                     pytest.fail("the renewals were not refused")
-                await admin.execute_command("ACL", "SETUSER", "holder", "+evalsha")
+                await admin.execute_command("ACL", "SETUSER", "holder", "+evalsha")  # type: ignore[no-untyped-call]
                 # Renewed again (a fresh lease) before the old one ran out.
                 while (ttl := await admin.pttl(key)) <= 2500:
                     assert ttl > 0, "the lease ran out while the lock was held"
