@@ -200,6 +200,41 @@ async def test_a_url_for_an_object_serves_its_bytes(store: Store) -> None:
     assert answer.content == b"through a url"
 
 
+VALID = [
+    "a", "2", "a.a", "0-9/abcdefg", "abc/1.2.3.4.5-6_zyx/123.z/4", "abc./abc", ".abc", "a--b",
+    "a-.b", "_.abc", "Docker/docker-registry", "x/..y", "x/y..",
+]  # fmt: skip
+
+
+async def test_keys_with_dots_dashes_and_underscores_are_valid(store: Store) -> None:
+    """Every name a component may have (dots that are not `.` or `..` themselves included)."""
+    content = bytes([0x80, 0xC3, 0x9F, 0])  # not UTF-8, and a NUL: bytes are bytes
+    for key in VALID:
+        await store.driver.write(key, content)
+        assert await store.driver.read(key) == content, key
+    assert await store.leftovers() == {key: len(content) for key in VALID}
+
+
+async def test_concurrent_replacements_are_seen_whole(store: Store) -> None:
+    """Writes are atomic: readers racing many replacements see one whole version, never a
+    mix or a partial one."""
+    versions = [bytes([i]) * (256 * 1024 + i) for i in range(8)]
+    await store.driver.write(KEY, versions[0])
+    seen: list[bytes] = []
+
+    async def read_often() -> None:
+        for _ in range(20):
+            seen.append(await store.driver.read(KEY))
+
+    await asyncio.gather(
+        *(store.driver.write(KEY, version) for version in versions[1:]),
+        *(read_often() for _ in range(4)),
+    )
+    assert all(body in versions for body in seen)
+    assert await store.driver.read(KEY) in versions[1:]
+    assert list(await store.leftovers()) == [KEY]
+
+
 UNSAFE = ["", "/abs", "a//b", "a/", "..", ".", "a/../b", "a/./b", "../x", "a\x00b"]
 
 
@@ -350,6 +385,10 @@ async def test_move_replaces_the_target_and_removes_the_source(store: Store) -> 
     assert await store.driver.size("_uploads/u/data") is None
     assert await store.driver.read("blobs/sha256/cc/cc") == data
     assert await store.leftovers() == {"blobs/sha256/cc/cc": len(data)}
+
+    await store.driver.move("blobs/sha256/cc/cc", "deep/new/prefix/cc")  # no parent yet
+    assert await store.driver.read("deep/new/prefix/cc") == data
+    assert await store.leftovers() == {"deep/new/prefix/cc": len(data)}
 
 
 # --- chunked uploads: append, complete, abort
