@@ -233,6 +233,20 @@ def serve_in_process(
         transport.shutdown()
 
 
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[Callable[..., InProcessRegistry]]:
+    """Like `start_registry`, the application in-process: a registry of the test's own (with
+    these flags) where the real server adds nothing; all shut down at the end of the test."""
+    made = itertools.count()
+    with contextlib.ExitStack() as stack:
+
+        def factory(*flags: str, password: str | None = PASSWORD) -> InProcessRegistry:
+            datadir = tmp_path / f"app{next(made)}"
+            return stack.enter_context(serve_in_process(datadir, *flags, password=password))
+
+        yield factory
+
+
 @contextlib.contextmanager
 def serve_in_process_on(
     backend: str, request: pytest.FixtureRequest, datadir: Path, *flags: str
