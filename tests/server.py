@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -152,7 +153,7 @@ def raw_request(
     server: RunningRegistry,
     method: str,
     target: str,
-    headers: dict[str, str | bytes] | None = None,
+    headers: Mapping[str, str | bytes] | None = None,
     body: bytes = b"",
     *,
     auth: bool = True,

@@ -125,7 +125,7 @@ def test_linked_blob_whose_content_is_gone(start_registry: Callable[..., Running
 def test_range_that_is_no_number_is_416(
     client: httpx.Client, repo: str, blob: bytes, spec: bytes
 ) -> None:
-    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": spec})
+    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={b"Range": spec})
     assert r.status_code == 416
     assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
     assert r.headers["Content-Range"] == "bytes */3000"

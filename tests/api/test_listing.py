@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.conftest import InProcessRegistry
 from tests.oci import error_codes, follow_pages, push_image
-from tests.server import RunningRegistry
 
 
 def test_tags_are_sorted_and_paginated(client: httpx.Client, repo: str) -> None:
@@ -68,9 +68,9 @@ def test_tags_of_unknown_repository(client: httpx.Client, repo: str) -> None:
 
 
 def test_catalog_lists_nested_repositories_in_order(
-    start_registry: Callable[..., RunningRegistry],
+    in_process: Callable[..., InProcessRegistry],
 ) -> None:
-    server = start_registry()
+    server = in_process()  # an empty registry of its own
     names = ["a", "a/b", "a/b/c", "a-z", "a.b", "b", "lib/x", "lib/x/y"]
     with server.client() as http:
         assert http.get("/v2/_catalog").json() == {"repositories": []}

@@ -17,11 +17,6 @@ ROUNDS = 40  # at once, in each of WAVES waves: unguarded code breaks some round
 WAVES = 3
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _manifests(client: httpx.Client, repo: str, kind: str) -> list[bytes]:
     """ROUNDS distinct image manifests on the same (pushed) config and layer."""
     template = json.loads(image_manifest(client, repo)[0])

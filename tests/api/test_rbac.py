@@ -1,4 +1,6 @@
-"""RBAC, static tokens and the Docker token flow through the real server.
+"""RBAC, static tokens and the Docker token flow, over HTTP to the application in-process
+(see `serve_in_process` in conftest.py); the challenges built from raw `Host` headers go to
+the real server, through a socket.
 
 One server per backend with manifests for: an admin (flags), alice (group team-a, pushes
 `team-a/*`), bob (group readers, pulls `library/*` and sees the catalog), anonymous (pulls
@@ -22,9 +24,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import start_scaled
+from tests.conftest import InProcessRegistry, serve_in_process, serve_in_process_on
 from tests.oci import OCI_MANIFEST, digest_of, follow_pages, image_manifest, push_image
-from tests.server import PASSWORD, RunningRegistry, raw_request, start
+from tests.server import PASSWORD, RunningRegistry, raw_request
 
 SECRET = "a-test-token-secret-of-enough-length-0123456789"
 ROBOT_TOKEN = "robot-static-token-value"
@@ -130,20 +132,16 @@ REPOSITORIES = ["library/app", "team-a/app", "team-b/app", "ci/app", *DAVES, *NO
 @pytest.fixture(scope="module", params=["filesystem", "s3+redis"])
 def rbac_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningRegistry]:
+) -> Iterator[InProcessRegistry]:
     root = tmp_path_factory.mktemp("rbac")
     (root / "cfg").mkdir()
     (root / "cfg" / "all.yaml").write_text(_manifests())
     flags = ("-cfgdir", str(root / "cfg"), "-tokensecret", SECRET)
-    if request.param == "filesystem":
-        server = start(root / "data", *flags)
-    else:
-        server = start_scaled(request.getfixturevalue("scaled_services"), root / "data", *flags)
-    with server.client() as admin:
-        for repo in REPOSITORIES:
-            push_image(admin, repo, "v1")
-    yield server
-    server.stop()
+    with serve_in_process_on(request.param, request, root / "data", *flags) as server:
+        with server.client() as admin:
+            for repo in REPOSITORIES:
+                push_image(admin, repo, "v1")
+        yield server
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
@@ -241,14 +239,14 @@ MATRIX = [
 
 @pytest.mark.parametrize(("identity", "method", "path", "allowed", "ok_status"), MATRIX)
 def test_every_route_allows_or_denies(
-    rbac_server: RunningRegistry,
+    rbac_server: InProcessRegistry,
     identity: str,
     method: str,
     path: str,
     allowed: bool,
     ok_status: int,
 ) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+    with rbac_server.client(auth=False) as http:
         r = http.request(method, path, headers=IDENTITIES[identity])
     if allowed:
         assert r.status_code == ok_status, r.text
@@ -258,9 +256,9 @@ def test_every_route_allows_or_denies(
 
 @pytest.mark.parametrize(("identity", "method", "path", "expected"), CASES)
 def test_route_by_identity(
-    rbac_server: RunningRegistry, identity: str, method: str, path: str, expected: int
+    rbac_server: InProcessRegistry, identity: str, method: str, path: str, expected: int
 ) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+    with rbac_server.client(auth=False) as http:
         r = http.request(method, path, headers=IDENTITIES[identity])
     assert r.status_code == expected, r.text
     if expected == 401:
@@ -271,8 +269,8 @@ def test_route_by_identity(
         assert r.json()["errors"][0]["code"] == "DENIED"
 
 
-def test_catalog_is_filtered_and_paginates(rbac_server: RunningRegistry) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+def test_catalog_is_filtered_and_paginates(rbac_server: InProcessRegistry) -> None:
+    with rbac_server.client(auth=False) as http:
         assert http.get("/v2/_catalog", headers=IDENTITIES["bob"]).json() == {
             "repositories": ["library/app"]
         }
@@ -283,8 +281,8 @@ def test_catalog_is_filtered_and_paginates(rbac_server: RunningRegistry) -> None
         assert "last=a%2Fone" in page.headers["Link"]
 
 
-def test_expired_static_token_is_refused(rbac_server: RunningRegistry) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+def test_expired_static_token_is_refused(rbac_server: InProcessRegistry) -> None:
+    with rbac_server.client(auth=False) as http:
         r = http.get("/v2/ci/app/tags/list", headers={"Authorization": f"Bearer {EXPIRED_TOKEN}"})
         assert r.status_code == 401
         assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
@@ -292,8 +290,8 @@ def test_expired_static_token_is_refused(rbac_server: RunningRegistry) -> None:
         assert r.status_code == 401
 
 
-def _token(server: RunningRegistry, headers: dict[str, str], *scopes: str) -> dict[str, object]:
-    with httpx.Client(base_url=server.url) as http:
+def _token(server: InProcessRegistry, headers: dict[str, str], *scopes: str) -> dict[str, object]:
+    with server.client(auth=False) as http:
         r = http.get(
             "/token",
             params=[("service", server.host), *(("scope", s) for s in scopes)],
@@ -304,7 +302,7 @@ def _token(server: RunningRegistry, headers: dict[str, str], *scopes: str) -> di
     return body
 
 
-def test_token_flow_downscopes(rbac_server: RunningRegistry) -> None:
+def test_token_flow_downscopes(rbac_server: InProcessRegistry) -> None:
     body = _token(
         rbac_server, IDENTITIES["bob"], "repository:library/app:pull,push", "registry:catalog:*"
     )
@@ -321,7 +319,7 @@ def test_token_flow_downscopes(rbac_server: RunningRegistry) -> None:
     for claim in ("iss", "exp", "nbf", "iat", "jti"):
         assert claim in claims
     bearer = {"Authorization": f"Bearer {body['token']}"}
-    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+    with rbac_server.client(auth=False, headers=bearer) as http:
         assert http.get("/v2/library/app/manifests/v1").status_code == 200
         assert http.get("/v2/_catalog").status_code == 200
         push = http.post("/v2/library/app/blobs/uploads/")
@@ -332,12 +330,12 @@ def test_token_flow_downscopes(rbac_server: RunningRegistry) -> None:
         assert other.status_code == 401  # the token is for another repository
 
 
-def test_token_for_anonymous_and_bad_credentials(rbac_server: RunningRegistry) -> None:
+def test_token_for_anonymous_and_bad_credentials(rbac_server: InProcessRegistry) -> None:
     body = _token(rbac_server, {}, "repository:library/app:pull", "repository:team-a/app:pull")
     claims = jwt.decode(str(body["token"]), options={"verify_signature": False})
     assert claims["sub"] == "anonymous"
     assert claims["access"] == [{"type": "repository", "name": "library/app", "actions": ["pull"]}]
-    with httpx.Client(base_url=rbac_server.url) as http:
+    with rbac_server.client(auth=False) as http:
         r = http.get(
             "/token",
             params={"scope": "repository:library/app:pull"},
@@ -347,8 +345,8 @@ def test_token_for_anonymous_and_bad_credentials(rbac_server: RunningRegistry) -
         assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
 
 
-def test_oauth2_password_and_refresh(rbac_server: RunningRegistry) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+def test_oauth2_password_and_refresh(rbac_server: InProcessRegistry) -> None:
+    with rbac_server.client(auth=False) as http:
         r = http.post(
             "/token",
             data={
@@ -393,7 +391,7 @@ def _forge(claims: dict[str, object], key: str = SECRET, alg: str = "HS256") -> 
     return jwt.encode(claims, key, algorithm=alg)
 
 
-def test_forged_tokens_are_invalid(rbac_server: RunningRegistry) -> None:
+def test_forged_tokens_are_invalid(rbac_server: InProcessRegistry) -> None:
     good = _token(rbac_server, IDENTITIES["bob"], "repository:library/app:pull")
     header, payload, signature = str(good["token"]).split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -415,7 +413,7 @@ def test_forged_tokens_are_invalid(rbac_server: RunningRegistry) -> None:
         "expired": _forge(expired),
         "garbage": "not.a.jwt",
     }
-    with httpx.Client(base_url=rbac_server.url) as http:
+    with rbac_server.client(auth=False) as http:
         for name, token in bad.items():
             r = http.get(
                 "/v2/library/app/manifests/v1", headers={"Authorization": f"Bearer {token}"}
@@ -424,8 +422,8 @@ def test_forged_tokens_are_invalid(rbac_server: RunningRegistry) -> None:
             assert 'error="invalid_token"' in r.headers["WWW-Authenticate"], name
 
 
-def test_upload_of_another_principal_is_unknown(rbac_server: RunningRegistry) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+def test_upload_of_another_principal_is_unknown(rbac_server: InProcessRegistry) -> None:
+    with rbac_server.client(auth=False) as http:
         location = http.post(
             "/v2/ci/app/blobs/uploads/", headers=IDENTITIES["robot-bearer"]
         ).headers["Location"]
@@ -435,8 +433,8 @@ def test_upload_of_another_principal_is_unknown(rbac_server: RunningRegistry) ->
         assert http.get(location, headers=IDENTITIES["robot-bearer"]).status_code == 204
 
 
-def test_mount_needs_pull_on_the_source(rbac_server: RunningRegistry) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+def test_mount_needs_pull_on_the_source(rbac_server: InProcessRegistry) -> None:
+    with rbac_server.client(auth=False) as http:
         layer = http.get("/v2/team-b/app/manifests/v1", headers=IDENTITIES["admin"]).json()[
             "layers"
         ][0]["digest"]
@@ -486,11 +484,10 @@ def test_seed_pattern_allows_pulls_by_tag(tmp_path: Path) -> None:
         },
     ]
     (tmp_path / "cfg" / "seed.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
-    server = start(tmp_path / "data", "-cfgdir", str(tmp_path / "cfg"))
-    try:
+    with serve_in_process(tmp_path / "data", "-cfgdir", str(tmp_path / "cfg")) as server:
         with server.client() as admin:
             pushed = push_image(admin, "team/app", "v1")
-        with httpx.Client(base_url=server.url, headers=_basic("carol", "carol-pw")) as http:
+        with server.client(auth=False, headers=_basic("carol", "carol-pw")) as http:
             r = http.head("/v2/team/app/manifests/v1")  # HEAD allowed by GET, by tag
             assert r.status_code == 200
             assert r.headers["Docker-Content-Digest"] == pushed.digest
@@ -504,8 +501,6 @@ def test_seed_pattern_allows_pulls_by_tag(tmp_path: Path) -> None:
                 == 403
             )
             assert http.get(f"/v2/team/app/blobs/{digest_of(b'x')}").status_code == 403
-    finally:
-        server.stop()
 
 
 def test_head_only_role_allows_head_and_not_get(tmp_path: Path) -> None:
@@ -536,20 +531,17 @@ def test_head_only_role_allows_head_and_not_get(tmp_path: Path) -> None:
         },
     ]
     (tmp_path / "cfg" / "m.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs))
-    server = start(tmp_path / "data", "-cfgdir", str(tmp_path / "cfg"))
-    try:
+    with serve_in_process(tmp_path / "data", "-cfgdir", str(tmp_path / "cfg")) as server:
         with server.client() as admin:
             push_image(admin, "x/y", "v1")
-        with httpx.Client(base_url=server.url, headers=_basic("probe", "probe-pw")) as http:
+        with server.client(auth=False, headers=_basic("probe", "probe-pw")) as http:
             assert http.head("/v2/x/y/manifests/v1").status_code == 200
             assert http.get("/v2/x/y/manifests/v1").status_code == 403
-    finally:
-        server.stop()
 
 
-def test_token_endpoint_limits(rbac_server: RunningRegistry) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
-        many = [("scope", f"repository:library/r{i}:pull") for i in range(101)]
+def test_token_endpoint_limits(rbac_server: InProcessRegistry) -> None:
+    with rbac_server.client(auth=False) as http:
+        many = tuple(("scope", f"repository:library/r{i}:pull") for i in range(101))
         r = http.get("/token", params=many, headers=IDENTITIES["bob"])
         assert r.status_code == 400
         r = http.post(
@@ -561,32 +553,32 @@ def test_token_endpoint_limits(rbac_server: RunningRegistry) -> None:
         assert r.json()["errors"][0]["code"] == "UNSUPPORTED"
 
 
-def _bearer(server: RunningRegistry, identity: str, *scopes: str) -> dict[str, str]:
+def _bearer(server: InProcessRegistry, identity: str, *scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {_token(server, IDENTITIES[identity], *scopes)['token']}"}
 
 
-def test_catalog_token_of_an_admin_lists_every_repository(rbac_server: RunningRegistry) -> None:
+def test_catalog_token_of_an_admin_lists_every_repository(rbac_server: InProcessRegistry) -> None:
     """Clients ask for `registry:catalog:*` alone; the list is what the subject may pull."""
     bearer = _bearer(rbac_server, "admin", "registry:catalog:*")
-    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+    with rbac_server.client(auth=False, headers=bearer) as http:
         r = http.get("/v2/_catalog")
     assert r.status_code == 200, r.text
     assert r.json() == {"repositories": sorted(REPOSITORIES)}
 
 
 def test_catalog_token_of_a_user_lists_what_the_user_may_pull(
-    rbac_server: RunningRegistry,
+    rbac_server: InProcessRegistry,
 ) -> None:
     for identity, expected in (("dave", DAVES), ("bob", ["library/app"])):
         # A repository claim in the same token neither adds to the list nor limits it.
         bearer = _bearer(rbac_server, identity, "registry:catalog:*", "repository:a/one:pull")
-        with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+        with rbac_server.client(auth=False, headers=bearer) as http:
             assert http.get("/v2/_catalog").json() == {"repositories": expected}, identity
 
 
-def test_catalog_token_pages_through_the_filtered_list(rbac_server: RunningRegistry) -> None:
+def test_catalog_token_pages_through_the_filtered_list(rbac_server: InProcessRegistry) -> None:
     bearer = _bearer(rbac_server, "dave", "registry:catalog:*")
-    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+    with rbac_server.client(auth=False, headers=bearer) as http:
         assert follow_pages(http, "/v2/_catalog", "repositories", 1) == DAVES
         assert follow_pages(http, "/v2/_catalog", "repositories", 2) == DAVES
         # `last` between visible names, on a hidden one, and at the end of the list.
@@ -601,15 +593,15 @@ def test_catalog_token_pages_through_the_filtered_list(rbac_server: RunningRegis
         assert "Link" not in r.headers
 
 
-def test_catalog_needs_the_catalog_scope(rbac_server: RunningRegistry) -> None:
+def test_catalog_needs_the_catalog_scope(rbac_server: InProcessRegistry) -> None:
     """Without `registry:catalog:*` in the token (asked for, or granted) the client is sent for
     one: 401 insufficient_scope naming it."""
     for identity, scopes in (
         ("dave", ["repository:a/one:pull"]),
         ("alice", ["registry:catalog:*"]),
     ):
-        with httpx.Client(
-            base_url=rbac_server.url, headers=_bearer(rbac_server, identity, *scopes)
+        with rbac_server.client(
+            auth=False, headers=_bearer(rbac_server, identity, *scopes)
         ) as http:
             r = http.get("/v2/_catalog")
         assert r.status_code == 401, identity
@@ -618,10 +610,10 @@ def test_catalog_needs_the_catalog_scope(rbac_server: RunningRegistry) -> None:
         assert 'scope="registry:catalog:*"' in challenge
 
 
-def test_catalog_of_a_static_token_keeps_its_limits(rbac_server: RunningRegistry) -> None:
+def test_catalog_of_a_static_token_keeps_its_limits(rbac_server: InProcessRegistry) -> None:
     """A static token acts as its user, with nothing widened for the catalog."""
     for headers in ({"Authorization": f"Bearer {DAVE_TOKEN}"}, _basic("dave", DAVE_TOKEN)):
-        with httpx.Client(base_url=rbac_server.url, headers=headers) as http:
+        with rbac_server.client(auth=False, headers=headers) as http:
             assert http.get("/v2/_catalog").json() == {"repositories": DAVES}
             assert follow_pages(http, "/v2/_catalog", "repositories", 1) == DAVES
 
@@ -652,9 +644,9 @@ WRITES = [
     ids=[f"{m} {p.replace(_BLOB, 'D').replace(_UPLOAD, 'U')}" for m, p, _ in WRITES],
 )
 def test_write_challenges_ask_for_pull_and_push(
-    rbac_server: RunningRegistry, method: str, path: str, scope: str
+    rbac_server: InProcessRegistry, method: str, path: str, scope: str
 ) -> None:
-    with httpx.Client(base_url=rbac_server.url) as http:
+    with rbac_server.client(auth=False) as http:
         r = http.request(method, path)  # anonymous may only read library/app
     assert r.status_code == 401
     challenge = r.headers["WWW-Authenticate"]
@@ -669,13 +661,13 @@ def _challenge_params(challenge: str) -> dict[str, str]:
 
 
 def test_one_token_from_the_first_challenge_pushes_and_reads_back(
-    rbac_server: RunningRegistry,
+    rbac_server: InProcessRegistry,
 ) -> None:
     """A client that takes one token per operation (oras-py keeps it for good): the token from
     the push's first 401 must carry existence checks, the push and the read back, every step
     answered without a 401."""
     repo = "team-a/one-token"
-    with httpx.Client(base_url=rbac_server.url) as http:
+    with rbac_server.client(auth=False) as http:
         first = http.post(f"/v2/{repo}/blobs/uploads/")
         assert first.status_code == 401
         params = _challenge_params(first.headers["WWW-Authenticate"])
@@ -686,7 +678,7 @@ def test_one_token_from_the_first_challenge_pushes_and_reads_back(
         )
         assert r.status_code == 200, r.text
     bearer = {"Authorization": f"Bearer {r.json()['token']}"}
-    with httpx.Client(base_url=rbac_server.url, headers=bearer) as http:
+    with rbac_server.client(auth=False, headers=bearer) as http:
         layer = b"a layer pushed with one token"
         layer_digest = digest_of(layer)
         assert http.head(f"/v2/{repo}/blobs/{layer_digest}").status_code == 404
@@ -724,17 +716,18 @@ def _challenge(header: str) -> dict[str, str]:
     ids=["quote-comma", "open-bracket", "space", "backslash", "empty", "bad-port", "slash"],
 )
 def test_challenge_for_a_bad_host_is_one_that_works(
-    rbac_server: RunningRegistry, host: str
+    registry_server: RunningRegistry, repo: str, host: str
 ) -> None:
     """The `Host` is not copied into the challenge unless it is a host; instead the challenge
     names the address the client connected to, where the token endpoint answers."""
-    repo = "team-b/app"  # anonymous may not pull it
-    r = raw_request(rbac_server, "GET", f"/v2/{repo}/tags/list", {"Host": host}, auth=False)
+    with registry_server.client() as admin:
+        push_image(admin, repo, "v1")
+    r = raw_request(registry_server, "GET", f"/v2/{repo}/tags/list", {"Host": host}, auth=False)
     assert r.status == 401
     params = _challenge(r.headers["www-authenticate"])
     assert params == {
-        "realm": f"{rbac_server.url}/token",
-        "service": rbac_server.host,
+        "realm": f"{registry_server.url}/token",
+        "service": registry_server.host,
         "scope": f"repository:{repo}:pull",
     }
     with httpx.Client() as http:
@@ -744,7 +737,7 @@ def test_challenge_for_a_bad_host_is_one_that_works(
             headers=_basic("admin", PASSWORD),
         ).json()["token"]
     bearer = {"Host": host, "Authorization": f"Bearer {token}"}
-    r = raw_request(rbac_server, "GET", f"/v2/{repo}/tags/list", bearer)
+    r = raw_request(registry_server, "GET", f"/v2/{repo}/tags/list", bearer)
     assert r.status == 200, r.body
     assert json.loads(r.body)["name"] == repo
 
@@ -759,9 +752,9 @@ def test_challenge_for_a_bad_host_is_one_that_works(
     ],
 )
 def test_challenge_keeps_a_good_host(
-    rbac_server: RunningRegistry, host: str, expected: str
+    registry_server: RunningRegistry, host: str, expected: str
 ) -> None:
-    r = raw_request(rbac_server, "GET", "/v2/team-b/app/tags/list", {"Host": host}, auth=False)
+    r = raw_request(registry_server, "GET", "/v2/team-b/app/tags/list", {"Host": host}, auth=False)
     assert _challenge(r.headers["www-authenticate"]) == {
         "realm": f"http://{expected}/token",
         "service": expected,

@@ -389,7 +389,7 @@ def test_content_range_that_is_no_number_is_416(
     client: httpx.Client, repo: str, content_range: bytes
 ) -> None:
     location = _start(client, repo)
-    r = client.patch(location, content=b"0123456789", headers={"Content-Range": content_range})
+    r = client.patch(location, content=b"0123456789", headers={b"Content-Range": content_range})
     assert r.status_code == 416
     assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
     assert client.get(location).headers["Range"] == "0-0"  # nothing was taken

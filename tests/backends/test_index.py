@@ -41,11 +41,6 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 WAIT = 20.0  # seconds a bounded poll may take before the test fails
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class HookedStorage(FilesystemDriver):
     """Runs `on_read(key)` after reading `key` and before returning it, once per hook."""
 
@@ -384,23 +379,6 @@ def _poll_index_ready(redis: RedisProcess, http: httpx.Client) -> None:
             time.sleep(0.05)
     finally:
         client.close()
-
-
-async def test_ready_only_when_nothing_changed_since_the_last_look(
-    make_coord: Callable[..., RedisCoordinator],
-) -> None:
-    index = make_coord().index(STORE)
-    assert index is not None
-    await index.set_tag("app", "v1", b"record")  # while not ready: marks "app" dirty
-    assert await index.mark_ready() is False
-    assert await index.take_dirty() == ["app"]
-    assert await index.mark_ready() is True
-    await index.set_tag("app", "v2", b"record")  # ready now: nothing to mark
-    assert await index.take_dirty() == []
-    await index.invalidate()
-    assert not await index.ready()
-    with pytest.raises(IndexNotReady):
-        await index.tag("app", "v1")
 
 
 async def test_index_calls_are_timed_and_unavailability_counted(

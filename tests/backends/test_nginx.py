@@ -79,6 +79,6 @@ def test_an_early_answer_to_a_large_monolithic_push_passes_through(
                 params={"digest": digest_of(data)},
                 content=_chunks(data),
                 headers={"Content-Length": str(len(data))},
-                auth=(ADMIN, password) if password else None,
+                auth=(ADMIN, password) if password else httpx.USE_CLIENT_DEFAULT,
             )
             assert r.status_code == 401, proxy.error_log()[-2000:]

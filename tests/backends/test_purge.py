@@ -29,11 +29,6 @@ PREFIX = "registry"
 BODY = b"x" * MIN_PART + b"0123456789"  # one whole part and a staged tail of 10 bytes
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _body(data: bytes) -> AsyncIterator[bytes]:
     yield data
 

@@ -1,4 +1,5 @@
-"""S3Driver against moto's HTTP server (see conftest.py): real requests over loopback.
+"""What only S3Driver does, against moto's HTTP server (see conftest.py): real requests over
+loopback. The behaviour every driver shares is in test_storage_conformance.py.
 
 Each test has its own bucket; `raw_s3` is a plain client to look at the bucket behind the
 driver's back. Failure tests point drivers at endpoints that refuse, hang or fail, and bound
@@ -10,24 +11,26 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from registry.storage.base import ObjectNotFound, StorageDriver, StorageUnavailable
+from registry.storage.base import StorageDriver, StorageUnavailable
 from registry.storage.s3 import STREAM_CHUNK, S3Driver
+from registry.storage.s3_uploads import MIN_PART
 from tests.backends.s3 import MotoServer
 
 pytestmark = pytest.mark.anyio
 
 MakeDriver = Callable[..., S3Driver]
 MiB = 1024 * 1024
+PART = MIN_PART
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+async def _pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
 
 
 async def _keys(raw_s3: Any, bucket: str, prefix: str = "") -> set[str]:
@@ -37,20 +40,6 @@ async def _keys(raw_s3: Any, bucket: str, prefix: str = "") -> set[str]:
     ):
         keys.update(item["Key"] for item in page.get("Contents", ()))
     return keys
-
-
-async def _write_many(driver: S3Driver, items: dict[str, bytes]) -> None:
-    slots = asyncio.Semaphore(48)
-
-    async def put(key: str, data: bytes) -> None:
-        async with slots:
-            await driver.write(key, data)
-
-    await asyncio.gather(*(put(key, data) for key, data in items.items()))
-
-
-async def _collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
-    return [chunk async for chunk in chunks]
 
 
 def test_implements_the_protocol() -> None:
@@ -71,48 +60,7 @@ def test_payloads_are_hashed_for_signing_only_without_tls(
     assert config.signature_version == "s3v4"
 
 
-# --- small objects
-
-
-async def test_write_read_size_delete(s3_driver: S3Driver, raw_s3: Any, s3_bucket: str) -> None:
-    key = "repositories/library/alpine/_manifests/tags/latest"
-    await s3_driver.write(key, b"sha256:" + b"a" * 64)
-    assert await s3_driver.read(key) == b"sha256:" + b"a" * 64
-    assert await s3_driver.size(key) == 71
-    # Stored under the driver's prefix, nowhere else.
-    assert await _keys(raw_s3, s3_bucket) == {f"registry/{key}"}
-
-    await s3_driver.write(key, b"replaced")  # create or replace
-    assert await s3_driver.read(key) == b"replaced"
-    assert await s3_driver.size(key) == 8
-
-    await s3_driver.write("empty", b"")
-    assert await s3_driver.read("empty") == b""
-    assert await s3_driver.size("empty") == 0
-
-    assert await s3_driver.delete(key) is True
-    assert await s3_driver.delete(key) is False
-    assert await s3_driver.size(key) is None
-    with pytest.raises(ObjectNotFound):
-        await s3_driver.read(key)
-    assert await _keys(raw_s3, s3_bucket) == {"registry/empty"}
-
-
-async def test_absent_keys(s3_driver: S3Driver) -> None:
-    with pytest.raises(ObjectNotFound):
-        await s3_driver.read("blobs/sha256/ab/absent")
-    assert await s3_driver.size("blobs/sha256/ab/absent") is None
-    assert await s3_driver.delete("blobs/sha256/ab/absent") is False
-    with pytest.raises(ObjectNotFound):
-        await _collect(s3_driver.stream("blobs/sha256/ab/absent"))
-    with pytest.raises(ObjectNotFound):
-        await _collect(s3_driver.stream("blobs/sha256/ab/absent", 5, 10))
-    with pytest.raises(ObjectNotFound):
-        await _collect(s3_driver.stream("blobs/sha256/ab/absent", 0, 0))
-    with pytest.raises(ObjectNotFound):
-        await s3_driver.move("_uploads/absent/data", "blobs/sha256/ab/absent")
-    assert await s3_driver.list("repositories") == []
-    await s3_driver.delete_prefix("_uploads/absent")  # nothing to do, no error
+# --- object options
 
 
 async def test_sse_and_storage_class_apply_to_writes_and_moves(
@@ -130,127 +78,31 @@ async def test_sse_and_storage_class_apply_to_writes_and_moves(
     assert head["StorageClass"] == "STANDARD_IA"
 
 
-# --- listing
-
-
-async def test_list_gives_direct_children_only(s3_driver: S3Driver) -> None:
-    for key in [
-        "repositories/library/alpine/_manifests/tags/latest",
-        "repositories/library/alpine/_manifests/tags/3.20",
-        "repositories/library/alpine/_layers/sha256/aa",
-        "repositories/library/busybox/_manifests/tags/1",
-        "repositories/top",
-        "repositoriesX/not-a-child",
-    ]:
-        await s3_driver.write(key, b"x")
-    assert sorted(await s3_driver.list("repositories")) == ["library", "top"]
-    assert sorted(await s3_driver.list("repositories/library")) == ["alpine", "busybox"]
-    assert sorted(await s3_driver.list("repositories/library/alpine")) == [
-        "_layers",
-        "_manifests",
-    ]
-    assert sorted(await s3_driver.list("repositories/library/alpine/_manifests/tags")) == [
-        "3.20",
-        "latest",
-    ]
-    assert await s3_driver.list("repositories/top") == []  # an object, not a prefix
-    assert await s3_driver.list("repositories/library/alpine/_manifests/tags/la") == []
-
-
-async def test_list_paginates_past_1000(s3_driver: S3Driver) -> None:
-    objects = {f"many/object-{i:04}": b"" for i in range(1050)}
-    nested = {f"many/sub-{i:03}/inner": b"" for i in range(60)}
-    await _write_many(s3_driver, objects | nested)
-    names = await s3_driver.list("many")
-    assert len(names) == len(set(names)) == 1110
-    assert set(names) == {k.split("/")[1] for k in objects} | {k.split("/")[1] for k in nested}
-
-
-# --- streaming
-
-
-@pytest.fixture
-async def big(s3_driver: S3Driver) -> bytes:
-    data = random.Random(7).randbytes(5 * MiB + 12345)
-    await s3_driver.write("blobs/sha256/bb/big", data)
-    return data
-
-
-RANGES: list[tuple[int, int | None]] = [
-    (0, None),  # whole
-    (0, 5 * MiB + 12345),  # whole, by length
-    (0, 100),  # start
-    (MiB - 10, 2 * MiB + 20),  # middle, across chunk boundaries
-    (3 * MiB + 1, 1),  # one byte
-    (5 * MiB, None),  # end
-    (5 * MiB + 12345 - 7, 7),  # the last bytes
-    (5 * MiB, 10 * MiB),  # past the end: what there is
-    (5 * MiB + 12345, None),  # at the end: nothing
-    (6 * MiB, 10),  # beyond the end: nothing
-    (123, 0),  # empty range
-]
-
-
-async def test_stream_ranges(s3_driver: S3Driver, big: bytes) -> None:
-    # One object for every range (writing it is the slow part).
-    for start, length in RANGES:
-        chunks = await _collect(s3_driver.stream("blobs/sha256/bb/big", start, length))
-        end = None if length is None else start + length
-        assert b"".join(chunks) == big[start:end], (start, length)
-        assert all(0 < len(chunk) <= STREAM_CHUNK for chunk in chunks), (start, length)
-
-
-async def test_stream_yields_bounded_chunks(s3_driver: S3Driver, big: bytes) -> None:
-    chunks = await _collect(s3_driver.stream("blobs/sha256/bb/big"))
-    assert len(chunks) >= len(big) // STREAM_CHUNK + 1  # never the object at once
-    assert max(len(chunk) for chunk in chunks) <= STREAM_CHUNK
-    assert b"".join(chunks) == big
-
-
-async def test_stream_of_an_empty_object(s3_driver: S3Driver) -> None:
-    await s3_driver.write("empty", b"")
-    assert await _collect(s3_driver.stream("empty")) == []
-    assert await _collect(s3_driver.stream("empty", 0, 10)) == []
-
-
-async def test_stream_stopped_early_leaves_the_driver_usable(
-    s3_driver: S3Driver, big: bytes
+@pytest.mark.parametrize("size", [10, PART + 10], ids=["put-object", "multipart"])
+async def test_s3_options_apply_to_the_object_written_verified(
+    make_s3_driver: MakeDriver, raw_s3: Any, s3_bucket: str, size: int
 ) -> None:
-    stream = s3_driver.stream("blobs/sha256/bb/big", 10)
-    first = await anext(stream)
-    assert first == big[10 : 10 + len(first)]
-    assert isinstance(stream, AsyncGenerator)
-    await stream.aclose()  # a client that went away mid-download
-    assert await s3_driver.read("blobs/sha256/bb/big") == big
+    driver = make_s3_driver(sse="AES256", storage_class="STANDARD_IA")
+    driver.part_size = PART
+    data = b"s" * size
+    await driver.write_verified("blobs/k", _pieces(data, MiB), lambda chunk: None, lambda: None)
+    head = await raw_s3.head_object(Bucket=s3_bucket, Key="blobs/k")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["StorageClass"] == "STANDARD_IA"
+    assert head["ContentLength"] == size
 
 
 # --- delete_prefix and move
 
 
-async def test_delete_prefix_removes_more_than_1000(
+async def test_delete_prefix_keeps_an_object_named_like_the_prefix(
     s3_driver: S3Driver, raw_s3: Any, s3_bucket: str
 ) -> None:
-    doomed = {f"_uploads/u1/part-{i:04}": b"p" for i in range(1005)}
-    doomed |= {f"_uploads/u1/nested/deeper/{i}": b"n" for i in range(100)}
-    kept = {"_uploads/u2/data": b"2", "_uploads/u1x": b"sibling", "_uploads/u1": b"object"}
-    await _write_many(s3_driver, doomed | kept)
-
+    """On S3 (unlike a directory tree) `a` may be an object and a prefix at once."""
+    await s3_driver.write("_uploads/u1", b"object")
+    await s3_driver.write("_uploads/u1/data", b"scratch")
     await s3_driver.delete_prefix("_uploads/u1")
-    assert await _keys(raw_s3, s3_bucket) == {f"registry/{k}" for k in kept}
-    assert await s3_driver.list("_uploads/u1") == []
-
-
-async def test_move_is_server_side_and_removes_the_source(
-    s3_driver: S3Driver, raw_s3: Any, s3_bucket: str
-) -> None:
-    data = random.Random(1).randbytes(3 * MiB)
-    await s3_driver.write("_uploads/u/data", data)
-    await s3_driver.write("blobs/sha256/cc/cc", b"old content")  # replaced
-
-    await s3_driver.move("_uploads/u/data", "blobs/sha256/cc/cc")
-    assert await s3_driver.size("_uploads/u/data") is None
-    assert await s3_driver.read("blobs/sha256/cc/cc") == data
-    assert await _keys(raw_s3, s3_bucket) == {"registry/blobs/sha256/cc/cc"}
+    assert await _keys(raw_s3, s3_bucket) == {"registry/_uploads/u1"}
 
 
 async def test_move_above_the_copy_limit_copies_part_by_part(
@@ -310,6 +162,11 @@ SECRET = "SECRET-sentinel-0123456789"
 TOKEN = "TOKEN-sentinel-0123456789"
 
 
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    async for _ in chunks:
+        pass
+
+
 def _assert_no_credentials(exc: BaseException) -> None:
     assert SECRET not in str(exc) and TOKEN not in str(exc)
 
@@ -344,7 +201,7 @@ async def test_stopped_endpoint_is_unavailable_quickly(
     await _fails_quickly(driver.size("k"), within=4)
     await _fails_quickly(driver.write("k", b"w"), within=4)
     await _fails_quickly(driver.list("x"), within=4)
-    await _fails_quickly(_collect(driver.stream("k", 1, 5)), within=4)
+    await _fails_quickly(_drain(driver.stream("k", 1, 5)), within=4)
     await _fails_quickly(driver.check(), within=4)
 
 

@@ -35,11 +35,6 @@ DATA = data_key(KEY)  # where the parts go and the completed object stays
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fresh(make_s3_driver: MakeDriver) -> Callable[[], S3Driver]:
     """A new driver (its own client) with 5 MiB parts, as a different worker would have."""
 

@@ -89,11 +89,13 @@ def test_json_lines_with_every_field_and_no_secret(
         jwt, refresh = issued["token"], issued["refresh_token"]
         secrets += [jwt, refresh, jwt.rsplit(".", 1)[1]]
         form = {"grant_type": "refresh_token", "refresh_token": refresh, "service": server.host}
-        refreshed = admin.post("/token", data=form, auth=None)
+        # auth=None: this request without the client's credentials (httpx's types omit it)
+        refreshed = admin.post("/token", data=form, auth=None)  # type: ignore[arg-type]
         assert refreshed.status_code == 200, refreshed.text
         secrets.append(refreshed.json()["token"])
         form = {"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD}
-        assert admin.post("/token", data=form, auth=None).status_code == 200
+        answer = admin.post("/token", data=form, auth=None)  # type: ignore[arg-type]
+        assert answer.status_code == 200
     with server.client(auth=False) as http:
         assert http.get("/v2/", auth=("admin", WRONG_PASSWORD)).status_code == 401
         bearer = {"Authorization": f"Bearer {ROBOT_TOKEN}"}

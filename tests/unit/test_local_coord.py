@@ -1,5 +1,6 @@
-"""LocalCoordinator: one lock per name, exclusive across processes and coroutines, lock files
-that do not pile up, and upload sessions that expire.
+"""What only LocalCoordinator does: one lock file per name, exclusive across processes, lock
+files that do not pile up, session files that expire by age and are listed for the purge.
+The behaviour every coordinator shares is in tests/backends/test_coord_conformance.py.
 
 Other processes are real ones (a subprocess, spawned workers); time is moved by setting a
 session file's modification time, never by sleeping.
@@ -39,11 +40,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _names_sharing_a_stripe() -> tuple[str, str]:
@@ -171,7 +167,7 @@ async def test_the_default_expiry_is_the_redis_one(tmp_path: Path) -> None:
     from registry.coord import redis
 
     assert DEFAULT_SESSION_TTL == 7 * 24 * 3600
-    assert redis.DEFAULT_SESSION_TTL is DEFAULT_SESSION_TTL
+    assert vars(redis)["DEFAULT_SESSION_TTL"] is DEFAULT_SESSION_TTL  # imported, not exported
     coord = LocalCoordinator(tmp_path)
     await coord.put_session(SESSION, b"{}")
     _age(tmp_path / "sessions" / SESSION, DEFAULT_SESSION_TTL - 60)

@@ -598,7 +598,7 @@ def test_role_verbs_are_normalized(tmp_path: Path) -> None:
     assert role.resources == {"catalog", "tags", "blobs", "manifests"}
     # "delete" is DELETE in any case: the HTTP verb and the action mean the same.
     assert role.verbs == {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "pull", "push"}
-    assert (star.resources, star.verbs) == ({"*"}, {"*"})
+    assert (star.resources, star.verbs) == (frozenset({"*"}), frozenset({"*"}))
 
 
 ROLE_ERRORS = [

@@ -77,11 +77,12 @@ def test_a_secret_is_kept_out_of_the_repr() -> None:
     assert "hidden-value" not in repr(settings) and "AKIA-ID" not in repr(settings)
 
 
-def test_configuration_imports_no_driver_and_no_observability() -> None:
+def test_configuration_loads_no_driver_and_no_observability() -> None:
     """Configuration reads the drivers' option modules, never the drivers (which pull in
-    aiobotocore and redis-py) nor observability (which reads configuration)."""
+    aiobotocore and redis-py) nor observability (which reads configuration): what loading it
+    brings into a process, beyond the import lines tests/test_layers.py checks."""
     code = (
-        "import sys, registry.config.flags, registry.config.check, registry.config.docs;"
+        "import sys, registry.config.flags, registry.config.manifests, registry.config.docs;"
         "print(' '.join(sorted(sys.modules)))"
     )
     loaded = set(

@@ -90,7 +90,6 @@ def test_a_bad_descriptor_is_not_held(tmp_path: Path, way: str) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize(
     ("start", "length"),
     [(0, SIZE), (0, WRITTEN), (WRITTEN - 3, 10), (READ_CHUNK + 5, 2 * READ_CHUNK), (7, 1)],
@@ -99,7 +98,6 @@ async def test_stream_reads_cached_chunks_inline_and_the_rest_in_a_thread(
     tmp_path: Path,
     half_cached: int,
     monkeypatch: pytest.MonkeyPatch,
-    anyio_backend: str,
     start: int,
     length: int,
 ) -> None:

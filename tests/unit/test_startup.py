@@ -30,11 +30,6 @@ HOUR = 3600.0
 UPLOAD = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _age(path: Path, seconds: float) -> None:
     then = time.time() - seconds
     os.utime(path, (then, then))
@@ -156,9 +151,9 @@ def test_the_server_cleans_leftovers_at_start(tmp_path: Path, held: list[int]) -
     fd, live_temp = _live_temp(datadir / "_tmp")
     held.append(fd)
     dead_metrics, _ = _metrics_dir(temp, "dead", held=False)
-    live_metrics, fd = _metrics_dir(temp, "live", held=True)
-    assert fd is not None
-    held.append(fd)
+    live_metrics, live_fd = _metrics_dir(temp, "live", held=True)
+    assert live_fd is not None
+    held.append(live_fd)
     record = datadir / "_coord" / "sessions" / UPLOAD
     record.write_text('{"name": "a", "owner": "admin", "started": 0, "offset": 3}')
     (datadir / "_uploads" / UPLOAD / "data").write_bytes(b"abc")

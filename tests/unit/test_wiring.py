@@ -5,22 +5,24 @@ The scaled cases build against the real redis-server and moto S3 server of `scal
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from registry.api.app import create_app
-from registry.config.settings import RedisSettings, S3Settings, Settings
+from registry.config.settings import Settings
 from registry.coord.local import LocalCoordinator
 from registry.coord.redis import RedisCoordinator
+from registry.coord.redis_options import RedisSettings
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.s3 import S3Driver
+from registry.storage.s3_options import S3Settings
 from registry.wiring import Backends, build_backends, build_services
 from tests.conftest import new_bucket
 
@@ -72,34 +74,6 @@ async def test_the_embedded_default_is_the_filesystem_and_local_coordination(
     await backends.registry.storage.write("probe", b"x")
     assert (tmp_path / "probe").read_bytes() == b"x"
     await backends.close()
-
-
-def test_the_api_imports_no_driver() -> None:
-    """Drivers are picked and built in `registry.wiring`; the API sees only their protocols."""
-    drivers = {
-        "registry.storage.filesystem",
-        "registry.storage.s3",
-        "registry.coord.local",
-        "registry.coord.redis",
-    }
-    found = {
-        (path.name, module)
-        for path in (ROOT / "registry" / "api").glob("*.py")
-        for module in _imports(path)
-        if module in drivers
-    }
-    assert found == set()
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at its top or inside a function."""
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module is not None:
-            modules.add(node.module)
-        elif isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-    return modules
 
 
 def test_the_embedded_default_never_imports_the_s3_or_redis_clients(tmp_path: Path) -> None:
@@ -209,7 +183,7 @@ def test_each_driver_reads_every_field_of_its_section() -> None:
             public_endpoint="https://cdn.example",
         )
     )
-    config = s3._config
+    config: Any = s3._config  # botocore reads these by name; its stubs do not declare them
     assert (s3.bucket, s3.prefix, s3.region, s3.endpoint_url, s3.public_endpoint) == (
         "b",
         "team/",

@@ -1,29 +1,18 @@
-"""The token service core: scopes, signing keys, the shared secret, issuing and verifying."""
+"""Tokens: scopes as clients ask for them, issuing and verifying access and refresh tokens."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
-import multiprocessing
-import stat
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from registry.auth import keys as keys_module
-from registry.auth.keys import (
-    SECRET_BYTES,
-    TokenKeys,
-    load_or_create_secret,
-    weak_secret_warning,
-)
-from registry.auth.scopes import Need
+from registry.auth.keys import TokenKeys
 from registry.auth.tokens import (
     LEEWAY_SECONDS,
     Access,
@@ -33,58 +22,9 @@ from registry.auth.tokens import (
     parse_scope,
     parse_scopes,
 )
-from registry.config.settings import ConfigError
+from tests.auth.jwt_helpers import AUD, ISS, NOW, b64, b64json, pem_of, sign_hs256
 
-NOW = 1_700_000_000.0
-ISS = "simple-registry"
-AUD = "registry.example:5000"
 PULL_FOO = [Access("repository", "foo", ("pull",))]
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _b64json(value: object) -> str:
-    return _b64(json.dumps(value).encode())
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def other_rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def rsa_issuer(rsa_key: rsa.RSAPrivateKey, tmp_path: Path) -> TokenIssuer:
-    path = tmp_path / "rsa.pem"
-    path.write_bytes(_pem(rsa_key))
-    return TokenIssuer(TokenKeys.from_pem_file(path), ISS, lifetime_seconds=300)
-
-
-@pytest.fixture
-def hs_keys() -> TokenKeys:
-    return TokenKeys.from_secret(b"k" * 32)
-
-
-@pytest.fixture
-def hs_issuer(hs_keys: TokenKeys) -> TokenIssuer:
-    return TokenIssuer(hs_keys, ISS, lifetime_seconds=300)
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
@@ -105,14 +45,6 @@ def _claims(**overrides: Any) -> dict[str, Any]:
         else:
             claims[name] = value
     return claims
-
-
-def _sign(keys: TokenKeys, claims: dict[str, Any]) -> str:
-    """HS256 by hand, so that claims PyJWT refuses to encode (a list `iss`) can be signed."""
-    assert isinstance(keys.signing_key, bytes) and keys.algorithm == "HS256"
-    signing_input = f"{_b64json({'alg': 'HS256', 'typ': 'JWT'})}.{_b64json(claims)}"
-    mac = hmac.new(keys.signing_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{_b64(mac)}"
 
 
 def _rejected(issuer: TokenIssuer, token: str, now: float = NOW, audience: str = AUD) -> str:
@@ -211,29 +143,6 @@ def test_allows() -> None:
     assert not allows((), "repository", "foo", "pull")
 
 
-@pytest.mark.parametrize(
-    ("need", "scope"),
-    [
-        (Need.read("manifests", "a/b"), "repository:a/b:pull"),
-        (Need.read("blobs", "a/b", verb="HEAD"), "repository:a/b:pull"),
-        (Need("blobs", "a/b", "POST"), "repository:a/b:pull,push"),
-        (Need("blobs", "a/b", "PATCH"), "repository:a/b:pull,push"),
-        (Need("blobs", "a/b", "PUT"), "repository:a/b:pull,push"),
-        (Need("manifests", "a/b", "PUT", "v1"), "repository:a/b:pull,push"),
-        (Need("manifests", "a/b", "DELETE"), "repository:a/b:delete"),
-        (Need("blobs", "a/b", "DELETE"), "repository:a/b:delete"),
-        (Need.catalog(), "registry:catalog:*"),
-    ],
-)
-def test_challenge_scope_of_each_need(need: Need, scope: str) -> None:
-    """Writes ask for pull and push, so the one token a client takes for a push also reads."""
-    assert need.token_scope == scope
-    granted = tuple(parse_scope(scope))
-    assert allows(granted, need.token_type, need.token_name, need.action)
-    if need.action == "push":
-        assert allows(granted, need.token_type, need.token_name, "pull")
-
-
 # --- issuing and verifying -------------------------------------------------------------------
 
 
@@ -248,7 +157,7 @@ def test_issue_verify_round_trip(kind: str, rsa_key: rsa.RSAPrivateKey, tmp_path
             else ec.generate_private_key(ec.SECP256R1() if kind == "p256" else ec.SECP384R1())
         )
         path = tmp_path / "key.pem"
-        path.write_bytes(_pem(private))
+        path.write_bytes(pem_of(private))
         keys = TokenKeys.from_pem_file(path)
     expected_alg = {"hs256": "HS256", "rsa": "RS256", "p256": "ES256", "p384": "ES384"}[kind]
     assert keys.algorithm == expected_alg
@@ -315,7 +224,7 @@ def test_empty_audience_cannot_be_issued(hs_issuer: TokenIssuer) -> None:
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
 def test_alg_none_is_rejected(hs_issuer: TokenIssuer, alg: str) -> None:
-    token = f"{_b64json({'alg': alg, 'typ': 'JWT'})}.{_b64json(_claims())}."
+    token = f"{b64json({'alg': alg, 'typ': 'JWT'})}.{b64json(_claims())}."
     assert "algorithm" in _rejected(hs_issuer, token)
 
 
@@ -326,9 +235,9 @@ def test_hs256_token_is_rejected_by_an_rs256_issuer(
     public_pem = rsa_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    signing_input = f"{_b64json({'alg': 'HS256', 'typ': 'JWT'})}.{_b64json(_claims())}"
+    signing_input = f"{b64json({'alg': 'HS256', 'typ': 'JWT'})}.{b64json(_claims())}"
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
-    assert "algorithm" in _rejected(rsa_issuer, f"{signing_input}.{_b64(mac)}")
+    assert "algorithm" in _rejected(rsa_issuer, f"{signing_input}.{b64(mac)}")
     plain = jwt.encode(_claims(), "x" * 32, algorithm="HS256")
     assert "algorithm" in _rejected(rsa_issuer, plain)
 
@@ -370,9 +279,9 @@ def test_tampered_payload_with_original_signature_is_rejected(
         header, _, signature = token.split(".")
         escalated = jwt.decode(token, options={"verify_signature": False})
         escalated["access"][0]["actions"] = ["*"]
-        assert "signature" in _rejected(issuer, f"{header}.{_b64json(escalated)}.{signature}")
+        assert "signature" in _rejected(issuer, f"{header}.{b64json(escalated)}.{signature}")
         renamed = {**escalated, "access": PULL_FOO[0].to_claim(), "sub": "admin"}
-        assert "signature" in _rejected(issuer, f"{header}.{_b64json(renamed)}.{signature}")
+        assert "signature" in _rejected(issuer, f"{header}.{b64json(renamed)}.{signature}")
 
 
 def test_expiry_with_leeway(hs_issuer: TokenIssuer) -> None:
@@ -391,8 +300,8 @@ def test_not_yet_valid_with_leeway(hs_issuer: TokenIssuer) -> None:
 
 def test_nbf_or_iat_in_the_future_is_rejected(hs_issuer: TokenIssuer, hs_keys: TokenKeys) -> None:
     later = int(NOW) + 120
-    assert _rejected(hs_issuer, _sign(hs_keys, _claims(nbf=later))) == "token is not valid yet"
-    assert _rejected(hs_issuer, _sign(hs_keys, _claims(iat=later))) == "token is not valid yet"
+    assert _rejected(hs_issuer, sign_hs256(hs_keys, _claims(nbf=later))) == "token is not valid yet"
+    assert _rejected(hs_issuer, sign_hs256(hs_keys, _claims(iat=later))) == "token is not valid yet"
 
 
 def test_wrong_audience_is_rejected(hs_issuer: TokenIssuer) -> None:
@@ -409,12 +318,12 @@ def test_wrong_issuer_is_rejected(hs_keys: TokenKeys, hs_issuer: TokenIssuer) ->
 def test_missing_required_claim_is_rejected(
     hs_issuer: TokenIssuer, hs_keys: TokenKeys, claim: str
 ) -> None:
-    token = _sign(hs_keys, _claims(**{claim: None}))
+    token = sign_hs256(hs_keys, _claims(**{claim: None}))
     assert _rejected(hs_issuer, token) == f"token lacks the {claim} claim"
 
 
 def test_missing_access_claim_is_rejected(hs_issuer: TokenIssuer, hs_keys: TokenKeys) -> None:
-    token = _sign(hs_keys, _claims(access=None))
+    token = sign_hs256(hs_keys, _claims(access=None))
     assert _rejected(hs_issuer, token) == "token access claim is malformed"
 
 
@@ -435,12 +344,12 @@ def test_missing_access_claim_is_rejected(hs_issuer: TokenIssuer, hs_keys: Token
 def test_claims_of_the_wrong_type_are_rejected(
     hs_issuer: TokenIssuer, hs_keys: TokenKeys, overrides: dict[str, Any]
 ) -> None:
-    _rejected(hs_issuer, _sign(hs_keys, _claims(**overrides)))
+    _rejected(hs_issuer, sign_hs256(hs_keys, _claims(**overrides)))
 
 
 def test_infinite_expiry_is_rejected(hs_issuer: TokenIssuer, hs_keys: TokenKeys) -> None:
     # json.loads reads `Infinity`; only someone holding the key could sign it, but still.
-    token = _sign(hs_keys, _claims(exp=float("inf")))
+    token = sign_hs256(hs_keys, _claims(exp=float("inf")))
     assert _rejected(hs_issuer, token) == "token claim exp is not a date"
 
 
@@ -461,7 +370,7 @@ def test_infinite_expiry_is_rejected(hs_issuer: TokenIssuer, hs_keys: TokenKeys)
 def test_malformed_access_claim_is_rejected(
     hs_issuer: TokenIssuer, hs_keys: TokenKeys, access: object
 ) -> None:
-    token = _sign(hs_keys, _claims(access=access))
+    token = sign_hs256(hs_keys, _claims(access=access))
     assert _rejected(hs_issuer, token) == "token access claim is malformed"
 
 
@@ -496,123 +405,6 @@ def test_access_and_refresh_tokens_do_not_stand_in_for_each_other(
         hs_issuer.verify_refresh(access, AUD, now=NOW)
     assert _rejected(hs_issuer, refresh) == "not an access token"
     # Relabelling an access token as a refresh token needs the key, and keeping `access` fails.
-    relabelled = _sign(hs_keys, _claims(use="refresh"))
+    relabelled = sign_hs256(hs_keys, _claims(use="refresh"))
     with pytest.raises(InvalidToken, match="not a refresh token"):
         hs_issuer.verify_refresh(relabelled, AUD, now=NOW)
-
-
-# --- keys ------------------------------------------------------------------------------------
-
-
-def test_pem_errors_are_clear(tmp_path: Path) -> None:
-    cases: dict[str, tuple[bytes, str]] = {
-        "ed25519.pem": (_pem(ed25519.Ed25519PrivateKey.generate()), "Ed25519PrivateKey"),
-        "small.pem": (_pem(rsa.generate_private_key(65537, 1024)), "at least 2048"),
-        "k1.pem": (_pem(ec.generate_private_key(ec.SECP256K1())), "secp256k1"),
-        "garbage.pem": (b"not a key", "not a PEM private key"),
-    }
-    for name, (data, message) in cases.items():
-        (tmp_path / name).write_bytes(data)
-        with pytest.raises(ConfigError, match=message):
-            TokenKeys.from_pem_file(tmp_path / name)
-    with pytest.raises(ConfigError, match="cannot read"):
-        TokenKeys.from_pem_file(tmp_path / "missing.pem")
-
-
-def test_encrypted_pem_needs_its_password(tmp_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    data = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"pw"),
-    )
-    path = tmp_path / "enc.pem"
-    path.write_bytes(data)
-    with pytest.raises(ConfigError, match=str(path)):
-        TokenKeys.from_pem_file(path)
-    assert TokenKeys.from_pem_file(path, password=b"pw").algorithm == "ES256"
-
-
-def test_keys_do_not_show_in_repr() -> None:
-    keys = TokenKeys.from_secret(b"super-secret-value-0123456789abcdef")
-    assert repr(keys) == "TokenKeys(HS256, <redacted>)"
-    with pytest.raises(ConfigError):
-        TokenKeys.from_secret(b"")
-
-
-def test_weak_secret_warning() -> None:
-    assert weak_secret_warning(b"x" * SECRET_BYTES) is None
-    warning = weak_secret_warning(b"hunter2")
-    assert warning is not None and "7 bytes" in warning and "hunter2" not in warning
-
-
-def test_short_secret_signs_without_pyjwt_warnings() -> None:
-    # pytest turns warnings into errors here: PyJWT's short-key warning must not fire.
-    issuer = TokenIssuer(TokenKeys.from_secret(b"short"), ISS)
-    assert issuer.verify(issuer.issue("a", AUD, []).token, AUD).subject == "a"
-
-
-# --- the generated secret --------------------------------------------------------------------
-
-
-def test_secret_is_created_once_and_private(tmp_path: Path) -> None:
-    secret = load_or_create_secret(tmp_path)
-    assert len(secret) == SECRET_BYTES
-    path = tmp_path / "_secrets" / "token-secret"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert load_or_create_secret(tmp_path) == secret
-    assert [p.name for p in path.parent.iterdir()] == ["token-secret"]  # no temp files left
-
-
-def test_empty_secret_file_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "_secrets").mkdir(mode=0o700)
-    (tmp_path / "_secrets" / "token-secret").write_bytes(b"")
-    with pytest.raises(ConfigError, match="empty"):
-        load_or_create_secret(tmp_path)
-
-
-def _race(datadir: str, barrier: Any, results: Any) -> None:
-    barrier.wait()
-    results.put(load_or_create_secret(Path(datadir)))
-
-
-def test_concurrent_workers_agree_on_one_secret(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    count = 6
-    barrier = context.Barrier(count)
-    results = context.Queue()
-    workers = [
-        context.Process(target=_race, args=(str(tmp_path / "data"), barrier, results))
-        for _ in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    secrets = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=10)
-        assert worker.exitcode == 0
-    assert len(set(secrets)) == 1
-    assert len(secrets[0]) == SECRET_BYTES
-    path = tmp_path / "data" / "_secrets" / "token-secret"
-    assert path.read_bytes() == secrets[0]
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in path.parent.iterdir()] == ["token-secret"]
-
-
-def test_a_late_writer_reads_the_winners_secret(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Deterministic version of the race: the file appears after this process looked for it.
-    winner = load_or_create_secret(tmp_path)
-    real_read = keys_module._read_secret
-    calls: list[Path] = []
-
-    def read_missing_first(path: Path) -> bytes | None:
-        calls.append(path)
-        return None if len(calls) == 1 else real_read(path)
-
-    monkeypatch.setattr(keys_module, "_read_secret", read_missing_first)
-    assert load_or_create_secret(tmp_path) == winner
-    assert len(calls) == 2
-    assert [p.name for p in (tmp_path / "_secrets").iterdir()] == ["token-secret"]

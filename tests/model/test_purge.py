@@ -26,11 +26,6 @@ pytestmark = pytest.mark.anyio
 OLD = DEFAULT_SESSION_TTL + 3600  # older than the expiry by an hour
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _body(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
