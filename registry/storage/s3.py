@@ -632,7 +632,8 @@ class S3Driver:
 
         With parts: the tail becomes the last part (UploadPartCopy), CompleteMultipartUpload
         makes the object at the upload's data key, and `target` becomes its alias (see "Data
-        keys"). A version 1 state completes at `key` and `move`s to `target` instead.
+        keys"). A state written before uploads had data keys completes at `key` and `move`s to
+        `target` instead.
         Without parts: the tail object (under one part, so small) is copied to `target`
         directly; with no bytes at all, `target` becomes an empty object (or, when `key` holds
         an object already because an earlier `complete` made it there and the caller then

@@ -501,7 +501,7 @@ async def test_endpoint_paused_mid_upload_gives_up_at_the_deadline(
     assert await driver().read(TARGET) == first + b"c" * MiB
 
 
-async def test_a_version_1_state_still_completes_by_copying(
+async def test_a_state_from_before_data_keys_still_completes_by_copying(
     fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
 ) -> None:
     # An upload begun before data keys: its multipart upload is on the upload's own key.
@@ -515,7 +515,7 @@ async def test_a_version_1_state_still_completes_by_copying(
 
     appended = await _append(fresh(), PART, b"tail", state)
     assert appended.state is not None
-    assert json.loads(appended.state)["v"] == 1  # it stays a version 1 upload
+    assert json.loads(appended.state)["v"] == 1  # it keeps the older layout
     await fresh().complete(KEY, appended.state, TARGET)
     assert await fresh().read(TARGET) == first + b"tail"
     assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": PART + 4}
