@@ -3,7 +3,8 @@
 This is the one module that picks drivers. The section that is configured decides: `storage.s3`
 gives the S3 driver, otherwise the filesystem under the data directory; `redis` gives the Redis
 coordinator, otherwise the local one under the data directory. Each driver reads its own
-section (`from_settings`), so nothing here copies their fields. The S3 and Redis modules are
+section (the S3 driver is built from it, the Redis coordinator by `from_settings`), so
+nothing here copies their fields. The S3 and Redis modules are
 imported only when configured: the embedded default never loads aiobotocore or redis-py.
 
 - `build_backends`: storage, coordination and the model over them, with their readiness
@@ -122,7 +123,7 @@ def _storage(settings: Settings, datadir: Path) -> tuple[_Part[StorageDriver], s
     if settings.s3 is not None:
         from registry.storage.s3 import S3Driver
 
-        s3 = S3Driver.from_settings(settings.s3)
+        s3 = S3Driver(settings.s3)
         store = f"s3 {s3.endpoint_url or 'aws'} {s3.bucket}/{s3.prefix}"
         return _Part(s3, health.Check("storage", s3.name, s3.check), s3.close), store
     files = FilesystemDriver(datadir)

@@ -23,7 +23,7 @@ from registry.observe.middleware import Observe
 NAME = "{name:path}"
 
 ROUTES = [
-    Route("/token", token.token, methods=["GET", "POST"], name="token"),
+    resource("/token", token.Token, name="token"),
     Route("/v2/", listing.ping, methods=["GET"], name="base"),
     Route("/v2/_catalog", listing.catalog, methods=["GET"], name="catalog"),
     Route(f"/v2/{NAME}/tags/list", listing.tags, methods=["GET"], name="tags"),

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import KW_ONLY, dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,19 +64,16 @@ def declared_length(scope: Scope) -> int | None:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
 class Bodies:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        idle_seconds: float,
-        drain_bytes: int = DRAIN_BYTES,
-        drain_seconds: float = DRAIN_SECONDS,
-    ) -> None:
-        self.app = app
-        self.idle_seconds = idle_seconds
-        self.drain_bytes = drain_bytes
-        self.drain_seconds = drain_seconds
+    """The middleware (see the module): a stalled body fails after `idle_seconds`; after an
+    early answer at most `drain_bytes` are read, for at most `drain_seconds`."""
+
+    app: ASGIApp
+    _: KW_ONLY
+    idle_seconds: float
+    drain_bytes: int = DRAIN_BYTES
+    drain_seconds: float = DRAIN_SECONDS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or declared_length(scope) == 0:  # no body to wait for

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -27,15 +28,24 @@ class _BadRequest(RegistryError):
     code, status = "UNSUPPORTED", 400
 
 
-async def token(request: Request) -> Response:
-    svc = services(request)
-    gate = svc.gate
-    if request.method == "POST":
-        return await _oauth2(request)
-    query = request.query_params
-    principal = await _login(request)
-    refresh = query.get("offline_token") == "true" and not principal.anonymous
-    return _answer(request, principal, gate.service(request), query.getlist("scope"), refresh)
+class Token(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        """The Docker flow: Basic credentials (or anonymous access), scopes in the query."""
+        query = request.query_params
+        principal = await _login(request)
+        refresh = query.get("offline_token") == "true" and not principal.anonymous
+        service = services(request).gate.service(request)
+        return _answer(request, principal, service, query.getlist("scope"), refresh)
+
+    async def post(self, request: Request) -> Response:
+        """The OAuth2 flow: `grant_type=password` or `refresh_token`, form-encoded, as
+        containerd and docker send it."""
+        form = await _form(request)
+        service = form.get("service") or services(request).gate.service(request)
+        grant = form.get("grant_type")
+        principal = await _grantee(request, form, service)
+        refresh = form.get("access_type") == "offline" or grant == "refresh_token"
+        return _answer(request, principal, service, form.get("scope", "").split(), refresh)
 
 
 def _answer(
@@ -87,16 +97,19 @@ async def _login(request: Request) -> Principal:
     return principal
 
 
-async def _oauth2(request: Request) -> Response:
-    """`grant_type=password` or `refresh_token`, form-encoded, as containerd and docker send."""
-    gate = services(request).gate
+async def _form(request: Request) -> dict[str, str]:
+    """The form-encoded body, its last value for each field, at most MAX_FORM_BYTES of it."""
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_FORM_BYTES:
             raise _BadRequest("the form is too large")
-    form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-    service = form.get("service") or gate.service(request)
+    return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+
+
+async def _grantee(request: Request, form: dict[str, str], service: str) -> Principal:
+    """Who the form's grant proves the client to be: a password or a refresh token."""
+    gate = services(request).gate
     grant = form.get("grant_type")
     if grant == "password":
         principal = await gate.policy.by_password(
@@ -106,7 +119,8 @@ async def _oauth2(request: Request) -> Response:
             events.auth_failed("password")
             raise Unauthorized("invalid username or password")
         events.authenticated("password", principal.name)
-    elif grant == "refresh_token":
+        return principal
+    if grant == "refresh_token":
         try:
             subject = gate.issuer.verify_refresh(form.get("refresh_token", ""), service)
         except InvalidToken as exc:
@@ -117,7 +131,5 @@ async def _oauth2(request: Request) -> Response:
             events.auth_failed("refresh_token")
             raise Unauthorized("the token's user is gone")
         events.authenticated("refresh_token", principal.name)
-    else:
-        raise Unsupported(f"grant_type {str(grant)[:40]!r} is not supported")
-    refresh = form.get("access_type") == "offline" or grant == "refresh_token"
-    return _answer(request, principal, service, form.get("scope", "").split(), refresh)
+        return principal
+    raise Unsupported(f"grant_type {str(grant)[:40]!r} is not supported")

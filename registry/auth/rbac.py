@@ -2,12 +2,13 @@
 
 `allowed` answers "may USER do VERB on RESOURCE of REPOSITORY (maybe by TAG)?" with the names of
 the bindings that grant it (empty: denied). It is what the request path asks (through
-`Policy`) and what `check-config -explain` prints (registry/check_config.py). Differences from
-the seed project (marked FIX in the comments):
+`Policy`) and what `check-config -explain` prints (registry/check_config.py). The manifests
+are those of the Go simple-registry (jlsalvador/simple-registry), which this one loads; where
+their meaning there was a trap, the rule here is the one users expect (docs/rbac.md):
 
 - a role verb GET also allows HEAD;
 - for a request by tag, the scopes are searched in the repository name and ALSO in
-  `name:tag`, so `^team/app$` allows pulls by tag while seed patterns written for `name:tag`
+  `name:tag`, so `^team/app$` allows pulls by tag while patterns written for `name:tag`
   (`^team/app:v1\\.`) keep working;
 - the registry actions `pull` / `push` / `delete` may be named as verbs, and `push` includes
   the GET/HEAD of blobs an upload needs (its status request).
@@ -32,12 +33,12 @@ def role_allows(role: Role, resource: str, verb: str) -> bool:
     verbs = role.verbs
     if "*" in verbs or verb in verbs:
         return True
-    if verb == "HEAD" and "GET" in verbs:  # FIX: the seed needed HEAD listed separately
+    if verb == "HEAD" and "GET" in verbs:  # a HEAD reads what a GET reads
         return True
     if "pull" in verbs and verb in _READ:
         return True
     if "push" in verbs and (verb in _WRITE or (resource == "blobs" and verb in _READ)):
-        return True  # FIX: an upload's status GET is part of pushing
+        return True  # an upload's status GET is part of pushing
     return "delete" in verbs and verb == "DELETE"
 
 

@@ -1,6 +1,6 @@
 """What a request needs, in the words of both access models we speak.
 
-A handler states one `Need` per check: the seed project's RBAC vocabulary (a resource, a
+A handler states one `Need` per check: the RBAC manifests' vocabulary (a resource, a
 repository, an HTTP verb, maybe a tag) from which the Docker token vocabulary (`repository:
 <name>:pull`) is derived. The same statement thus serves Basic credentials checked against
 RBAC and bearer tokens checked against their `access` claim, without handlers knowing which.

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -102,35 +103,38 @@ return 0
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """How a coordinator uses its Redis, whether it reaches it by URL or through Sentinel."""
+
+    prefix: str = DEFAULT_PREFIX  # of every key
+    session_ttl: float = DEFAULT_SESSION_TTL  # seconds an idle upload session is kept
+    socket_timeout: float = 5.0  # bound on connecting and on each command
+    max_connections: int = 64  # per coordinator (each worker process has one)
+    lock_ttl: float = DEFAULT_LOCK_TTL  # a lock's lease (see the module)
+
+    def __post_init__(self) -> None:
+        if self.session_ttl <= 0 or self.lock_ttl <= 0:
+            raise ValueError("session_ttl and lock_ttl must be positive")
+
+
+DEFAULTS = Tuning()
+
+
 class RedisCoordinator:
     name = "redis"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        session_ttl: float = DEFAULT_SESSION_TTL,
-        socket_timeout: float = 5.0,
-        max_connections: int = 64,
-        lock_ttl: float = DEFAULT_LOCK_TTL,
-    ) -> None:
+    def __init__(self, url: str, tuning: Tuning = DEFAULTS) -> None:
         # A blocking pool: a burst of more than `max_connections` concurrent commands waits
         # (up to socket_timeout) for a free connection instead of failing at once. It parses
         # the URL exactly like Redis.from_url (redis://, rediss://, credentials, database).
         pool = BlockingConnectionPool.from_url(
             url,
-            max_connections=max_connections,
-            timeout=socket_timeout,
-            **_connection_options(socket_timeout),
+            max_connections=tuning.max_connections,
+            timeout=tuning.socket_timeout,
+            **_connection_options(tuning.socket_timeout),
         )
-        self._setup(
-            Redis.from_pool(pool),
-            _describe(url),
-            prefix=prefix,
-            session_ttl=session_ttl,
-            lock_ttl=lock_ttl,
-        )
+        self._setup(Redis.from_pool(pool), _describe(url), tuning)
 
     @classmethod
     def from_sentinel(
@@ -143,16 +147,12 @@ class RedisCoordinator:
         db: int = 0,
         sentinel_password: str | None = None,
         ssl: bool = False,
-        prefix: str = DEFAULT_PREFIX,
-        session_ttl: float = DEFAULT_SESSION_TTL,
-        socket_timeout: float = 5.0,
-        max_connections: int = 64,
-        lock_ttl: float = DEFAULT_LOCK_TTL,
+        tuning: Tuning = DEFAULTS,
     ) -> RedisCoordinator:
         """Follow the master of `service` as the sentinels report it, across failovers."""
         sentinel_options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_timeout,
+            "socket_timeout": tuning.socket_timeout,
+            "socket_connect_timeout": tuning.socket_timeout,
         }
         if sentinel_password is not None:
             sentinel_options["password"] = sentinel_password
@@ -164,37 +164,21 @@ class RedisCoordinator:
             username=username,
             db=db,
             ssl=ssl,
-            max_connections=max_connections,
-            **_connection_options(socket_timeout),
+            max_connections=tuning.max_connections,
+            **_connection_options(tuning.socket_timeout),
         )
         self = cls.__new__(cls)
-        self._setup(
-            client,
-            f"the master of sentinel service {service!r}",
-            prefix=prefix,
-            session_ttl=session_ttl,
-            lock_ttl=lock_ttl,
-        )
+        self._setup(client, f"the master of sentinel service {service!r}", tuning)
         return self
 
-    def _setup(
-        self,
-        client: Redis,
-        where: str,
-        *,
-        prefix: str,
-        session_ttl: float,
-        lock_ttl: float,
-    ) -> None:
-        if session_ttl <= 0 or lock_ttl <= 0:
-            raise ValueError("session_ttl and lock_ttl must be positive")
+    def _setup(self, client: Redis, where: str, tuning: Tuning) -> None:
         self._redis = client
         self._where = where
-        self._prefix = prefix
-        self._session_ttl_ms = max(int(session_ttl * 1000), 1)
-        self._lock_ttl = lock_ttl
-        self._lock_ttl_ms = max(int(lock_ttl * 1000), 1)
-        self._renew_every = lock_ttl / 3
+        self._prefix = tuning.prefix
+        self._session_ttl_ms = max(int(tuning.session_ttl * 1000), 1)
+        self._lock_ttl = tuning.lock_ttl
+        self._lock_ttl_ms = max(int(tuning.lock_ttl * 1000), 1)
+        self._renew_every = tuning.lock_ttl / 3
         # Releases retried in the background; referenced here so they are not collected.
         self._releasing: set[asyncio.Task[None]] = set()
         self._acquire_script = client.register_script(_ACQUIRE)
@@ -383,13 +367,13 @@ class RedisCoordinator:
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> RedisCoordinator:
         """The coordinator for the `redis` section; building it does not connect yet."""
-        return connect(
-            settings.url,
-            lock_ttl=settings.lock_lease_seconds,
-            max_connections=settings.max_connections,
-            socket_timeout=settings.timeout_seconds,
+        tuning = Tuning(
             prefix=settings.key_prefix,
+            socket_timeout=settings.timeout_seconds,
+            max_connections=settings.max_connections,
+            lock_ttl=settings.lock_lease_seconds,
         )
+        return connect(settings.url, tuning)
 
 
 def _connection_options(socket_timeout: float) -> dict[str, Any]:
@@ -455,28 +439,15 @@ def shared_secret(url: str, name: str, *, prefix: str = DEFAULT_PREFIX, size: in
     return value
 
 
-def connect(
-    url: str,
-    *,
-    lock_ttl: float = DEFAULT_LOCK_TTL,
-    max_connections: int = 64,
-    socket_timeout: float = 5.0,
-    prefix: str = DEFAULT_PREFIX,
-) -> RedisCoordinator:
+def connect(url: str, tuning: Tuning = DEFAULTS) -> RedisCoordinator:
     """A coordinator for a `redis://`, `rediss://` or `redis+sentinel://` URL."""
-    options: dict[str, Any] = {
-        "lock_ttl": lock_ttl,
-        "max_connections": max_connections,
-        "socket_timeout": socket_timeout,
-        "prefix": prefix,
-    }
     sentinel = parse_sentinel_url(url)
     if sentinel is None:
-        return RedisCoordinator(url, **options)
+        return RedisCoordinator(url, tuning)
     return RedisCoordinator.from_sentinel(
         sentinel.sentinels,
         sentinel.service,
         password=sentinel.password,
         db=sentinel.db,
-        **options,
+        tuning=tuning,
     )

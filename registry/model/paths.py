@@ -17,7 +17,7 @@ def blob(digest: Digest) -> str:
 
 def holders(digest: Digest) -> str:
     """Reverse index: which repositories link a blob, for mounts without `from`."""
-    return f"_holders/{digest.algorithm}/{digest.hex}"
+    return f"_holders/{_by_digest(digest)}"
 
 
 def holder(digest: Digest, name: str) -> str:
@@ -29,40 +29,48 @@ def holder_name(entry: str) -> str:
 
 
 def repository(name: str) -> str:
+    """Everything one repository holds: its blob links, manifests, tags and referrers."""
     return f"{REPOSITORIES}/{name}"
 
 
-def layers(name: str) -> str:
-    return f"{REPOSITORIES}/{name}/_layers"
-
-
 def layer_link(name: str, digest: Digest) -> str:
-    return f"{layers(name)}/{digest.algorithm}/{digest.hex}"
+    """The repository's link to a blob it may serve (the blobs themselves are shared)."""
+    return f"{layers(name)}/{_by_digest(digest)}"
+
+
+def layers(name: str) -> str:
+    return f"{repository(name)}/_layers"
 
 
 def revision(name: str, digest: Digest) -> str:
-    return f"{REPOSITORIES}/{name}/_manifests/revisions/{digest.algorithm}/{digest.hex}"
-
-
-def tags(name: str) -> str:
-    return f"{REPOSITORIES}/{name}/_manifests/tags"
+    """The repository's link to a manifest it holds, by the manifest's digest."""
+    return f"{repository(name)}/_manifests/revisions/{_by_digest(digest)}"
 
 
 def tag(name: str, tag: str) -> str:
     return f"{tags(name)}/{tag}"
 
 
-def referrers(name: str, subject: Digest) -> str:
-    return f"{REPOSITORIES}/{name}/_referrers/{subject.algorithm}/{subject.hex}"
+def tags(name: str) -> str:
+    return f"{repository(name)}/_manifests/tags"
 
 
 def referrer(name: str, subject: Digest, manifest: Digest) -> str:
     return f"{referrers(name, subject)}/{manifest.algorithm}-{manifest.hex}"
 
 
-def upload_data(upload_id: str) -> str:
-    return f"_uploads/{upload_id}/data"
+def referrers(name: str, subject: Digest) -> str:
+    """The manifests of the repository whose `subject` is the given digest."""
+    return f"{repository(name)}/_referrers/{_by_digest(subject)}"
 
 
 def upload_dir(upload_id: str) -> str:
     return f"_uploads/{upload_id}"
+
+
+def upload_data(upload_id: str) -> str:
+    return f"{upload_dir(upload_id)}/data"
+
+
+def _by_digest(digest: Digest) -> str:
+    return f"{digest.algorithm}/{digest.hex}"

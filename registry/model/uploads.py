@@ -26,7 +26,7 @@ from registry.oci.errors import (
     Unavailable,
 )
 from registry.oci.hashing import ResumableHash, resumable_available
-from registry.storage.base import StorageDriver
+from registry.storage.base import Incoming, StorageDriver
 
 # Chunks under this cannot be S3 multipart parts; clients that honour it send fewer requests.
 CHUNK_MIN_LENGTH = 5 * 1024 * 1024
@@ -176,7 +176,8 @@ class Uploads:
                     detail={"digest": str(digest)},
                 )
 
-        size = await self._storage.write_verified(paths.blob(digest), chunks, hasher.update, verify)
+        incoming = Incoming(chunks, hasher.update)
+        size = await self._storage.write_verified(paths.blob(digest), incoming, verify)
         await self._blobs.link(name, digest)
         self._blobs.remember(digest, size)
 
@@ -185,8 +186,7 @@ class Uploads:
         appended = await self._storage.append(
             paths.upload_data(session.id),
             session.offset,
-            chunks,
-            hasher.update if hasher is not None else None,
+            Incoming(chunks, hasher.update if hasher is not None else None),
             session.storage_state,
         )
         session.offset, session.storage_state = appended.size, appended.state

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from registry.coord.base import Coordinator, CoordinatorUnavailable, Index, LockTimeout
@@ -19,6 +19,7 @@ from registry.observe.metrics import (
     COORDINATOR_ERRORS,
     LOCK_TIMEOUTS,
     LOCK_WAIT,
+    timed_call,
 )
 
 SESSION_ACTIONS = ("get_session", "put_session", "delete_session")
@@ -42,16 +43,8 @@ class InstrumentedCoordinator:
     def __repr__(self) -> str:
         return f"InstrumentedCoordinator({self.inner!r})"
 
-    @contextlib.contextmanager
-    def _timed(self, action: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        except CoordinatorUnavailable:
-            self._errors[action].inc()
-            raise
-        finally:
-            self._seconds[action].observe(time.perf_counter() - started)
+    def _timed(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return timed_call(self._seconds[action], self._errors[action], CoordinatorUnavailable)
 
     def index(self, store: str) -> Index | None:
         inner = self.inner.index(store)

@@ -12,9 +12,11 @@ per-process values combine (`multiprocess_mode`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -190,3 +192,23 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
     encoder: Callable[[CollectorRegistry], bytes]
     encoder, content_type = choose_encoder(accept or "")
     return encoder(collector()), content_type
+
+
+@contextlib.contextmanager
+def timed_call(
+    seconds: Histogram,
+    errors: Counter,
+    outage: type[Exception],
+    excluded: Callable[[], float] = lambda: 0.0,
+) -> Iterator[None]:
+    """Observe one call of a storage driver or coordinator into `seconds`, and count the
+    `outage` it raises (the backend unavailable) into `errors`. `excluded()` is the time within
+    the call that was not the backend's (waiting for the client), left out of the duration."""
+    started = time.perf_counter()
+    try:
+        yield
+    except outage:
+        errors.inc()
+        raise
+    finally:
+        seconds.observe(max(time.perf_counter() - started - excluded(), 0.0))

@@ -141,8 +141,10 @@ class Observe:
         self.trust_forwarded = trust_forwarded
         self._series: dict[str, _RouteSeries] = {}
 
-    def _new_series(self, route: str) -> _RouteSeries:
-        series = self._series[route] = _RouteSeries(route)
+    def series(self, route: str) -> _RouteSeries:
+        series = self._series.get(route)
+        if series is None:
+            series = self._series[route] = _RouteSeries(route)
         return series
 
     def route_name(self, scope: Scope) -> str:
@@ -160,78 +162,84 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        route = self.route_name(scope)
-        method = str(scope["method"])
-        info = context.RequestInfo(request_id(scope.get("headers", ())), route)
-        token = context.CURRENT.set(info)
-        series = self._series.get(route) or self._new_series(route)
-        in_flight, received_total, sent_total = series.in_flight, series.received, series.sent
-        status: int | None = None
-        received = sent = 0
-        finished = False
-        stamp = (b"x-request-id", info.request_id.encode())
+        await _Exchange(self, scope, receive, send).run()
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                size = len(message.get("body", b""))
-                if size:
-                    received += size
-                    received_total.inc(size)
-            return message
 
-        async def stamping_send(message: Message) -> None:
-            nonlocal status, sent, finished
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                message["headers"] = [*message.get("headers", ()), stamp]
-            elif message["type"] == "http.response.body":
-                size = len(message.get("body", b""))
-                if size:
-                    sent += size
-                    sent_total.inc(size)
-                if not message.get("more_body", False):
-                    finished = True
-            await send(message)
+class _Exchange:
+    """One HTTP request and its answer as they pass: the middleware's state for a request
+    (bytes each way, status, whether the answer is complete) lives here, one object per
+    request, and the application receives and sends through its methods."""
 
-        in_flight.inc()
-        error: BaseException | None = None
+    def __init__(self, observe: Observe, scope: Scope, receive: Receive, send: Send) -> None:
+        self.started = time.perf_counter()
+        self.observe = observe
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.method = str(scope["method"])
+        route = observe.route_name(scope)
+        self.info = context.RequestInfo(request_id(scope.get("headers", ())), route)
+        self.series = observe.series(route)
+        self._stamp = (b"x-request-id", self.info.request_id.encode())
+        self.status: int | None = None
+        self.received = 0
+        self.sent = 0
+        self.finished = False  # the last byte of the answer went out
+        self.error: BaseException | None = None
+
+    async def run(self) -> None:
+        token = context.CURRENT.set(self.info)
+        self.series.in_flight.inc()
         try:
-            await self.app(scope, counting_receive, stamping_send)
+            await self.observe.app(self.scope, self.receive, self.send)
         except Exception as exc:
-            error = exc
+            self.error = exc
             # Starlette's handler for unexpected errors has already answered 500 and logged
             # the traceback, then re-raises: nothing more to do once the answer is complete.
             # Otherwise the server must see the error (and cut a half-sent response).
-            if not finished:
+            if not self.finished:
                 raise
         except BaseException as exc:  # cancelled: the connection or the server is going away
-            error = exc
+            self.error = exc
             raise
         finally:
-            in_flight.dec()
-            duration = time.perf_counter() - started
-            code = status if status is not None else 500
-            method_name = method_label(method)
-            series.answered(method_name, code).inc()
-            series.duration(method_name).observe(duration)
-            self._log(scope, info, method, code, duration, received, sent, error, finished)
+            self.series.in_flight.dec()
+            self._record()
             context.CURRENT.reset(token)
 
-    def _log(
-        self,
-        scope: Scope,
-        info: context.RequestInfo,
-        method: str,
-        status: int,
-        duration: float,
-        received: int,
-        sent: int,
-        error: BaseException | None,
-        finished: bool,
-    ) -> None:
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            size = len(message.get("body", b""))
+            if size:
+                self.received += size
+                self.series.received.inc(size)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            message["headers"] = [*message.get("headers", ()), self._stamp]
+        elif message["type"] == "http.response.body":
+            size = len(message.get("body", b""))
+            if size:
+                self.sent += size
+                self.series.sent.inc(size)
+            if not message.get("more_body", False):
+                self.finished = True
+        await self._send(message)
+
+    def _record(self) -> None:
+        """The request's metrics and its access log line."""
+        duration = time.perf_counter() - self.started
+        status = self.status if self.status is not None else 500
+        method = method_label(self.method)
+        self.series.answered(method, status).inc()
+        self.series.duration(method).observe(duration)
+        self._log(status, duration)
+
+    def _log(self, status: int, duration: float) -> None:
+        info = self.info
         if status >= 500:
             level = logging.ERROR
         elif info.route in QUIET_ROUTES:
@@ -240,27 +248,27 @@ class Observe:
             level = logging.INFO
         if not access_log.isEnabledFor(level):
             return
-        path = str(scope.get("path", ""))[:MAX_LOGGED_PATH]
+        path = str(self.scope.get("path", ""))[:MAX_LOGGED_PATH]
         fields: dict[str, object] = {
             "route": info.route,
-            "method": method[:16],
+            "method": self.method[:16],
             "path": path,
             "status": status,
             "duration_seconds": round(duration, 6),
-            "bytes_received": received,
-            "bytes_sent": sent,
-            "client": client_address(scope, self.trust_forwarded),
+            "bytes_received": self.received,
+            "bytes_sent": self.sent,
+            "client": client_address(self.scope, self.observe.trust_forwarded),
             "user": info.user,
         }
-        agent = _header(scope, b"user-agent")
+        agent = _header(self.scope, b"user-agent")
         if agent is not None:
             fields["user_agent"] = agent[:MAX_LOGGED_AGENT]
-        if error is not None and not finished:
-            fields["error"] = type(error).__name__
+        if self.error is not None and not self.finished:
+            fields["error"] = type(self.error).__name__
         access_log.log(
             level,
             "%s %s %d",
-            _printable(method[:16]),
+            _printable(self.method[:16]),
             _printable(path),
             status,
             extra={"fields": fields, "request_id": info.request_id},

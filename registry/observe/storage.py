@@ -11,12 +11,13 @@ client does not look like a slow store.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
-from registry.observe.metrics import STORAGE_ACTION, STORAGE_ERRORS
-from registry.storage.base import Appended, StorageDriver, StorageUnavailable
+from registry.observe.metrics import STORAGE_ACTION, STORAGE_ERRORS, timed_call
+from registry.storage.base import Appended, Incoming, StorageDriver, StorageUnavailable
 
 ACTIONS = (
     "read",
@@ -41,6 +42,9 @@ class _ClientTime:
     seconds: float = 0.0
 
 
+_NO_CLIENT = _ClientTime()  # for the calls that take no bytes from the client
+
+
 class InstrumentedStorage:
     def __init__(self, inner: StorageDriver) -> None:
         self.inner = inner
@@ -53,18 +57,12 @@ class InstrumentedStorage:
     def __repr__(self) -> str:
         return f"InstrumentedStorage({self.inner!r})"
 
-    @contextlib.contextmanager
-    def _timed(self, action: str, client: _ClientTime | None = None) -> Iterator[None]:
+    def _timed(
+        self, action: str, client: _ClientTime = _NO_CLIENT
+    ) -> contextlib.AbstractContextManager[None]:
         """Observe the call's duration, less the time spent waiting for the client."""
-        started = time.perf_counter()
-        try:
-            yield
-        except StorageUnavailable:
-            self._errors[action].inc()
-            raise
-        finally:
-            elapsed = time.perf_counter() - started - (client.seconds if client else 0.0)
-            self._seconds[action].observe(max(elapsed, 0.0))
+        seconds, errors = self._seconds[action], self._errors[action]
+        return timed_call(seconds, errors, StorageUnavailable, lambda: client.seconds)
 
     async def read(self, key: str) -> bytes:
         with self._timed("read"):
@@ -120,27 +118,16 @@ class InstrumentedStorage:
                 await aclose()
 
     async def append(
-        self,
-        key: str,
-        offset: int,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None] | None = None,
-        state: bytes | None = None,
+        self, key: str, offset: int, incoming: Incoming, state: bytes | None = None
     ) -> Appended:
         waited = _ClientTime()
         with self._timed("append", waited):
-            return await self.inner.append(key, offset, _waits(chunks, waited), observe, state)
+            return await self.inner.append(key, offset, _waits(incoming, waited), state)
 
-    async def write_verified(
-        self,
-        key: str,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None],
-        verify: Callable[[], None],
-    ) -> int:
+    async def write_verified(self, key: str, incoming: Incoming, verify: Callable[[], None]) -> int:
         waited = _ClientTime()
         with self._timed("write_verified", waited):
-            return await self.inner.write_verified(key, _waits(chunks, waited), observe, verify)
+            return await self.inner.write_verified(key, _waits(incoming, waited), verify)
 
     async def url_for(self, key: str, expires: int) -> str | None:
         with self._timed("url_for"):
@@ -159,8 +146,12 @@ class InstrumentedStorage:
             await self.inner.move(source, target)
 
 
-async def _waits(chunks: AsyncIterable[bytes], waited: _ClientTime) -> AsyncIterator[bytes]:
-    """`chunks`, adding the time spent waiting for each one (the client's time) to `waited`."""
+def _waits(incoming: Incoming, waited: _ClientTime) -> Incoming:
+    """`incoming`, adding the time spent waiting for each chunk (the client's time) to `waited`."""
+    return dataclasses.replace(incoming, chunks=_timed_chunks(incoming.chunks, waited))
+
+
+async def _timed_chunks(chunks: AsyncIterable[bytes], waited: _ClientTime) -> AsyncIterator[bytes]:
     source = aiter(chunks)
     while True:
         started = time.perf_counter()

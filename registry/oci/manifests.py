@@ -1,7 +1,8 @@
 """Manifest parsing and validation: what a PUT body must look like, and what it refers to.
 
 The result names every blob and child manifest the manifest depends on, so the model can check
-that each exists in the repository before the manifest becomes visible (DESIGN principle 4).
+that each exists in the repository before the manifest becomes visible: a manifest that can be
+pulled never names content that cannot.
 """
 
 from __future__ import annotations

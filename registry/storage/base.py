@@ -27,6 +27,17 @@ class Appended:
     state: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """Bytes on their way into the store (`append`, `write_verified`), and who sees them.
+
+    `observe` sees every byte, in order (the model hashes there), possibly in a worker thread.
+    """
+
+    chunks: AsyncIterable[bytes]
+    observe: Callable[[bytes], None] | None = None
+
+
 class StorageDriver(Protocol):
     name: str
 
@@ -69,38 +80,26 @@ class StorageDriver(Protocol):
         ...
 
     async def append(
-        self,
-        key: str,
-        offset: int,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None] | None = None,
-        state: bytes | None = None,
+        self, key: str, offset: int, incoming: Incoming, state: bytes | None = None
     ) -> Appended:
-        """Add `chunks` to the upload at `key`, which holds `offset` bytes, and return its new
-        size and driver state.
+        """Add the incoming chunks to the upload at `key`, which holds `offset` bytes, and
+        return its new size and driver state.
 
         `state` is what the previous append returned (None for the first): opaque bytes the
         caller keeps in its session record, so the next chunk may reach another worker (the
         filesystem needs none; S3 keeps its multipart upload id, parts and staged tail there).
-        Anything past `offset` from an earlier failed append is discarded. `observe` sees every
-        byte, in order (the model hashes there), possibly in a worker thread. If `chunks`
-        raises, the upload stays as it was at `offset` with `state`.
+        Anything past `offset` from an earlier failed append is discarded. If the chunks
+        raise, the upload stays as it was at `offset` with `state`.
         """
         ...
 
-    async def write_verified(
-        self,
-        key: str,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None],
-        verify: Callable[[], None],
-    ) -> int:
-        """Stream `chunks` into the object `key` and return its size; `observe` sees every
-        byte in order, and `verify` runs after the last one, before anything is visible.
+    async def write_verified(self, key: str, incoming: Incoming, verify: Callable[[], None]) -> int:
+        """Stream the incoming chunks into the object `key` and return its size; `verify`
+        runs after the last byte, before anything is visible.
 
         For a blob whose digest is known before its bytes arrive (a monolithic upload): the
         bytes go to their final place in one pass, with no scratch copy to move afterwards.
-        If `chunks` or `verify` raises, `key` is left as it was and nothing is kept.
+        If the chunks or `verify` raise, `key` is left as it was and nothing is kept.
         """
         ...
 

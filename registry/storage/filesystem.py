@@ -17,14 +17,14 @@ import contextlib
 import os
 import shutil
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from anyio import to_thread
 
 from registry import tempfiles
 from registry.storage import pagecache
-from registry.storage.base import Appended, ObjectNotFound
+from registry.storage.base import Appended, Incoming, ObjectNotFound
 from registry.storage.keys import check_key
 from registry.storage.observing import observe_after
 
@@ -65,10 +65,17 @@ class FilesystemDriver:
 
     async def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        fd, tmp = tempfiles.create(self._tmp)
-        try:
+        with self._temp_file() as (fd, tmp):
             _pwrite_all(fd, data, 0)
             self._install(tmp, path)
+
+    @contextlib.contextmanager
+    def _temp_file(self) -> Iterator[tuple[int, str]]:
+        """A locked temp file (descriptor and path) to fill and `_install`; removed when
+        anything fails before that."""
+        fd, tmp = tempfiles.create(self._tmp)
+        try:
+            yield fd, tmp
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -150,25 +157,16 @@ class FilesystemDriver:
             os.close(fd)
 
     async def append(
-        self,
-        key: str,
-        offset: int,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None] | None = None,
-        state: bytes | None = None,
+        self, key: str, offset: int, incoming: Incoming, state: bytes | None = None
     ) -> Appended:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.ftruncate(fd, offset)
-            writer = _PipelinedWriter(fd, offset, observe)
             try:
-                async for chunk in chunks:
-                    await writer.add(chunk)
-                return Appended(await writer.close())
+                return Appended(await _pour(fd, offset, incoming))
             except BaseException:
-                await writer.abandon()
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, offset)
                 raise
@@ -179,33 +177,13 @@ class FilesystemDriver:
         check_key(key)  # refused like everywhere else, though nothing is looked up
         return None  # the registry serves the file itself
 
-    async def write_verified(
-        self,
-        key: str,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None],
-        verify: Callable[[], None],
-    ) -> int:
+    async def write_verified(self, key: str, incoming: Incoming, verify: Callable[[], None]) -> int:
         """A temp file, renamed into place once `verify` accepted it."""
         path = self._path(key)
-        fd, tmp = tempfiles.create(self._tmp)
-        try:
-            writer = _PipelinedWriter(fd, 0, observe)
-            try:
-                async for chunk in chunks:
-                    await writer.add(chunk)
-                size = await writer.close()
-            except BaseException:
-                await writer.abandon()
-                raise
+        with self._temp_file() as (fd, tmp):
+            size = await _pour(fd, 0, incoming)
             verify()
             self._install(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        finally:
-            os.close(fd)  # after the rename: the temp file's lock says it is being written
         return size
 
     async def complete(self, key: str, state: bytes | None, target: str) -> None:
@@ -223,6 +201,19 @@ class FilesystemDriver:
             self._install(src, dst)
         except FileNotFoundError:
             raise ObjectNotFound(source) from None
+
+
+async def _pour(fd: int, offset: int, incoming: Incoming) -> int:
+    """Write the incoming chunks into `fd` from `offset` on and return the end position; if
+    anything fails, the threads still writing finish before the error propagates."""
+    writer = _PipelinedWriter(fd, offset, incoming.observe)
+    try:
+        async for chunk in incoming.chunks:
+            await writer.add(chunk)
+        return await writer.close()
+    except BaseException:
+        await writer.abandon()
+        raise
 
 
 class _PipelinedWriter:

@@ -38,7 +38,7 @@ from botocore.exceptions import (
 from cachetools import LRUCache
 
 from registry.numbers import whole_number
-from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
+from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageUnavailable
 from registry.storage.keys import check_key
 from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
 from registry.storage.s3_uploads import (
@@ -88,45 +88,25 @@ PART_SIZE_STEP = 1000  # part n is PART_SIZE * (1 + (n - 1) // PART_SIZE_STEP): 
 class S3Driver:
     name = "s3"
 
-    def __init__(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        path_style: bool = False,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        session_token: str | None = None,
-        sse: str | None = None,
-        sse_kms_key_id: str | None = None,
-        storage_class: str | None = None,
-        connect_timeout: float = 5,
-        read_timeout: float = 60,
-        max_attempts: int = 3,
-        max_pool_connections: int = 64,
-        public_endpoint: str | None = None,
-        request_timeout: float = 10,
-    ) -> None:
-        if not bucket:
+    def __init__(self, settings: S3Settings, *, session_token: str | None = None) -> None:
+        """The driver for the `storage.s3` section (whose ranges its model checks); nothing
+        reaches S3 before the first call. `session_token` goes with temporary static keys."""
+        if not settings.bucket:
             raise ValueError("an S3 bucket name is required")
-        if (access_key is None) != (secret_key is None):
+        if (settings.access_key is None) != (settings.secret_key is None):
             raise ValueError("give both an S3 access key and a secret key, or neither")
-        if sse_kms_key_id is not None and sse != "aws:kms":
+        if settings.sse_kms_key_id is not None and settings.sse != "aws:kms":
             raise ValueError('an SSE KMS key id needs sse="aws:kms"')
-        if max_attempts < 1:
-            raise ValueError("max_attempts counts the first try: at least 1")
-        if not request_timeout > 0:
-            raise ValueError("request_timeout must be a positive number of seconds")
-        self.bucket = bucket
-        self.prefix = _normalize_prefix(prefix)
-        self.region = region
-        self.endpoint_url = endpoint_url
-        self._errors = S3Errors(bucket, endpoint_url, (secret_key, session_token))
-        self.request_timeout = request_timeout
-        self._access_key = access_key
-        self._secret_key = secret_key
+        self.bucket = settings.bucket
+        self.prefix = _normalize_prefix(settings.prefix)
+        self.region = settings.region
+        self.endpoint_url = settings.endpoint_url
+        self._errors = S3Errors(
+            settings.bucket, settings.endpoint_url, (settings.secret_key, session_token)
+        )
+        self.request_timeout = settings.request_timeout
+        self._access_key = settings.access_key
+        self._secret_key = settings.secret_key
         self._session_token = session_token
         options: dict[str, Any] = {}
         if "request_checksum_calculation" in BotoConfig.OPTION_DEFAULTS:  # botocore >= 1.36
@@ -135,16 +115,16 @@ class S3Driver:
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
         self._config = AioConfig(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"total_max_attempts": max_attempts, "mode": "standard"},
-            max_pool_connections=max_pool_connections,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+            max_pool_connections=settings.max_connections,
             s3={
-                "addressing_style": "path" if path_style else "auto",
+                "addressing_style": "path" if settings.path_style else "auto",
                 # Over TLS, botocore would SHA-256 every part a second time just to sign its
                 # payload; TLS already protects the bytes, and the registry verifies the
                 # blob's digest itself. Over plain HTTP, payloads stay signed.
-                "payload_signing_enabled": not _is_tls(endpoint_url),
+                "payload_signing_enabled": not _is_tls(settings.endpoint_url),
             },
             # SigV4 everywhere: botocore would presign with SigV2 in us-east-1, which S3 is
             # retiring and newer regions and most S3-compatible stores refuse.
@@ -152,15 +132,17 @@ class S3Driver:
             **options,
         )
         self._put_options: ObjectOptions = {}
-        if sse is not None:  # passed on as configured: S3 refuses a value it does not know
-            self._put_options["ServerSideEncryption"] = cast("ServerSideEncryptionType", sse)
-        if sse_kms_key_id is not None:
-            self._put_options["SSEKMSKeyId"] = sse_kms_key_id
+        if settings.sse is not None:  # passed on as configured: S3 refuses a value it does not know
+            self._put_options["ServerSideEncryption"] = cast(
+                "ServerSideEncryptionType", settings.sse
+            )
+        if settings.sse_kms_key_id is not None:
+            self._put_options["SSEKMSKeyId"] = settings.sse_kms_key_id
         # Scratch objects (parts, tails) are encrypted alike but keep the default storage
         # class: infrequent-access classes bill short-lived objects for weeks.
         self._scratch_options = self._put_options.copy()
-        if storage_class is not None:
-            self._put_options["StorageClass"] = cast("StorageClassType", storage_class)
+        if settings.storage_class is not None:
+            self._put_options["StorageClass"] = cast("StorageClassType", settings.storage_class)
         # Tunable by tests, to exercise the multipart copy without 5 GiB objects.
         self.copy_limit = COPY_LIMIT
         self.copy_part_size = COPY_PART
@@ -169,7 +151,7 @@ class S3Driver:
         self.part_size_step = PART_SIZE_STEP
         # Presigned URLs are signed for the host clients will use; a different public host needs
         # its own client (the host is part of the signature).
-        self.public_endpoint = public_endpoint
+        self.public_endpoint = settings.public_endpoint
         self._public: S3Client | None = None
         # Keys this process has seen, and the data key each stands for (itself for plain
         # data); least recently used out first. Used from the event loop only.
@@ -578,14 +560,9 @@ class S3Driver:
         )
 
     async def append(
-        self,
-        key: str,
-        offset: int,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None] | None = None,
-        state: bytes | None = None,
+        self, key: str, offset: int, incoming: Incoming, state: bytes | None = None
     ) -> Appended:
-        """Add `chunks` to the upload at `key` (see "chunked uploads" above).
+        """Add the incoming chunks to the upload at `key` (see "chunked uploads" above).
 
         The old tail is read back once the first new byte arrives and goes in front of the
         new bytes. Each whole part uploads while the next one is received (at most one part
@@ -602,9 +579,9 @@ class S3Driver:
         if self.part_size < MIN_PART or self.part_size_step < 1:
             raise ValueError(f"S3 upload parts must be at least {MIN_PART} bytes")
         s3 = await self._s3()
-        run = Append(self._multipart(s3), key, old, observe)
+        run = Append(self._multipart(s3), key, old, incoming.observe)
         try:
-            async for chunk in chunks:
+            async for chunk in incoming.chunks:
                 await run.add(chunk)
             new = await run.finish()
         except BaseException:
@@ -613,13 +590,7 @@ class S3Driver:
             raise
         return Appended(new.size, new.encode())
 
-    async def write_verified(
-        self,
-        key: str,
-        chunks: AsyncIterable[bytes],
-        observe: Callable[[bytes], None],
-        verify: Callable[[], None],
-    ) -> int:
+    async def write_verified(self, key: str, incoming: Incoming, verify: Callable[[], None]) -> int:
         """Straight to `key`: a body shorter than one part is one PutObject after `verify`;
         a longer one is a multipart upload on `key` itself, its parts sent while the next is
         received, and CompleteMultipartUpload (after `verify`) is when the object appears.
@@ -629,9 +600,9 @@ class S3Driver:
         """
         full = self._key(key)
         s3 = await self._s3()
-        run = Append(self._multipart(s3), key, UploadState(), observe, final=True)
+        run = Append(self._multipart(s3), key, UploadState(), incoming.observe, final=True)
         try:
-            async for chunk in chunks:
+            async for chunk in incoming.chunks:
                 await run.add(chunk)
             state, data = await run.finish_whole()
             verify()
@@ -661,7 +632,8 @@ class S3Driver:
 
         With parts: the tail becomes the last part (UploadPartCopy), CompleteMultipartUpload
         makes the object at the upload's data key, and `target` becomes its alias (see "Data
-        keys"). A version 1 state completes at `key` and `move`s to `target` instead.
+        keys"). A state written before uploads had data keys completes at `key` and `move`s to
+        `target` instead.
         Without parts: the tail object (under one part, so small) is copied to `target`
         directly; with no bytes at all, `target` becomes an empty object (or, when `key` holds
         an object already because an earlier `complete` made it there and the caller then
@@ -879,28 +851,6 @@ class S3Driver:
                 async with self._call("AbortMultipartUpload"):
                     await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
-
-    @classmethod
-    def from_settings(cls, settings: S3Settings) -> S3Driver:
-        """The driver for the `storage.s3` section; building it does not reach S3 yet."""
-        return cls(
-            settings.bucket,
-            prefix=settings.prefix,
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            path_style=settings.path_style,
-            access_key=settings.access_key,
-            secret_key=settings.secret_key,
-            sse=settings.sse,
-            sse_kms_key_id=settings.sse_kms_key_id,
-            storage_class=settings.storage_class,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            max_attempts=settings.max_attempts,
-            max_pool_connections=settings.max_connections,
-            public_endpoint=settings.public_endpoint,
-            request_timeout=settings.request_timeout,
-        )
 
 
 _Page = TypeVar("_Page")  # one page of a listing

@@ -37,7 +37,7 @@ STATE_VERSION = 2  # 1: the parts were uploaded to the upload's own key (still r
 
 
 TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
-DATA_PREFIX = "_blobdata/"  # where a version 2 upload's parts go and its object stays
+DATA_PREFIX = "_blobdata/"  # where an upload's parts go and its completed object stays
 _STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
 
 
@@ -61,9 +61,10 @@ class UploadState:
     tail, which starts where the parts end. `drop` is an older tail that the next append
     deletes. An upload with no bytes has the state None.
 
-    Version 2 uploads its parts to the upload's data key (`data_key`), where the
-    completed object stays and the blob points to it; version 1 (`in_data` False, written
-    before that) uploaded them to the upload's own key, and completes by copying as it did.
+    An upload puts its parts under its data key (`data_key`), where the completed object
+    stays and the blob points to it. States written before uploads had data keys (`"v": 1`,
+    `in_data` False) go on putting them under the upload's own key and complete by copying,
+    as they did then.
     """
 
     upload_id: str | None = None
@@ -267,7 +268,8 @@ class Append:
         self._key = key
         self._full = multipart.full(key)
         # Where the multipart upload lives: the object itself for `write_verified`, else the
-        # upload's data key (or, for a version 1 state, the upload's key). Tails stay at `key`.
+        # upload's data key (or the upload's key, for a state written before uploads had data
+        # keys). Tails stay at `key`.
         self._parts_key = key if final or not old.in_data else data_key(key)
         self._parts_full = multipart.full(self._parts_key)
         self._old = old

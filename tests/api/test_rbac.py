@@ -457,7 +457,8 @@ def test_mount_needs_pull_on_the_source(rbac_server: InProcessRegistry) -> None:
 
 
 def test_seed_pattern_allows_pulls_by_tag(tmp_path: Path) -> None:
-    """The seed matched `name:tag`, so `^team/app$` refused pulls by tag; we match the name."""
+    """The Go simple-registry matched `name:tag`, so `^team/app$` refused pulls by tag; we
+    match the name too."""
     (tmp_path / "cfg").mkdir()
     docs = [
         {

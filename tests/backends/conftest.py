@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from registry.coord.redis import RedisCoordinator
+from registry.coord.redis import RedisCoordinator, Tuning
 from tests.backends.process import ServerProcess
 
 
@@ -195,7 +195,7 @@ async def make_coord(
 
     def factory(url: str | None = None, **options: Any) -> RedisCoordinator:
         options.setdefault("prefix", prefix)
-        coord = RedisCoordinator(url or redis_server.url(), **options)
+        coord = RedisCoordinator(url or redis_server.url(), Tuning(**options))
         made.append(coord)
         return coord
 
@@ -209,6 +209,7 @@ async def make_coord(
 from aiobotocore.session import get_session  # noqa: E402
 
 from registry.storage.s3 import S3Driver  # noqa: E402
+from registry.storage.s3_options import S3Settings  # noqa: E402
 from tests.backends.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer  # noqa: E402
 
 
@@ -273,7 +274,8 @@ async def make_s3_driver(
         options.setdefault("path_style", True)
         options.setdefault("access_key", ACCESS_KEY)
         options.setdefault("secret_key", SECRET_KEY)
-        driver = S3Driver(**options)
+        session_token = options.pop("session_token", None)
+        driver = S3Driver(S3Settings(**options), session_token=session_token)
         made.append(driver)
         return driver
 

@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from registry.coord.base import CoordinatorUnavailable, LockTimeout
-from registry.coord.redis import RedisCoordinator
+from registry.coord.redis import RedisCoordinator, Tuning
 from tests.backends.conftest import RedisProcess, make_certificate
 
 pytestmark = pytest.mark.anyio
@@ -373,7 +373,7 @@ async def test_sentinel_finds_the_master(
     master = start_redis()
     sentinel = start_redis(sentinel_of=master)
     coord = RedisCoordinator.from_sentinel(
-        [("127.0.0.1", sentinel.port)], "mymaster", prefix=prefix, socket_timeout=1.0
+        [("127.0.0.1", sentinel.port)], "mymaster", tuning=Tuning(prefix, socket_timeout=1.0)
     )
     try:
         await coord.ping()
@@ -388,7 +388,7 @@ async def test_sentinel_finds_the_master(
     finally:
         await coord.close()
     missing = RedisCoordinator.from_sentinel(
-        [("127.0.0.1", sentinel.port)], "nosuch", prefix=prefix, socket_timeout=1.0
+        [("127.0.0.1", sentinel.port)], "nosuch", tuning=Tuning(prefix, socket_timeout=1.0)
     )
     try:
         with pytest.raises(CoordinatorUnavailable):

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from registry.storage.base import StorageDriver, StorageUnavailable
+from registry.storage.base import Incoming, StorageDriver, StorageUnavailable
 from registry.storage.s3 import STREAM_CHUNK, S3Driver
+from registry.storage.s3_options import S3Settings
 from registry.storage.s3_uploads import MIN_PART
 from tests.backends.s3 import MotoServer
 
@@ -43,7 +44,7 @@ async def _keys(raw_s3: Any, bucket: str, prefix: str = "") -> set[str]:
 
 
 def test_implements_the_protocol() -> None:
-    driver: StorageDriver = S3Driver("bucket")
+    driver: StorageDriver = S3Driver(S3Settings(bucket="bucket"))
     assert driver.name == "s3"
 
 
@@ -55,7 +56,7 @@ def test_payloads_are_hashed_for_signing_only_without_tls(
     endpoint: str | None, signed: bool
 ) -> None:
     """Over TLS a second SHA-256 of every part buys nothing (the registry checks digests)."""
-    config: Any = S3Driver("bucket", endpoint_url=endpoint)._config
+    config: Any = S3Driver(S3Settings(bucket="bucket", endpoint_url=endpoint))._config
     assert config.s3["payload_signing_enabled"] is signed
     assert config.signature_version == "s3v4"
 
@@ -85,7 +86,7 @@ async def test_s3_options_apply_to_the_object_written_verified(
     driver = make_s3_driver(sse="AES256", storage_class="STANDARD_IA")
     driver.part_size = PART
     data = b"s" * size
-    await driver.write_verified("blobs/k", _pieces(data, MiB), lambda chunk: None, lambda: None)
+    await driver.write_verified("blobs/k", Incoming(_pieces(data, MiB)), lambda: None)
     head = await raw_s3.head_object(Bucket=s3_bucket, Key="blobs/k")
     assert head["ServerSideEncryption"] == "AES256"
     assert head["StorageClass"] == "STANDARD_IA"
@@ -152,7 +153,7 @@ async def test_prefixes_keep_drivers_apart(
 @pytest.mark.parametrize("prefix", ["a/../b", "a//b", "..", "./a", "a\x00"])
 def test_unsafe_prefixes_are_rejected(prefix: str) -> None:
     with pytest.raises(ValueError, match="unsafe S3 key prefix"):
-        S3Driver("bucket", prefix=prefix)
+        S3Driver(S3Settings(bucket="bucket", prefix=prefix))
 
 
 # --- an unusable service

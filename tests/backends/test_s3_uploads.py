@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from registry.storage.base import Appended, ObjectNotFound, StorageUnavailable
+from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageUnavailable
 from registry.storage.s3 import META_DATA, META_SIZE, S3Driver
+from registry.storage.s3_options import S3Settings
 from registry.storage.s3_uploads import MIN_PART, data_key
 from tests.backends.s3 import MotoServer
 
@@ -71,7 +72,7 @@ async def _append(
     piece: int = 256 * 1024,
 ) -> Appended:
     observed = Observed()
-    appended = await driver.append(KEY, offset, _pieces(data, piece), observed, state)
+    appended = await driver.append(KEY, offset, Incoming(_pieces(data, piece), observed), state)
     # `observe` saw exactly the new bytes, once and in order (not the re-read tail).
     assert hashlib.sha256(observed.seen).digest() == hashlib.sha256(data).digest()
     assert len(observed.seen) == len(data)
@@ -243,7 +244,7 @@ async def test_a_failed_append_is_retried_from_the_old_state(
 
     observed = Observed()
     with pytest.raises(ConnectionResetError):
-        await fresh().append(KEY, size, failing(), observed, state)
+        await fresh().append(KEY, size, Incoming(failing(), observed), state)
     assert bytes(observed.seen) == b"X" * len(observed.seen)
     assert await _uploads(raw_s3, s3_bucket) == [f"{PREFIX}/{DATA}"]  # the state's, kept
 
@@ -266,7 +267,7 @@ async def test_a_failed_first_append_leaves_no_multipart_upload(
         raise ConnectionResetError("the client went away")
 
     with pytest.raises(ConnectionResetError):
-        await fresh().append(KEY, 0, failing())
+        await fresh().append(KEY, 0, Incoming(failing()))
     assert await _uploads(raw_s3, s3_bucket) == []
 
     data = random.Random(16).randbytes(PART + 3)
@@ -320,7 +321,7 @@ async def test_storage_class_applies_to_the_blob_not_the_scratch_objects(
         return made
 
     for size, target in [(PART + 10, "blob-parts"), (10, "blob-tail")]:
-        appended = await driver().append(KEY, 0, _pieces(b"s" * size, MiB))
+        appended = await driver().append(KEY, 0, Incoming(_pieces(b"s" * size, MiB)))
         tail = f"{KEY}.tail.{size - 10}-10"
         head = await raw_s3.head_object(Bucket=s3_bucket, Key=tail)
         assert head["ServerSideEncryption"] == "AES256"
@@ -405,14 +406,18 @@ BAD_STATES = {
 
 def _offline_driver() -> S3Driver:
     # Nothing listens there: a request would fail with StorageUnavailable, not ValueError.
-    return S3Driver("bucket", endpoint_url="http://127.0.0.1:9", access_key="a", secret_key="b")
+    return S3Driver(
+        S3Settings(
+            bucket="bucket", endpoint_url="http://127.0.0.1:9", access_key="a", secret_key="b"
+        )
+    )
 
 
 @pytest.mark.parametrize("state", BAD_STATES.values(), ids=BAD_STATES.keys())
 async def test_corrupt_state_is_a_value_error(state: bytes) -> None:
     driver = _offline_driver()
     with pytest.raises(ValueError, match="invalid S3 upload state"):
-        await driver.append(KEY, PART + 3, _pieces(b"x", 1), None, state)
+        await driver.append(KEY, PART + 3, Incoming(_pieces(b"x", 1)), state)
     with pytest.raises(ValueError, match="invalid S3 upload state"):
         await driver.complete(KEY, state, TARGET)
     await driver.close()
@@ -421,12 +426,12 @@ async def test_corrupt_state_is_a_value_error(state: bytes) -> None:
 async def test_offset_must_match_the_state() -> None:
     driver = _offline_driver()
     with pytest.raises(ValueError, match="holds 0 bytes"):
-        await driver.append(KEY, 5, _pieces(b"x", 1))
+        await driver.append(KEY, 5, Incoming(_pieces(b"x", 1)))
     with pytest.raises(ValueError, match=f"holds {PART + 3} bytes"):
-        await driver.append(KEY, PART + 2, _pieces(b"x", 1), None, _state())
+        await driver.append(KEY, PART + 2, Incoming(_pieces(b"x", 1)), _state())
     with pytest.raises(ValueError, match="at least"):
         driver.part_size = MiB
-        await driver.append(KEY, 0, _pieces(b"x", 1))
+        await driver.append(KEY, 0, Incoming(_pieces(b"x", 1)))
     await driver.close()
 
 
@@ -444,7 +449,7 @@ async def test_endpoint_stopped_mid_upload_is_unavailable(
         return made
 
     server.create_bucket(driver().bucket)
-    appended = await driver().append(KEY, 0, _pieces(b"a" * (PART + MiB), MiB))
+    appended = await driver().append(KEY, 0, Incoming(_pieces(b"a" * (PART + MiB), MiB)))
 
     async def stopping() -> AsyncIterator[bytes]:
         yield b"b" * (2 * MiB)
@@ -454,7 +459,7 @@ async def test_endpoint_stopped_mid_upload_is_unavailable(
 
     began = time.monotonic()
     with pytest.raises(StorageUnavailable, match="unreachable"):
-        await driver().append(KEY, appended.size, stopping(), None, appended.state)
+        await driver().append(KEY, appended.size, Incoming(stopping()), appended.state)
     with pytest.raises(StorageUnavailable):
         await driver().complete(KEY, appended.state, TARGET)
     with pytest.raises(StorageUnavailable):
@@ -477,7 +482,7 @@ async def test_endpoint_paused_mid_upload_gives_up_at_the_deadline(
 
     server.create_bucket(driver().bucket)
     first = b"a" * (PART + MiB)
-    appended = await driver().append(KEY, 0, _pieces(first, MiB))
+    appended = await driver().append(KEY, 0, Incoming(_pieces(first, MiB)))
     with contextlib.ExitStack() as paused:
 
         async def pausing() -> AsyncIterator[bytes]:
@@ -486,17 +491,17 @@ async def test_endpoint_paused_mid_upload_gives_up_at_the_deadline(
             yield b"b" * (3 * MiB)  # with the old tail, a whole part: sent to a silent store
             yield b"b" * MiB
 
-        failing = driver().append(KEY, appended.size, pausing(), None, appended.state)
+        failing = driver().append(KEY, appended.size, Incoming(pausing()), appended.state)
         with pytest.raises(StorageUnavailable, match="within its deadline"):
             await asyncio.wait_for(failing, timeout=60)  # bounds a hang only
     again = await driver().append(
-        KEY, appended.size, _pieces(b"c" * MiB, MiB), None, appended.state
+        KEY, appended.size, Incoming(_pieces(b"c" * MiB, MiB)), appended.state
     )
     await driver().complete(KEY, again.state, TARGET)
     assert await driver().read(TARGET) == first + b"c" * MiB
 
 
-async def test_a_version_1_state_still_completes_by_copying(
+async def test_a_state_from_before_data_keys_still_completes_by_copying(
     fresh: Callable[[], S3Driver], raw_s3: Any, s3_bucket: str
 ) -> None:
     # An upload begun before data keys: its multipart upload is on the upload's own key.
@@ -510,7 +515,7 @@ async def test_a_version_1_state_still_completes_by_copying(
 
     appended = await _append(fresh(), PART, b"tail", state)
     assert appended.state is not None
-    assert json.loads(appended.state)["v"] == 1  # it stays a version 1 upload
+    assert json.loads(appended.state)["v"] == 1  # it keeps the older layout
     await fresh().complete(KEY, appended.state, TARGET)
     assert await fresh().read(TARGET) == first + b"tail"
     assert await _objects(raw_s3, s3_bucket) == {f"{PREFIX}/{TARGET}": PART + 4}

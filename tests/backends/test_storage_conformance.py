@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from registry.storage import filesystem
-from registry.storage.base import Appended, ObjectNotFound, StorageDriver, read_optional
+from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageDriver, read_optional
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.s3 import STREAM_CHUNK, S3Driver
 from registry.storage.s3_uploads import MIN_PART
@@ -413,7 +413,9 @@ async def _append_all(
     for piece in pieces:
         observed = Observed()
         chunks = _pieces(piece, 256 * 1024)
-        appended = await driver.append(UPLOAD, appended.size, chunks, observed, appended.state)
+        appended = await driver.append(
+            UPLOAD, appended.size, Incoming(chunks, observed), appended.state
+        )
         assert bytes(observed.seen) == piece  # exactly the new bytes, once and in order
         offset += len(piece)
         assert appended.size == offset
@@ -459,7 +461,9 @@ async def test_a_failed_append_leaves_the_upload_at_its_offset(store: Store) -> 
 
     observed = Observed()
     with pytest.raises(ConnectionResetError):
-        await store.driver.append(UPLOAD, appended.size, failing(), observed, appended.state)
+        await store.driver.append(
+            UPLOAD, appended.size, Incoming(failing(), observed), appended.state
+        )
     assert bytes(observed.seen) == b"X" * len(observed.seen)
 
     rest = random.Random(5).randbytes(MiB + 3)
@@ -490,7 +494,10 @@ async def test_abort_removes_the_upload_and_may_repeat(store: Store) -> None:
 async def test_the_bytes_land_on_the_key_and_nowhere_else(store: Store, size: int) -> None:
     data = random.Random(size).randbytes(size)
     observe, verify = _sha256_verifier(data)
-    assert await store.driver.write_verified(KEY, _pieces(data, 300_000), observe, verify) == size
+    assert (
+        await store.driver.write_verified(KEY, Incoming(_pieces(data, 300_000), observe), verify)
+        == size
+    )
     assert b"".join([c async for c in store.driver.stream(KEY)]) == data
     # No scratch object, tail, temp file or open multipart upload: there is nothing to move.
     assert await store.leftovers() == {KEY: size}
@@ -505,7 +512,7 @@ async def test_rejected_bytes_never_become_visible(store: Store, size: int) -> N
         raise Rejected("digest mismatch")
 
     with pytest.raises(Rejected):
-        await store.driver.write_verified(KEY, _pieces(data, 1 << 20), observe, verify)
+        await store.driver.write_verified(KEY, Incoming(_pieces(data, 1 << 20), observe), verify)
     with pytest.raises(ObjectNotFound):
         await store.driver.read(KEY)
     assert await store.leftovers() == {}
@@ -517,7 +524,9 @@ async def test_a_body_cut_short_keeps_the_old_object(store: Store, fail_at: int)
     data = random.Random(fail_at).randbytes(3 * PART)
     observe, verify = _sha256_verifier(data)
     with pytest.raises(Broken):
-        await store.driver.write_verified(KEY, _pieces(data, 1 << 20, fail_at), observe, verify)
+        await store.driver.write_verified(
+            KEY, Incoming(_pieces(data, 1 << 20, fail_at), observe), verify
+        )
     assert await store.driver.read(KEY) == b"before"
     assert await store.leftovers() == {KEY: len(b"before")}
 
@@ -529,5 +538,5 @@ async def test_observe_sees_every_byte_in_order(store: Store) -> None:
     def verify() -> None:
         assert bytes(seen) == data  # all observed before the object may appear
 
-    await store.driver.write_verified(KEY, _pieces(data, 123_457), seen.extend, verify)
+    await store.driver.write_verified(KEY, Incoming(_pieces(data, 123_457), seen.extend), verify)
     assert await store.driver.size(KEY) == len(data)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from registry.storage.base import StorageDriver
+from registry.storage.base import Incoming, StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.keys import check_key
 from registry.storage.s3 import S3Driver
+from registry.storage.s3_options import S3Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +35,11 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield FilesystemDriver(tmp_path / "store")
         assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["_tmp"]
         return
-    s3 = S3Driver("bucket", endpoint_url="http://127.0.0.1:9", access_key="a", secret_key="b")
+    s3 = S3Driver(
+        S3Settings(
+            bucket="bucket", endpoint_url="http://127.0.0.1:9", access_key="a", secret_key="b"
+        )
+    )
     yield s3
     await s3.close()
 
@@ -60,8 +65,8 @@ def _calls(driver: StorageDriver, key: str) -> list[Callable[[], Awaitable[objec
         lambda: driver.list(key),
         lambda: _drain(driver.stream(key)),
         lambda: driver.url_for(key, 60),
-        lambda: driver.append(key, 0, _pieces()),
-        lambda: driver.write_verified(key, _pieces(), lambda _: None, lambda: None),
+        lambda: driver.append(key, 0, Incoming(_pieces())),
+        lambda: driver.write_verified(key, Incoming(_pieces()), lambda: None),
         lambda: driver.complete(key, None, key),
         lambda: driver.complete(key, None, "ok"),
         lambda: driver.complete("ok", None, key),

@@ -1011,11 +1011,11 @@ ALL_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
     ("verbs", "resource", "granted"),
     [
         ({"*"}, "manifests", set(ALL_VERBS)),
-        ({"GET"}, "manifests", {"GET", "HEAD"}),  # FIX: GET allows HEAD
+        ({"GET"}, "manifests", {"GET", "HEAD"}),  # GET allows HEAD
         ({"HEAD"}, "manifests", {"HEAD"}),  # but HEAD does not allow GET
         ({"pull"}, "manifests", {"GET", "HEAD"}),
         ({"push"}, "manifests", {"POST", "PUT", "PATCH"}),
-        ({"push"}, "blobs", {"GET", "HEAD", "POST", "PUT", "PATCH"}),  # FIX: upload status
+        ({"push"}, "blobs", {"GET", "HEAD", "POST", "PUT", "PATCH"}),  # an upload's status
         ({"delete"}, "blobs", {"DELETE"}),
         ({"pull", "push", "delete"}, "tags", set(ALL_VERBS)),
         ({"POST", "DELETE"}, "blobs", {"POST", "DELETE"}),

@@ -21,6 +21,7 @@ from registry import tempfiles
 from registry.coord.base import DEFAULT_SESSION_TTL
 from registry.coord.local import LocalCoordinator
 from registry.observe.exporter import OWNER_LOCK, PREFIX, sweep_metrics_dirs
+from registry.storage.base import Incoming
 from registry.storage.filesystem import FilesystemDriver
 from tests.server import start
 
@@ -91,9 +92,7 @@ async def test_a_write_in_progress_keeps_its_temp_file(tmp_path: Path) -> None:
         await go_on.wait()  # a client that stalls
         yield b"second half"
 
-    write = asyncio.ensure_future(
-        storage.write_verified("blobs/x", body(), lambda chunk: None, lambda: None)
-    )
+    write = asyncio.ensure_future(storage.write_verified("blobs/x", Incoming(body()), lambda: None))
     await asyncio.wait_for(halfway.wait(), timeout=30)
     (temp,) = (tmp_path / "_tmp").iterdir()
     _age(temp, 24 * HOUR)

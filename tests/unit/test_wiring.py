@@ -163,7 +163,7 @@ async def test_close_releases_every_client_even_when_one_fails(tmp_path: Path) -
 def test_each_driver_reads_every_field_of_its_section() -> None:
     """Looks inside the drivers (nothing is connected here): a field mapped to the wrong
     option or dropped would otherwise only show against a real store that enforces it."""
-    s3 = S3Driver.from_settings(
+    s3 = S3Driver(
         S3Settings(
             bucket="b",
             region="eu-west-3",
