@@ -328,6 +328,19 @@ def test_every_bad_field_of_the_typed_sections_is_reported(tmp_path: Path) -> No
     )
 
 
+def test_every_bad_field_of_spec_web_is_reported(tmp_path: Path) -> None:
+    spec = "web: {addr: localhost, tokenTimeout: 30s, bodyTimeout: soon, tokenSecretEnv: UNSET}"
+    path = write(tmp_path / "cfg", "m.yaml", doc("Configuration", "main", spec))
+    where = f'{path}, document 1 (Configuration "main"): spec.web.'
+    assert _all_errors(tmp_path / "cfg") == (
+        f"{where}addr: expected HOST:PORT, got 'localhost'",
+        f"{where}tokenTimeout: expected whole seconds >= 60 or a duration such as 5m, got '30s'",
+        f"{where}bodyTimeout: expected a duration such as 30s, 10m, 1h, 30d, or whole seconds, "
+        "got 'soon'",
+        f"{where}tokenSecretEnv: environment variable UNSET is not set",
+    )
+
+
 def test_references_to_a_manifest_in_error_are_not_reported_again(tmp_path: Path) -> None:
     """The role and the user exist but are invalid: their own errors say so; "no Role named"
     and "no User named" would send the reader looking for a manifest that is there."""
@@ -478,6 +491,10 @@ CONFIG_ERRORS = [
     ("web: {service: [a]}", "spec.web.service", "expected a string, got a list"),
     ("web: [addr]", "spec.web", "expected a mapping"),
     ("storage: [a]", "spec.storage", "expected a mapping, got a list"),
+    ("proxy: [a]", "spec.proxy", "expected a mapping, got a list"),
+    ("gc: daily", "spec.gc", "expected a mapping, got a string"),
+    ("web: {addr: 5000}", "spec.web.addr", "expected a string, got an integer (quote it)"),
+    ("web: {1: a}", "spec.web", "keys must be strings"),
     ("storage: {1: a}", "spec.storage", "keys must be strings"),
     ("storage: {nested: {2: a}}", "spec.storage.nested", "keys must be strings"),
     ("logging: {}", "spec.logging", "unknown field"),
