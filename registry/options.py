@@ -131,6 +131,21 @@ def path_option(
     )
 
 
+def one_of(names: Sequence[str], default: str | None = None, code: bool = False) -> str:
+    """A closed list of names for a help or a doc: "debug, info (default), warning or error";
+    with `code`, each name as Markdown code."""
+    words = [
+        (f"`{name}`" if code else name) + (" (default)" if name == default else "")
+        for name in names
+    ]
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def variable_option(yaml: str, doc: str) -> Any:
+    """An option naming an environment variable (to read a secret from); unset by default."""
+    return option(None, yaml, doc, type_doc="variable name")
+
+
 def address_option(default: str | None, yaml: str, doc: str, *, flag: str, help: str) -> Any:
     """An option holding an address to listen on, `HOST:PORT`."""
     return option(
@@ -469,19 +484,14 @@ def yaml_keys(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 def section_errors(
-    path: str,
-    section: object,
-    model: type[BaseModel],
-    *,
-    partial: bool = True,
-    environ: Mapping[str, str] | None = None,
+    path: str, section: object, model: type[BaseModel], *, partial: bool = True
 ) -> list[SectionError]:
     """Every bad field of a YAML section, in this project's words; empty when it is valid.
 
     With `partial`, a missing required field is no error: sections merge across documents,
     and whether the merged one is complete is checked when `Settings` are built.
     """
-    return validated(path, section, model, partial=partial, environ=environ)[1]
+    return validated(path, section, model, partial=partial)[1]
 
 
 def validated(

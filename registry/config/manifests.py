@@ -398,23 +398,26 @@ class _Loaded:
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
 
+def _known(
+    at: _At, document: dict[Any, object], key: str, allowed: Sequence[str], expected: str
+) -> str:
+    """A header field that must be one of `allowed` (`expected` says which, for the message)."""
+    value = document.get(key)
+    if value is None:
+        at.fail(key, "required field is missing")
+    if value not in allowed:
+        shown = repr(value) if isinstance(value, str) else _type_name(value)
+        at.fail(key, f"unknown {key} {shown} (expected {expected})")
+    return str(value)
+
+
 def _header(source: Source, document: object, errors: list[str]) -> tuple[_At, _Fields]:
     at = _At(source, errors=errors)
     if not isinstance(document, dict):
         at.fail("", f"expected a manifest (a mapping), got {_type_name(document)}")
-    api_version = document.get("apiVersion")
-    if api_version is None:
-        at.fail("apiVersion", "required field is missing")
-    if api_version not in API_VERSIONS:
-        shown = repr(api_version) if isinstance(api_version, str) else _type_name(api_version)
-        at.fail("apiVersion", f"unknown apiVersion {shown} (expected {' or '.join(API_VERSIONS)})")
-    kind = document.get("kind")
-    if kind is None:
-        at.fail("kind", "required field is missing")
-    if kind not in KINDS:
-        shown = repr(kind) if isinstance(kind, str) else _type_name(kind)
-        at.fail("kind", f"unknown kind {shown} (expected one of: {', '.join(KINDS)})")
-    at = replace(at, kind=str(kind))
+    _known(at, document, "apiVersion", API_VERSIONS, " or ".join(API_VERSIONS))
+    kind = _known(at, document, "kind", KINDS, "one of: " + ", ".join(KINDS))
+    at = replace(at, kind=kind)
     metadata_hints = {
         "passwordHash": "unknown field: passwordHash belongs under spec (spec.passwordHash), "
         "not metadata",

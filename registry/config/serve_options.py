@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ModelWrapValidatorHandler, ValidationInfo, model_validator
 
+from registry.config.log_names import LEVELS
 from registry.options import (
     STRICT,
     Address,
@@ -21,8 +22,10 @@ from registry.options import (
     WholeSeconds,
     address_option,
     declared,
+    one_of,
     option,
     path_option,
+    variable_option,
     with_secrets,
 )
 
@@ -102,10 +105,10 @@ class ServeOptions(BaseModel):
     log_level: str = option(
         "info",
         None,
-        "`debug`, `info`, `warning` or `error`",
+        one_of(tuple(LEVELS), code=True),
         flag="loglevel",
         metavar="LEVEL",
-        help="debug, info (default), warning or error",
+        help=one_of(tuple(LEVELS), "info"),
     )
     log_format: str | None = option(
         None,
@@ -159,11 +162,8 @@ class WebOptions(BaseModel):
         flag="tokensecretfile",
         help="file holding the token secret",
     )
-    token_secret_env: Text | None = option(
-        None,
-        "tokenSecretEnv",
-        "environment variable holding the token secret",
-        type_doc="variable name",
+    token_secret_env: Text | None = variable_option(
+        "tokenSecretEnv", "environment variable holding the token secret"
     )
     token_lifetime: WholeSeconds = option(
         300,
