@@ -3,6 +3,7 @@ environment fallbacks, and the precedence flag > environment > YAML > default.
 
 Every flag is declared once, with its YAML key, default, range and help, in an options model
 (`OPTION_MODELS`); this module only applies the precedence and the checks that span options.
+Like the manifests' mistakes, every bad flag and variable is reported in one run.
 """
 
 from __future__ import annotations

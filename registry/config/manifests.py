@@ -13,6 +13,18 @@ references to a manifest that is itself in error (its own message already says w
 Unlike the seed project, nothing is silently ignored: unknown fields, wrong types, missing
 folders, duplicate names, invalid regexes and dangling references are all errors. Secrets
 (token values, passwords, password hashes) never appear in a message.
+
+The sections of a Configuration are options (`spec.web`, `spec.storage.s3`, `spec.redis`,
+`spec.metrics`): their pydantic models validate them (`registry.options.validated`). The other
+manifests (User, Role, RoleBinding, Token, PullThroughCache) are not options: no flag, no
+default, no docs table comes from them. They are checked by `_Fields`, because most of their
+rules are not a field's type but a step that needs the one before (a verb normalized before
+`*` is checked alone, a regex compiled, a bcrypt hash or an RFC 3339 time parsed, a user's
+name against Basic credentials) and their messages name list items (`spec.subjects[1].kind`)
+and say what to do ("make one with: simple-registry genhash"); pydantic models would need a
+custom validator and a translated message for nearly every field. The rules they share with
+the options (a non-empty string, a duration, a secret from a file or variable) come from
+`registry.options`, so they are written once.
 """
 
 from __future__ import annotations
@@ -60,8 +72,6 @@ from registry.options import (
 )
 from registry.options import type_name as _type_name
 from registry.options import unknown_field as _unknown_field
-
-# PyYAML ships no type hints; it is used only here, through this untyped handle.
 
 API_VERSION = "simple-registry.dev/v1"
 SEED_API_VERSION = "simple-registry.jlsalvador.online/v1beta1"
@@ -663,9 +673,10 @@ def _web(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) ->
     value = spec.get("web")
     if value is None:
         return current
-    web, errors = validated(
-        "web", _plain(at, spec.sub_path("web"), value), WebOptions, environ=environ
-    )
+    section = _plain(at, spec.sub_path("web"), value)
+    if isinstance(section, dict):  # a field set to null counts as not given
+        section = {key: item for key, item in section.items() if item is not None}
+    web, errors = validated("web", section, WebOptions, environ=environ)
     for error in errors:
         at.note(spec.sub_path(error.path), error.message)
     if web is None:

@@ -256,6 +256,16 @@ def test_settings_of_features_not_built_yet_are_warnings(tmp_path: Path) -> None
     )
 
 
+def test_a_web_field_set_to_null_is_not_given(tmp_path: Path) -> None:
+    manifests = load(
+        tmp_path,
+        doc("Configuration", "a", "web: {addr: ':1', tokenTimeout: 90}"),
+        doc("Configuration", "b", "web: {addr: null, tokenTimeout: null, service: null}"),
+    )
+    web = manifests.configuration.web
+    assert (web.addr, web.token_timeout_seconds, web.service) == (":1", 90, None)
+
+
 def test_the_web_ui_turned_off_is_no_warning(tmp_path: Path) -> None:
     manifests = load(tmp_path, doc("Configuration", "main", "web: {ui: false}"), USER)
     assert manifests.warnings == ()
