@@ -9,7 +9,10 @@ and whether the value is a secret. From that one declaration come:
 
 - the `serve` flags and their `-h` text (`add_flags`) and environment fallbacks (`env_name`);
 - the YAML validation of a section, with this project's messages rather than pydantic's
-  (`section_errors`): unknown fields with a "did you mean" hint, types, ranges;
+  (`section_errors`): unknown fields with a "did you mean" hint, types, ranges, and the value
+  types a field may declare: `Text` (a non-empty string), `Address` (`HOST:PORT`), `Seconds`
+  and `WholeSeconds` (a duration such as `30s` or whole seconds), and a secret given as itself,
+  in a file or in an environment variable (`SecretSources`);
 - the option tables of docs/configuration.md (`registry.config.docs`).
 
 Models are strict: YAML `"3"` is not the integer 3, and `true` is not a number, so that a
@@ -20,16 +23,30 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+)
 from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from registry.numbers import whole_number
 
 ENV_PREFIX = "SIMPLE_REGISTRY_"
+M = TypeVar("M", bound=BaseModel)
 
 # Every options model: immutable (it ends up in `Settings`), unknown YAML keys refused, YAML
 # keys (aliases) and attribute names both accepted (code builds models by attribute name).
@@ -51,6 +68,7 @@ def option(
     switch: bool = False,
     repeat: bool = False,
     ge: float | None = None,
+    gt: float | None = None,
     le: float | None = None,
     secret: bool = False,
     type_doc: str | None = None,
@@ -61,7 +79,7 @@ def option(
     """One option: `yaml` is its key in its section (None: a flag only), `doc` its meaning in
     the docs' table; `flag` (with `aliases`, `metavar`, `help`) makes it a `serve` flag, read
     also from `SIMPLE_REGISTRY_<FLAG>` unless `env` is false; `switch` for a flag that takes no
-    value; `ge`/`le` its range; `type_doc`/`default_doc` what the docs show when the Python
+    value; `ge`/`gt`/`le` its range; `type_doc`/`default_doc` what the docs show when the Python
     type or default says it badly; `unit` follows a value `check-config` shows. A secret never
     appears in a repr, a message or `check-config`'s summary."""
     extra: dict[str, Any] = {
@@ -82,9 +100,56 @@ def option(
         validation_alias=yaml,
         description=doc,
         ge=ge,
+        gt=gt,
         le=le,
         repr=not secret,
         json_schema_extra=extra,
+    )
+
+
+def path_option(
+    yaml: str | None,
+    doc: str,
+    *,
+    flag: str,
+    help: str | None = None,
+    metavar: str = "FILE",
+    aliases: Sequence[str] = (),
+    repeat: bool = False,
+) -> Any:
+    """An option naming a file (or, with `metavar="DIR"`, a folder); unset by default."""
+    return option(
+        None,
+        yaml,
+        doc,
+        flag=flag,
+        aliases=aliases,
+        metavar=metavar,
+        help=help,
+        repeat=repeat,
+        type_doc="path",
+    )
+
+
+def one_of(names: Sequence[str], default: str | None = None, code: bool = False) -> str:
+    """A closed list of names for a help or a doc: "debug, info (default), warning or error";
+    with `code`, each name as Markdown code."""
+    words = [
+        (f"`{name}`" if code else name) + (" (default)" if name == default else "")
+        for name in names
+    ]
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def variable_option(yaml: str, doc: str) -> Any:
+    """An option naming an environment variable (to read a secret from); unset by default."""
+    return option(None, yaml, doc, type_doc="variable name")
+
+
+def address_option(default: str | None, yaml: str, doc: str, *, flag: str, help: str) -> Any:
+    """An option holding an address to listen on, `HOST:PORT`."""
+    return option(
+        default, yaml, doc, flag=flag, metavar="HOST:PORT", help=help, type_doc="`HOST:PORT`"
     )
 
 
@@ -108,6 +173,8 @@ class Declared:
     default_doc: str | None
     low: float | None
     high: float | None
+    above: float | None  # an exclusive lower bound (`gt`)
+    duration: Duration | None  # given as a duration, such as 30s
     env: bool
     required: bool
     unit: str
@@ -118,20 +185,24 @@ class Declared:
 
 
 def _kind(info: FieldInfo) -> type:
-    """The base type of a field: `str` for `str | None`."""
+    """The base type of a field: `str` for `str | None` and for `Text | None`."""
     annotation = info.annotation
+    members = [
+        get_args(arg)[0] if get_origin(arg) is Annotated else arg for arg in get_args(annotation)
+    ]
     for candidate in (bool, int, float, str):
-        if annotation is candidate or candidate in getattr(annotation, "__args__", ()):
+        if annotation is candidate or candidate in members:
             return candidate
     return object
 
 
-def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
-    low = high = None
+def _bounds(info: FieldInfo) -> tuple[float | None, float | None, float | None]:
+    low = high = above = None
     for item in info.metadata:
         low = getattr(item, "ge", low)
         high = getattr(item, "le", high)
-    return low, high
+        above = getattr(item, "gt", above)
+    return low, high, above
 
 
 def declared(model: type[BaseModel]) -> Iterator[Declared]:
@@ -140,7 +211,7 @@ def declared(model: type[BaseModel]) -> Iterator[Declared]:
         extra = info.json_schema_extra
         assert isinstance(extra, dict), f"{model.__name__}.{attr} is not declared with option()"
         alias = info.validation_alias
-        low, high = _bounds(info)
+        low, high, above = _bounds(info)
         yield Declared(
             attr=attr,
             yaml=alias if isinstance(alias, str) else None,
@@ -158,6 +229,8 @@ def declared(model: type[BaseModel]) -> Iterator[Declared]:
             default_doc=extra["default_doc"],  # type: ignore[arg-type]
             low=low,
             high=high,
+            above=above,
+            duration=next((item for item in info.metadata if isinstance(item, Duration)), None),
             env=bool(extra["env"]),
             required=info.is_required(),
             unit=str(extra.get("unit") or ""),
@@ -167,6 +240,203 @@ def declared(model: type[BaseModel]) -> Iterator[Declared]:
 def default_of(model: type[BaseModel], attr: str) -> Any:
     """An option's declared default, for code that needs it outside the model."""
     return model.model_fields[attr].default
+
+
+# --------------------------------------------------------------------------- value types
+
+# The errors the value types raise; their messages are already in this project's words.
+_OWN_ERRORS = frozenset({"text", "address", "duration", "secret"})
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HINT = "a duration such as 30s, 10m, 1h, 30d, or whole seconds"
+
+
+def _own_error(kind: str, message: str) -> PydanticCustomError:
+    # The message travels as a value, so that braces in what a user wrote are not a template.
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def text_problem(value: object) -> str | None:
+    """What is wrong with a value that must be a non-empty string; None when nothing is."""
+    if not isinstance(value, str):
+        # YAML reads `5000` and `yes` as a number and a boolean: quoting makes them text.
+        hint = " (quote it)" if isinstance(value, int | float | bool) else ""
+        return f"expected a string, got {type_name(value)}{hint}"
+    return None if value.strip() else "must not be empty"
+
+
+def _text(value: object) -> object:
+    problem = None if value is None else text_problem(value)  # `Text | None`: null is unset
+    if problem is not None:
+        raise _own_error("text", problem)
+    return value
+
+
+def is_host_port(text: str) -> bool:
+    """`HOST:PORT` (the host may be empty: every interface), the port from 0 to 65535."""
+    _, sep, port = text.rpartition(":")
+    number = whole_number(port)
+    return bool(sep) and number is not None and number <= 65535
+
+
+def _address(value: object) -> object:
+    text = _text(value)
+    if isinstance(text, str) and not is_host_port(text):
+        raise _own_error("address", f"expected HOST:PORT, got {text!r}")
+    return text
+
+
+# A string that says something: blank is refused, and a YAML number or boolean is refused
+# with a hint to quote it.
+Text = Annotated[str, BeforeValidator(_text)]
+# A listen address, `HOST:PORT`.
+Address = Annotated[str, BeforeValidator(_address)]
+
+
+def seconds_of(value: object) -> float | None:
+    """Seconds from whole seconds or `30s`, `10m`, `1h30m`, `30d`, `500ms`; None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    number = whole_number(text)
+    if number is not None:
+        return float(number)
+    if not _DURATION.fullmatch(text):
+        return None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+
+
+def describe_duration(value: object) -> str:
+    """A duration a user gave, for a message: short strings as written, else their type."""
+    if isinstance(value, str) and len(value) <= 40:
+        return repr(value)
+    return type_name(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """Field metadata: the value is given as whole seconds or as a duration such as `30s`
+    (`Seconds`, `WholeSeconds`); the field keeps seconds, whole ones with `whole`."""
+
+    whole: bool = False
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self.seconds, handler(source))
+
+    def seconds(self, value: object) -> object:
+        seconds = seconds_of(value)
+        if seconds is None or (self.whole and seconds != int(seconds)):
+            # Worded by `section_errors`, which knows the option's range.
+            raise PydanticCustomError("duration", "not a duration")
+        return int(seconds) if self.whole else seconds
+
+
+Seconds = Annotated[float, Duration()]
+WholeSeconds = Annotated[int, Duration(whole=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSources:
+    """A secret given as itself (`key`), in a file (`keyFile`: its content, one trailing
+    newline removed) or in an environment variable (`keyEnv`), at most one of the three, so
+    that a secret need not be written in a manifest."""
+
+    key: str
+
+    @property
+    def keys(self) -> tuple[str, str, str]:
+        return (self.key, f"{self.key}File", f"{self.key}Env")
+
+    def resolve(self, values: Mapping[str, object], environ: Mapping[str, str]) -> str | None:
+        """The secret; None when none is given, or when the one given is not text (its own
+        type check says so). `SectionError` (with the key as path) for a secret that cannot
+        be read; the secret itself is never in a message."""
+        given = [key for key in self.keys if values.get(key) is not None]
+        if len(given) > 1:
+            raise SectionError(
+                given[1], "give only one of " + ", ".join(self.keys[:2]) + f" and {self.keys[2]}"
+            )
+        value = values.get(given[0]) if given else None
+        if not isinstance(value, str) or not value.strip():
+            return None
+        if given[0] == self.keys[1]:
+            return _file_secret(given[0], value)
+        if given[0] == self.keys[2]:
+            return _env_secret(given[0], value, environ)
+        return value
+
+
+def _file_secret(key: str, name: str) -> str:
+    try:
+        content = Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SectionError(key, f"cannot read {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SectionError(key, f"{name} is not UTF-8 text") from None
+    content = content.removesuffix("\n").removesuffix("\r")
+    if not content.strip():
+        raise SectionError(key, f"{name} is empty")
+    return content
+
+
+def _env_secret(key: str, variable: str, environ: Mapping[str, str]) -> str:
+    if variable not in environ:
+        raise SectionError(key, f"environment variable {variable} is not set")
+    if not environ[variable]:
+        raise SectionError(key, f"environment variable {variable} is empty")
+    return environ[variable]
+
+
+def _reraisable(item: Any) -> InitErrorDetails:
+    """A reported error as pydantic takes it back: its own kinds by name, ours rebuilt."""
+    if item["type"] in _OWN_ERRORS:
+        return {"type": _own_error(item["type"], item["msg"]), "loc": item["loc"], "input": None}
+    return item  # type: ignore[no-any-return]
+
+
+def with_secrets(
+    model: type[M],
+    data: Any,
+    handler: ModelWrapValidatorHandler[M],
+    info: ValidationInfo,
+    sources: SecretSources,
+) -> M:
+    """The body of a model's wrap validator for a secret it takes from `sources`: the secret
+    read from the file or variable becomes the value of `sources.key`, and a secret that
+    cannot be read is reported together with the other fields' mistakes. The variables are
+    looked up in the validation context's `environ` (default: the process environment)."""
+    errors: list[InitErrorDetails] = []
+    if isinstance(data, Mapping):
+        environ = (info.context or {}).get("environ", os.environ)
+        try:
+            secret = sources.resolve(data, environ)
+        except SectionError as problem:
+            secret = None
+            errors.append(
+                {
+                    "type": _own_error("secret", problem.message),
+                    "loc": (problem.path,),
+                    "input": None,
+                }
+            )
+        if secret is not None:
+            data = {key: value for key, value in data.items() if key not in sources.keys}
+            data[sources.key] = secret
+    try:
+        validated = handler(data)
+    except ValidationError as error:
+        errors = [*map(_reraisable, error.errors()), *errors]
+    if errors:
+        raise ValidationError.from_exception_data(model.__name__, errors)
+    return validated
 
 
 # --------------------------------------------------------------------------- YAML
@@ -221,39 +491,83 @@ def section_errors(
     With `partial`, a missing required field is no error: sections merge across documents,
     and whether the merged one is complete is checked when `Settings` are built.
     """
+    return validated(path, section, model, partial=partial)[1]
+
+
+def validated(
+    path: str,
+    section: object,
+    model: type[M],
+    *,
+    partial: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[M | None, list[SectionError]]:
+    """The section as its model (None when it has mistakes), and its mistakes as
+    `section_errors` words them. `environ` is where secrets given as variables are read.
+
+    A model may name `yaml_hints` (a class variable): the message for a known misspelling."""
     if not isinstance(section, Mapping):
-        return [SectionError(path, f"expected a mapping, got {type_name(section)}")]
+        return None, [SectionError(path, f"expected a mapping, got {type_name(section)}")]
+    context = {"environ": os.environ if environ is None else environ}
     try:
-        model.model_validate(section)
+        return model.model_validate(section, context=context), []
     except ValidationError as error:
-        by_yaml = {option.yaml: option for option in declared(model) if option.yaml}
-        return [
-            _translated(path, item, by_yaml, yaml_keys(model))
-            for item in error.errors()
-            if not (partial and item["type"] == "missing")
-        ]
-    return []
+        translate = _Translator(path, section, model)
+        items = [item for item in error.errors() if not (partial and item["type"] == "missing")]
+        # In the order the fields are written (pydantic lists unknown ones last).
+        order = {key: index for index, key in enumerate(section)}
+        items.sort(key=lambda item: order.get(item["loc"][0] if item["loc"] else None, -1))
+        return None, [translate(item) for item in items]
 
 
-def _translated(
-    path: str, item: Any, options: Mapping[str, Declared], allowed: tuple[str, ...]
-) -> SectionError:
-    key = str(item["loc"][0]) if item["loc"] else ""
-    where = f"{path}.{key}" if key else path
-    kind = item["type"]
-    if kind == "extra_forbidden":
-        return SectionError(where, unknown_field(key, allowed), allowed)
-    if kind == "missing":
-        return SectionError(where, "required field is missing")
-    declared_option = options.get(key)
-    if declared_option is None:  # not expected: every field is declared with option()
-        return SectionError(where, f"invalid value ({kind})")
-    if kind in ("greater_than_equal", "less_than_equal"):
-        low, high = declared_option.low, declared_option.high
-        return SectionError(where, f"expected a value from {low:g} to {high:g}")
-    # The value itself is never shown: it may be a secret (`secretKey`).
-    expected = _KIND_NAMES.get(declared_option.kind, "another type")
-    return SectionError(where, f"expected {expected}, got {type_name(item['input'])}")
+@dataclass(frozen=True, slots=True)
+class _Translator:
+    """A pydantic error of one section, in this project's words."""
+
+    path: str
+    section: Mapping[Any, object]
+    model: type[BaseModel]
+
+    def __call__(self, item: Any) -> SectionError:
+        key = str(item["loc"][0]) if item["loc"] else ""
+        where = f"{self.path}.{key}" if key else self.path
+        kind = item["type"]
+        allowed = yaml_keys(self.model)
+        if kind == "extra_forbidden":
+            hints: Mapping[str, str] = getattr(self.model, "yaml_hints", {})
+            return SectionError(where, unknown_field(key, allowed, hints.get(key)), allowed)
+        if kind == "missing":
+            return SectionError(where, "required field is missing")
+        if kind in _OWN_ERRORS and kind != "duration":
+            return SectionError(where, item["ctx"]["message"])
+        opt = next((opt for opt in declared(self.model) if opt.yaml == key), None)
+        if opt is None:  # not expected: every field is declared with option()
+            return SectionError(where, f"invalid value ({kind})")
+        if opt.duration is not None:
+            return SectionError(where, _duration_message(opt, self.section.get(key), kind))
+        if kind in ("greater_than_equal", "less_than_equal"):
+            return SectionError(where, f"expected a value from {opt.low:g} to {opt.high:g}")
+        # The value itself is never shown: it may be a secret (`secretKey`).
+        expected = _KIND_NAMES.get(opt.kind, "another type")
+        return SectionError(where, f"expected {expected}, got {type_name(item['input'])}")
+
+
+def _duration_message(opt: Declared, given: object, kind: str) -> str:
+    """What a duration option expects, from its range; `given` is the value as written."""
+    got = describe_duration(given)
+    if opt.duration is not None and opt.duration.whole:
+        least = f" >= {opt.low:g}" if opt.low is not None else ""
+        return f"expected whole seconds{least} or a duration such as 5m, got {got}"
+    if kind == "duration":
+        return f"expected {DURATION_HINT}, got {got}"
+    limits = [
+        f"above {opt.above:g}" if opt.above is not None else "",
+        f"at least {opt.low:g}s" if opt.low is not None else "",
+        f"at most {opt.high:g}s" if opt.high is not None else "",
+    ]
+    return (
+        "expected a duration " + " and ".join(limit for limit in limits if limit) + f", got {got}"
+    )
 
 
 # --------------------------------------------------------------------------- flags

@@ -3,6 +3,7 @@ environment fallbacks, and the precedence flag > environment > YAML > default.
 
 Every flag is declared once, with its YAML key, default, range and help, in an options model
 (`OPTION_MODELS`); this module only applies the precedence and the checks that span options.
+Like the manifests' mistakes, every bad flag and variable is reported in one run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from registry.config.serve_options import (
     ServeOptions,
     WebOptions,
 )
-from registry.config.settings import ConfigError, Settings
+from registry.config.settings import ConfigError, ConfigErrors, Settings
 from registry.coord.redis_options import SCHEMES, RedisSettings, parse_sentinel_url
 from registry.numbers import whole_number
 from registry.options import (
@@ -38,6 +39,7 @@ from registry.options import (
     default_of,
     flag_text,
     flag_value,
+    is_host_port,
     section_errors,
 )
 from registry.options import parse_bool as _parse_bool
@@ -54,6 +56,9 @@ OPTION_MODELS: tuple[type[BaseModel], ...] = (
 
 Pick = Callable[[str], str | None]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+# The admin user the flags define: name, password (None: none) and anonymous access.
+_Admin = tuple[str, str | None, bool]
 
 
 def _env_bool(value: str) -> bool:
@@ -86,56 +91,117 @@ def _picker(argv: Sequence[str], env: Mapping[str, str]) -> Pick:
     return pick
 
 
+class _Problems:
+    """The mistakes found so far, of the manifests and of every flag and variable: each
+    independent check runs even after another failed, so that one run reports them all."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def __call__(self, step: Callable[[], T], fallback: T) -> T:
+        """What `step` returns; after a mistake, `fallback` (never used: `raise_any` follows)."""
+        try:
+            return step()
+        except ConfigErrors as exc:
+            self.messages += exc.messages
+        except ConfigError as exc:
+            self.messages.append(str(exc))
+        return fallback
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise ConfigErrors(self.messages)
+
+
 def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
-    """Flags win over environment variables, which win over the manifests, then defaults."""
+    """Flags win over environment variables, which win over the manifests, then defaults.
+
+    Every mistake (each manifest's, each flag's and variable's) is reported in one
+    `ConfigErrors`; a check that needs a value in error is skipped rather than misled.
+    """
     env = os.environ if environ is None else environ
     pick = _picker(argv, env)
+    check = _Problems()
     cfgdirs = tuple(Path(p) for p in (pick("cfgdir") or "").split(",") if p.strip())
-    manifests = load_manifests(cfgdirs, env) if cfgdirs else Manifests()
-    manifests = _flag_users(pick, manifests, cfgdirs)
-    workers = _workers(pick("workers"))
-    web = _web_settings(pick, manifests.configuration.web)
-    redis = _redis_settings(pick, manifests)
-    s3 = _s3_settings(pick, manifests)
-    metrics_enabled, metrics_addr = _metrics_settings(pick, manifests)
-    log_level, log_format = _log_settings(pick)
-    datadir = pick("datadir") or manifests.configuration.data_dir
-    return Settings(
-        datadir=Path(datadir or default_of(ServeOptions, "datadir")),
-        workers=workers,
-        cfgdirs=cfgdirs,
-        manifests=manifests,
-        redis=redis,
-        s3=s3,
-        metrics_enabled=metrics_enabled,
-        metrics_addr=metrics_addr,
-        log_level=log_level,
-        log_format=log_format,
-        **web,  # type: ignore[arg-type]
+    manifests = _manifests(pick, cfgdirs, env, check)
+    metrics_default: tuple[bool, str | None] = (True, None)
+    metrics_enabled, metrics_addr = check(
+        lambda: _metrics_settings(pick, manifests), metrics_default
     )
+    log_level, log_format = check(lambda: _log_settings(pick), ("info", "json"))
+    settings = Settings(
+        datadir=Path(
+            pick("datadir")
+            or manifests.configuration.data_dir
+            or default_of(ServeOptions, "datadir")
+        ),
+        workers=check(lambda: _workers(pick("workers")), 1),
+        cfgdirs=cfgdirs,
+        redis=check(lambda: _redis_settings(pick, manifests), None),
+        manifests=manifests,
+        s3=check(lambda: _s3_settings(pick, manifests), None),
+        metrics_enabled=metrics_enabled,
+        log_level=log_level,
+        metrics_addr=metrics_addr,
+        log_format=log_format,
+        **_web_settings(pick, manifests.configuration.web, check),  # type: ignore[arg-type]
+    )
+    check.raise_any()
+    return settings
 
 
-def _flag_users(pick: Pick, manifests: Manifests, cfgdirs: tuple[Path, ...]) -> Manifests:
-    """The manifests' users, plus the admin (and anonymous) that the flags define."""
+def _manifests(
+    pick: Pick, cfgdirs: tuple[Path, ...], env: Mapping[str, str], check: _Problems
+) -> Manifests:
+    """The manifests, plus the admin (and anonymous) users that the flags define; without
+    manifests in error, whose users are unknown."""
+    loaded = check(lambda: load_manifests(cfgdirs, env) if cfgdirs else Manifests(), None)
+    admin = _admin(pick, cfgdirs, check)
+    if loaded is None or admin is None:
+        return loaded or Manifests()
+    return check(lambda: _with_admin(loaded, admin), loaded)
+
+
+def _admin(pick: Pick, cfgdirs: tuple[Path, ...], check: _Problems) -> _Admin | None:
+    """The admin the flags define: name, password, and whether anonymous access is on;
+    None after a mistake."""
+    before = len(check.messages)
+    password = check(lambda: _admin_password(pick), None)
+    anonymous = check(lambda: _anonymous(pick, cfgdirs), False)
+    if len(check.messages) > before:
+        return None
+    if password is None and not anonymous and not cfgdirs:
+        check.messages.append(
+            "no admin password: give -adminpwd, -adminpwdfile or SIMPLE_REGISTRY_ADMINPWD "
+            "(or -anonymous to allow everyone read/write, which is unsafe)"
+        )
+        return None
+    return pick("adminname") or default_of(ServeOptions, "adminname"), password, anonymous
+
+
+def _admin_password(pick: Pick) -> str | None:
     password = pick("adminpwd")
     password_file = pick("adminpwdfile")
     if password_file:
         password = _read_secret_file(password_file, "-adminpwdfile")
     if password == "":
         raise ConfigError("the admin password is empty")
+    return password
+
+
+def _anonymous(pick: Pick, cfgdirs: tuple[Path, ...]) -> bool:
     anonymous = _env_bool(pick("anonymous") or "false")
     if anonymous and cfgdirs:
         raise ConfigError(
             "-anonymous is for a registry without manifests; with -cfgdir, define a User "
             "named anonymous and bind it to a role"
         )
-    if password is None and not anonymous and not cfgdirs:
-        raise ConfigError(
-            "no admin password: give -adminpwd, -adminpwdfile or SIMPLE_REGISTRY_ADMINPWD "
-            "(or -anonymous to allow everyone read/write, which is unsafe)"
-        )
-    admin = pick("adminname") or default_of(ServeOptions, "adminname")
-    manifests = with_flag_users(manifests, admin, password, anonymous and password is None)
+    return anonymous
+
+
+def _with_admin(manifests: Manifests, admin: _Admin) -> Manifests:
+    name, password, anonymous = admin
+    manifests = with_flag_users(manifests, name, password, anonymous and password is None)
     if not manifests.users:
         raise ConfigError("the manifests define no User, so nobody could use the registry")
     return manifests
@@ -159,34 +225,48 @@ def _option(model: type[BaseModel], attr: str) -> Declared:
     return next(opt for opt in declared(model) if opt.attr == attr)
 
 
-def _web_settings(pick: Pick, web: WebConfig) -> dict[str, object]:
+def _web_settings(pick: Pick, web: WebConfig, check: _Problems) -> dict[str, object]:
     """The `Settings` fields of `spec.web` and its flags: listening, TLS and tokens."""
+    addr = pick("addr") or web.addr or default_of(WebOptions, "addr")
+    trust = pick("trustforwarded")
+    return {
+        "addr": check(lambda: _checked_addr(addr, "-addr"), addr),
+        **check(lambda: _tls(pick, web), {}),
+        "token_secret": check(lambda: _token_secret(pick, web), None),
+        "token_key_file": check(lambda: _existing(pick("tokenkeyfile")), None),
+        "token_lifetime": check(
+            lambda: _token_lifetime(pick("tokentimeout"), web.token_timeout_seconds), 0
+        ),
+        "body_timeout": check(
+            lambda: _body_timeout(pick("bodytimeout"), web.body_timeout_seconds), 0.0
+        ),
+        "service": pick("service") or web.service,
+        "trust_forwarded": check(
+            lambda: _env_bool(trust) if trust is not None else bool(web.trust_forwarded_headers),
+            False,
+        ),
+    }
+
+
+def _tls(pick: Pick, web: WebConfig) -> dict[str, Path | None]:
+    """`-certfile` and `-keyfile` (over `spec.web`): both or neither, and both files there."""
     certfile = pick("certfile") or web.certfile
     keyfile = pick("keyfile") or web.keyfile
     if bool(certfile) != bool(keyfile):
         raise ConfigError("-certfile and -keyfile go together")
-    for path in (certfile, keyfile):
-        if path and not Path(path).is_file():
-            raise ConfigError(f"no such file: {path}")
-    addr = pick("addr") or web.addr or default_of(WebOptions, "addr")
-    _check_addr(addr)
-    key_file = pick("tokenkeyfile")
-    if key_file and not Path(key_file).is_file():
-        raise ConfigError(f"no such file: {key_file}")
-    trust = pick("trustforwarded")
-    return {
-        "addr": addr,
-        "certfile": Path(certfile) if certfile else None,
-        "keyfile": Path(keyfile) if keyfile else None,
-        "token_secret": _token_secret(pick, web),
-        "token_key_file": Path(key_file) if key_file else None,
-        "token_lifetime": _token_lifetime(pick("tokentimeout"), web.token_timeout_seconds),
-        "body_timeout": _body_timeout(pick("bodytimeout"), web.body_timeout_seconds),
-        "service": pick("service") or web.service,
-        "trust_forwarded": _env_bool(trust)
-        if trust is not None
-        else bool(web.trust_forwarded_headers),
-    }
+    problems = [
+        f"no such file: {path}" for path in (certfile, keyfile) if path and not Path(path).is_file()
+    ]
+    if problems:
+        raise ConfigErrors(problems)
+    return {"certfile": _existing(certfile), "keyfile": _existing(keyfile)}
+
+
+def _existing(path: str | None) -> Path | None:
+    """A file a flag names, which must exist (read later, by code that cannot say which flag)."""
+    if path and not Path(path).is_file():
+        raise ConfigError(f"no such file: {path}")
+    return Path(path) if path else None
 
 
 def _token_secret(pick: Pick, web: WebConfig) -> bytes | None:
@@ -248,27 +328,34 @@ def _section(manifests: Manifests, path: str, model: type[BaseModel]) -> dict[st
 
 
 def _flag_values(pick: Pick, model: type[BaseModel]) -> dict[str, object]:
-    """The model's options given as flags or variables, by attribute."""
+    """The model's options given as flags or variables, by attribute; `ConfigErrors` naming
+    each one that is not of the option's type."""
     values: dict[str, object] = {}
+    problems: list[str] = []
     for opt in declared(model):
         text = pick(opt.flag) if opt.flag else None
         if text is not None:
             try:
                 values[opt.attr] = flag_value(opt, text)
             except ValueError as exc:
-                raise ConfigError(str(exc)) from None
+                problems.append(str(exc))
+    if problems:
+        raise ConfigErrors(problems)
     return values
 
 
 def _built(model: type[M], values: dict[str, object]) -> M:
-    """The model from merged values; a value out of range (only a flag's can be: the loader
-    checked the YAML) is named by its flag."""
+    """The model from merged values; each value out of range (only a flag's can be: the
+    loader checked the YAML) is named by its flag."""
     by_attr = {opt.attr: opt for opt in declared(model)}
     as_yaml = {by_attr[attr].yaml or attr: value for attr, value in values.items()}
+    problems = []
     for problem in section_errors("", as_yaml, model, partial=False):
         key = problem.path.lstrip(".")
         flag = next((opt.flag for opt in by_attr.values() if opt.yaml == key), None)
-        raise ConfigError(f"-{flag or key}: {problem.message}")
+        problems.append(f"-{flag or key}: {problem.message}")
+    if problems:
+        raise ConfigErrors(problems)
     return model(**values)
 
 
@@ -299,7 +386,7 @@ def _metrics_settings(pick: Pick, manifests: Manifests) -> tuple[bool, str | Non
     if addr is not None and not metrics.enabled:
         raise ConfigError("a metrics address is set but spec.metrics.enabled is false")
     if addr is not None:
-        _check_addr(addr, "-metricsaddr")
+        _checked_addr(addr, "-metricsaddr")
     return metrics.enabled, addr
 
 
@@ -323,12 +410,10 @@ def _read_secret_file(path: str, flag: str) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def _check_addr(addr: str, flag: str = "-addr") -> None:
-    host, sep, port = addr.rpartition(":")
-    port_number = whole_number(port)
-    if not sep or port_number is None or port_number > 65535:
+def _checked_addr(addr: str, flag: str) -> str:
+    if not is_host_port(addr):
         raise ConfigError(f"{flag} must be HOST:PORT, not {addr!r}")
-    del host
+    return addr
 
 
 __all__ = ["ENV_PREFIX", "OPTION_MODELS", "parse_serve", "serve_parser"]

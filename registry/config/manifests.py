@@ -13,6 +13,18 @@ references to a manifest that is itself in error (its own message already says w
 Unlike the seed project, nothing is silently ignored: unknown fields, wrong types, missing
 folders, duplicate names, invalid regexes and dangling references are all errors. Secrets
 (token values, passwords, password hashes) never appear in a message.
+
+The sections of a Configuration are options (`spec.web`, `spec.storage.s3`, `spec.redis`,
+`spec.metrics`): their pydantic models validate them (`registry.options.validated`). The other
+manifests (User, Role, RoleBinding, Token, PullThroughCache) are not options: no flag, no
+default, no docs table comes from them. They are checked by `_Fields`, because most of their
+rules are not a field's type but a step that needs the one before (a verb normalized before
+`*` is checked alone, a regex compiled, a bcrypt hash or an RFC 3339 time parsed, a user's
+name against Basic credentials) and their messages name list items (`spec.subjects[1].kind`)
+and say what to do ("make one with: simple-registry genhash"); pydantic models would need a
+custom validator and a translated message for nearly every field. The rules they share with
+the options (a non-empty string, a duration, a secret from a file or variable) come from
+`registry.options`, so they are written once.
 """
 
 from __future__ import annotations
@@ -44,20 +56,22 @@ from registry.config.model import (
     Subject,
     Upstream,
     User,
+    WebConfig,
 )
-from registry.config.serve_options import (
-    MAX_BODY_TIMEOUT,
-    MIN_TOKEN_TIMEOUT,
-    ServeOptions,
-    WebOptions,
-)
+from registry.config.serve_options import ServeOptions, WebOptions
 from registry.config.settings import ConfigError, ConfigErrors
-from registry.numbers import whole_number
+from registry.options import (
+    DURATION_HINT,
+    SecretSources,
+    SectionError,
+    describe_duration,
+    seconds_of,
+    text_problem,
+    validated,
+    yaml_keys,
+)
 from registry.options import type_name as _type_name
 from registry.options import unknown_field as _unknown_field
-from registry.options import yaml_keys
-
-# PyYAML ships no type hints; it is used only here, through this untyped handle.
 
 API_VERSION = "simple-registry.dev/v1"
 SEED_API_VERSION = "simple-registry.jlsalvador.online/v1beta1"
@@ -72,15 +86,10 @@ ANONYMOUS = "anonymous"
 
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
-_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+")
-_WHOLE = re.compile(r"[0-9]+")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RFC3339 = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-_DURATION_HINT = "a duration such as 30s, 10m, 1h, 30d, or whole seconds"
 
 
 # --------------------------------------------------------------------------- YAML parsing
@@ -295,19 +304,10 @@ class _Fields:
         value = self.get(key, required)
         if value is None:
             return None
-        if not isinstance(value, str):
-            hint = " (quote it)" if isinstance(value, int | float | bool) else ""
-            self.fail(key, f"expected a string, got {_type_name(value)}{hint}")
-        if not value.strip():
-            self.fail(key, "must not be empty")
-        return value
-
-    def flag(self, key: str) -> bool | None:
-        value = self.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.fail(key, f"expected a boolean (true or false), got {_type_name(value)}")
+        problem = text_problem(value)
+        if problem is not None:
+            self.fail(key, problem)
+        assert isinstance(value, str)
         return value
 
     def texts(self, key: str, required: bool = False) -> tuple[str, ...] | None:
@@ -331,64 +331,21 @@ class _Fields:
         value = self.get(key)
         if value is None:
             return None
-        seconds = _duration(value)
+        seconds = seconds_of(value)
         if seconds is None:
-            self.fail(key, f"expected {_DURATION_HINT}, got {_describe_duration(value)}")
+            self.fail(key, f"expected {DURATION_HINT}, got {describe_duration(value)}")
         return seconds
 
     def secret(self, key: str, environ: Mapping[str, str]) -> str | None:
         """`key`, `keyFile` or `keyEnv` (at most one): the secret itself, never shown."""
-        file_key, env_key = f"{key}File", f"{key}Env"
-        given = [k for k in (key, file_key, env_key) if self.has(k)]
-        if len(given) > 1:
-            self.fail(given[1], f"give only one of {key}, {file_key} and {env_key}")
-        if self.has(key):
-            return self.text(key)
-        if self.has(file_key):
-            name = self.text(file_key)
-            assert name is not None
-            try:
-                content = Path(name).read_text(encoding="utf-8")
-            except OSError as exc:
-                self.fail(file_key, f"cannot read {name}: {exc.strerror or exc}")
-            except UnicodeDecodeError:
-                self.fail(file_key, f"{name} is not UTF-8 text")
-            content = content.removesuffix("\n").removesuffix("\r")
-            if not content:
-                self.fail(file_key, f"{name} is empty")
-            return content
-        if self.has(env_key):
-            variable = self.text(env_key)
-            assert variable is not None
-            if variable not in environ:
-                self.fail(env_key, f"environment variable {variable} is not set")
-            if not environ[variable]:
-                self.fail(env_key, f"environment variable {variable} is empty")
-            return environ[variable]
-        return None
-
-
-def _describe_duration(value: object) -> str:
-    # Durations are not secrets, but keep messages short and free of huge values.
-    if isinstance(value, str) and len(value) <= 40:
-        return repr(value)
-    return _type_name(value)
-
-
-def _duration(value: object) -> float | None:
-    """Seconds from whole seconds or `30s`, `10m`, `1h30m`, `30d`, `500ms`; None if invalid."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return float(value) if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if _WHOLE.fullmatch(text):
-        return float(text)
-    if not _DURATION.fullmatch(text):
-        return None
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+        sources = SecretSources(key)
+        try:
+            secret = sources.resolve(self.values, environ)
+        except SectionError as problem:
+            self.fail(problem.path, problem.message)
+        for given in sources.keys:
+            self.text(given)  # a value that is not text is reported as such
+        return secret
 
 
 def _regexes(fields: _Fields, key: str) -> tuple[re.Pattern[str], ...]:
@@ -451,23 +408,26 @@ class _Loaded:
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
 
+def _known(
+    at: _At, document: dict[Any, object], key: str, allowed: Sequence[str], expected: str
+) -> str:
+    """A header field that must be one of `allowed` (`expected` says which, for the message)."""
+    value = document.get(key)
+    if value is None:
+        at.fail(key, "required field is missing")
+    if value not in allowed:
+        shown = repr(value) if isinstance(value, str) else _type_name(value)
+        at.fail(key, f"unknown {key} {shown} (expected {expected})")
+    return str(value)
+
+
 def _header(source: Source, document: object, errors: list[str]) -> tuple[_At, _Fields]:
     at = _At(source, errors=errors)
     if not isinstance(document, dict):
         at.fail("", f"expected a manifest (a mapping), got {_type_name(document)}")
-    api_version = document.get("apiVersion")
-    if api_version is None:
-        at.fail("apiVersion", "required field is missing")
-    if api_version not in API_VERSIONS:
-        shown = repr(api_version) if isinstance(api_version, str) else _type_name(api_version)
-        at.fail("apiVersion", f"unknown apiVersion {shown} (expected {' or '.join(API_VERSIONS)})")
-    kind = document.get("kind")
-    if kind is None:
-        at.fail("kind", "required field is missing")
-    if kind not in KINDS:
-        shown = repr(kind) if isinstance(kind, str) else _type_name(kind)
-        at.fail("kind", f"unknown kind {shown} (expected one of: {', '.join(KINDS)})")
-    at = replace(at, kind=str(kind))
+    _known(at, document, "apiVersion", API_VERSIONS, " or ".join(API_VERSIONS))
+    kind = _known(at, document, "kind", KINDS, "one of: " + ", ".join(KINDS))
+    at = replace(at, kind=kind)
     metadata_hints = {
         "passwordHash": "unknown field: passwordHash belongs under spec (spec.passwordHash), "
         "not metadata",
@@ -666,10 +626,11 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
     )
 
 
-_WEB_FIELDS = yaml_keys(WebOptions)
-_WEB_HINTS = {
-    "certFile": "unknown field (the name is certfile, all lower case)",
-    "keyFile": "unknown field (the name is keyfile, all lower case)",
+# Where `WebConfig` keeps an option of `WebOptions` whose attribute there has another name.
+_WEB_CONFIG_NAMES = {
+    "token_lifetime": "token_timeout_seconds",
+    "body_timeout": "body_timeout_seconds",
+    "trust_forwarded": "trust_forwarded_headers",
 }
 
 
@@ -694,14 +655,7 @@ def _configuration(
         return
     current = loaded.configuration
     data_dir = spec.text("dataDir")
-    fields = spec.mapping("web", _WEB_FIELDS, _WEB_HINTS)
-    web = current.web
-    if fields is not None:
-        web = replace(web, **_web_changes(fields, environ))
-        if fields.flag("ui"):
-            loaded.warnings.append(
-                f"{at}: spec.web.ui: the web UI is not built yet; this setting is ignored"
-            )
+    web = _web(at, spec, loaded, environ)
     sections = {name: dict(values) for name, values in current.sections.items()}
     for name in SECTIONS:
         _section(at, spec, name, sections, loaded)
@@ -712,54 +666,28 @@ def _configuration(
     )
 
 
-def _web_changes(fields: _Fields, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The `WebConfig` fields this document's `spec.web` sets (and only those: documents
-    merge field by field)."""
-    changes: dict[str, Any] = {
-        "addr": _web_addr(fields),
-        "token_secret": fields.secret("tokenSecret", environ),
-        "token_timeout_seconds": _token_timeout(fields),
-        "body_timeout_seconds": _body_timeout(fields),
-    }
-    for key, attribute in (("ui", "ui"), ("trustForwardedHeaders", "trust_forwarded_headers")):
-        changes[attribute] = fields.flag(key)
-    for key in ("certfile", "keyfile", "service"):
-        changes[key] = fields.text(key)
-    return {attribute: value for attribute, value in changes.items() if value is not None}
-
-
-def _web_addr(fields: _Fields) -> str | None:
-    addr = fields.text("addr")
-    if addr is not None:
-        _, sep, port = addr.rpartition(":")
-        port_number = whole_number(port)
-        if not sep or port_number is None or port_number > 65535:
-            fields.fail("addr", f"expected HOST:PORT, got {addr!r}")
-    return addr
-
-
-def _token_timeout(fields: _Fields) -> int | None:
-    if not fields.has("tokenTimeout"):
-        return None
-    seconds = _duration(fields.get("tokenTimeout"))
-    if seconds is None or seconds != int(seconds) or seconds < MIN_TOKEN_TIMEOUT:
-        fields.fail(
-            "tokenTimeout",
-            f"expected whole seconds >= {MIN_TOKEN_TIMEOUT} or a duration such as "
-            f"5m, got {_describe_duration(fields.get('tokenTimeout'))}",
+def _web(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) -> WebConfig:
+    """`spec.web`, validated by `WebOptions`, over what earlier documents set: only the
+    fields this document gives change (documents merge field by field)."""
+    current = loaded.configuration.web
+    value = spec.get("web")
+    if value is None:
+        return current
+    section = _plain(at, spec.sub_path("web"), value)
+    if isinstance(section, dict):  # a field set to null counts as not given
+        section = {key: item for key, item in section.items() if item is not None}
+    web, errors = validated("web", section, WebOptions, environ=environ)
+    for error in errors:
+        at.note(spec.sub_path(error.path), error.message)
+    if web is None:
+        return current
+    if web.ui:
+        loaded.warnings.append(
+            f"{at}: spec.web.ui: the web UI is not built yet; this setting is ignored"
         )
-    return int(seconds)
-
-
-def _body_timeout(fields: _Fields) -> float | None:
-    body_timeout = fields.duration("bodyTimeout")
-    if body_timeout is not None and not 0 < body_timeout <= MAX_BODY_TIMEOUT:
-        fields.fail(
-            "bodyTimeout",
-            f"expected a duration above 0 and at most {MAX_BODY_TIMEOUT}s, "
-            f"got {_describe_duration(fields.get('bodyTimeout'))}",
-        )
-    return body_timeout
+    given = {attr: getattr(web, attr) for attr in web.model_fields_set}
+    changes = {_WEB_CONFIG_NAMES.get(attr, attr): value for attr, value in given.items()}
+    return replace(current, **{attr: value for attr, value in changes.items() if value is not None})
 
 
 def _section(

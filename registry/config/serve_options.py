@@ -8,9 +8,26 @@ the attribute names here are those of `Settings` where an option maps to one att
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any, ClassVar
 
-from registry.options import STRICT, declared, option
+from pydantic import BaseModel, ModelWrapValidatorHandler, ValidationInfo, model_validator
+
+from registry.config.log_names import LEVELS
+from registry.options import (
+    STRICT,
+    Address,
+    Seconds,
+    SecretSources,
+    Text,
+    WholeSeconds,
+    address_option,
+    declared,
+    one_of,
+    option,
+    path_option,
+    variable_option,
+    with_secrets,
+)
 
 
 class ServeOptions(BaseModel):
@@ -44,14 +61,11 @@ class ServeOptions(BaseModel):
         help="admin password (visible in the process list; prefer -adminpwdfile)",
         secret=True,
     )
-    adminpwdfile: str | None = option(
-        None,
+    adminpwdfile: str | None = path_option(
         None,
         "file holding the admin password in clear; one trailing newline is removed",
         flag="adminpwdfile",
-        metavar="FILE",
         help="file holding the admin password in clear; a trailing newline is stripped",
-        type_doc="path",
     )
     anonymous: bool = option(
         False,
@@ -72,34 +86,29 @@ class ServeOptions(BaseModel):
         ge=1,
         le=256,
     )
-    token_key_file: str | None = option(
-        None,
+    token_key_file: str | None = path_option(
         None,
         "PEM private key (RSA or EC) that signs bearer tokens with RS256/ES256 instead of "
         "a shared secret",
         flag="tokenkeyfile",
-        metavar="FILE",
         help="PEM private key (RSA or EC) to sign bearer tokens with RS256/ES256 instead of a "
         "shared secret",
-        type_doc="path",
     )
-    cfgdir: str | None = option(
-        None,
+    cfgdir: str | None = path_option(
         None,
         "folder of YAML manifests; the flag is repeatable, the variable a comma-separated list",
         flag="cfgdir",
         metavar="DIR",
         repeat=True,
         help="folder of YAML manifests (repeatable; env: comma-separated list)",
-        type_doc="path",
     )
     log_level: str = option(
         "info",
         None,
-        "`debug`, `info`, `warning` or `error`",
+        one_of(tuple(LEVELS), code=True),
         flag="loglevel",
         metavar="LEVEL",
-        help="debug, info (default), warning or error",
+        help=one_of(tuple(LEVELS), "info"),
     )
     log_format: str | None = option(
         None,
@@ -113,20 +122,28 @@ class ServeOptions(BaseModel):
 
 
 class WebOptions(BaseModel):
-    """`spec.web`: how the registry listens and signs its tokens."""
+    """`spec.web`: how the registry listens and signs its tokens.
+
+    Validating a `spec.web` mapping (with `registry.options.validated`, whose `environ` is
+    where `tokenSecretEnv` is read) checks every field and resolves the token secret: given
+    as `tokenSecret`, `tokenSecretFile` or `tokenSecretEnv`, it ends up in `token_secret`.
+    """
 
     model_config = STRICT
+    # Names people write by habit, and what to tell them.
+    yaml_hints: ClassVar[dict[str, str]] = {
+        "certFile": "unknown field (the name is certfile, all lower case)",
+        "keyFile": "unknown field (the name is keyfile, all lower case)",
+    }
 
-    addr: str = option(
+    addr: Address = address_option(
         "0.0.0.0:5000",
         "addr",
         "listen address",
         flag="addr",
-        metavar="HOST:PORT",
         help="listen address (default 0.0.0.0:5000)",
-        type_doc="`HOST:PORT`",
     )
-    token_secret: str | None = option(
+    token_secret: Text | None = option(
         None,
         "tokenSecret",
         "key that signs bearer tokens (HS256)",
@@ -139,22 +156,16 @@ class WebOptions(BaseModel):
         default_doc="generated once and kept in the data directory, or in Redis when "
         "`spec.redis.url` is set",
     )
-    token_secret_file: str | None = option(
-        None,
+    token_secret_file: Text | None = path_option(
         "tokenSecretFile",
         "file holding the token secret (one trailing newline removed)",
         flag="tokensecretfile",
-        metavar="FILE",
         help="file holding the token secret",
-        type_doc="path",
     )
-    token_secret_env: str | None = option(
-        None,
-        "tokenSecretEnv",
-        "environment variable holding the token secret",
-        type_doc="variable name",
+    token_secret_env: Text | None = variable_option(
+        "tokenSecretEnv", "environment variable holding the token secret"
     )
-    token_lifetime: int = option(
+    token_lifetime: WholeSeconds = option(
         300,
         "tokenTimeout",
         "bearer token lifetime, at least 60 seconds (clients assume 60); the flag and its "
@@ -167,7 +178,7 @@ class WebOptions(BaseModel):
         type_doc="whole seconds or duration",
         unit="s",
     )
-    body_timeout: float = option(
+    body_timeout: Seconds = option(
         60.0,
         "bodyTimeout",
         "how long a request body may pause (no byte arriving) before the request fails with "
@@ -178,6 +189,7 @@ class WebOptions(BaseModel):
         metavar="SECONDS",
         help="seconds a request body may pause before the request fails and frees what it "
         "holds, such as its upload (default 60)",
+        gt=0,
         le=3600,
         type_doc="seconds or duration",
         unit="s",
@@ -187,25 +199,15 @@ class WebOptions(BaseModel):
         "ui",
         "reserved for the web UI, **not built yet**: `true` is accepted and only logs a warning",
     )
-    certfile: str | None = option(
-        None,
+    certfile: Text | None = path_option(
         "certfile",
         "TLS certificate (PEM); HTTPS when both files are set",
         flag="certfile",
         aliases=("cert",),
-        metavar="FILE",
         help="TLS certificate (PEM); HTTPS with -keyfile",
-        type_doc="path",
     )
-    keyfile: str | None = option(
-        None,
-        "keyfile",
-        "TLS private key (PEM)",
-        flag="keyfile",
-        aliases=("key",),
-        metavar="FILE",
-        help="TLS private key (PEM)",
-        type_doc="path",
+    keyfile: Text | None = path_option(
+        "keyfile", "TLS private key (PEM)", flag="keyfile", aliases=("key",)
     )
     trust_forwarded: bool = option(
         False,
@@ -218,7 +220,7 @@ class WebOptions(BaseModel):
         help="build the token realm from X-Forwarded-Proto/-Host and log the client address "
         "from X-Forwarded-For (only behind a reverse proxy that sets them)",
     )
-    service: str | None = option(
+    service: Text | None = option(
         None,
         "service",
         "the token `service` (audience)",
@@ -227,6 +229,13 @@ class WebOptions(BaseModel):
         help="the token service name (audience); default: the host clients use",
         default_doc="the host clients use",
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _token_secret(
+        cls, data: Any, handler: ModelWrapValidatorHandler[WebOptions], info: ValidationInfo
+    ) -> WebOptions:
+        return with_secrets(cls, data, handler, info, SecretSources("tokenSecret"))
 
 
 class MetricsSettings(BaseModel):
@@ -240,17 +249,16 @@ class MetricsSettings(BaseModel):
         "serve Prometheus metrics at `/metrics`; `false` turns them off (an error together "
         "with an address)",
     )
-    addr: str | None = option(
+    # Not an `Address`: a bad one is reported by `serve` with the flag's name.
+    addr: str | None = address_option(
         None,
         "addr",
         "serve `/metrics` on this address only, **without authentication**, instead of on the "
         "main address (where it needs credentials of any defined user); keep it on a private "
         "network. Port `0` picks a free one. See [operations.md](operations.md#metrics).",
         flag="metricsaddr",
-        metavar="HOST:PORT",
         help="serve /metrics on this address only, without authentication (keep it off the "
         "public network); default: /metrics on the main address, for authenticated users",
-        type_doc="`HOST:PORT`",
     )
 
 

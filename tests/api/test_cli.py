@@ -98,6 +98,45 @@ def test_errors_are_one_line_without_traceback(
     assert "Traceback" not in result.stderr
 
 
+_BAD_FLAGS = ("-workers", "0", "-tokentimeout", "soon")
+_BAD_VARIABLES = {"SIMPLE_REGISTRY_BODYTIMEOUT": "x"}
+_BAD_FLAG_LINES = [
+    "simple-registry: -workers must be between 1 and 256",
+    "simple-registry: -tokentimeout takes whole seconds, not 'soon'",
+    "simple-registry: -bodytimeout takes seconds, not 'x'",
+]
+
+
+def test_every_bad_flag_and_variable_is_reported_in_one_run(tmp_path: Path) -> None:
+    result = _run(
+        "serve", "-adminpwd", "x", "-datadir", str(tmp_path), *_BAD_FLAGS, env=_BAD_VARIABLES
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        *_BAD_FLAG_LINES,
+        "simple-registry: 3 configuration errors",
+    ]
+
+
+def test_bad_flags_are_reported_with_the_manifests_mistakes(tmp_path: Path) -> None:
+    """The manifests' mistakes first, then the flags'; the checks that need the manifests'
+    users (is there any User?) are left out rather than reported wrongly."""
+    users = tmp_path / "cfg" / "users.yaml"
+    users.parent.mkdir()
+    users.write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: User\nmetadata: {name: alice}\n"
+        "spec: {groups: admins}\n"
+    )
+    result = _run("serve", "-cfgdir", str(users.parent), *_BAD_FLAGS, env=_BAD_VARIABLES)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f'simple-registry: {users}, document 1 (User "alice"): spec.groups: expected a list '
+        "of strings, got a string",
+        *_BAD_FLAG_LINES,
+        "simple-registry: 4 configuration errors",
+    ]
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_port_in_use_is_a_clear_error(
     start_registry: Callable[..., RunningRegistry], tmp_path: Path, workers: str

@@ -256,6 +256,16 @@ def test_settings_of_features_not_built_yet_are_warnings(tmp_path: Path) -> None
     )
 
 
+def test_a_web_field_set_to_null_is_not_given(tmp_path: Path) -> None:
+    manifests = load(
+        tmp_path,
+        doc("Configuration", "a", "web: {addr: ':1', tokenTimeout: 90}"),
+        doc("Configuration", "b", "web: {addr: null, tokenTimeout: null, service: null}"),
+    )
+    web = manifests.configuration.web
+    assert (web.addr, web.token_timeout_seconds, web.service) == (":1", 90, None)
+
+
 def test_the_web_ui_turned_off_is_no_warning(tmp_path: Path) -> None:
     manifests = load(tmp_path, doc("Configuration", "main", "web: {ui: false}"), USER)
     assert manifests.warnings == ()
@@ -325,6 +335,19 @@ def test_every_bad_field_of_the_typed_sections_is_reported(tmp_path: Path) -> No
         f"{where}storage.gcs: unknown field (expected one of: s3)",
         f"{where}redis.url: expected a string, got an integer",
         f"{where}metrics.enabled: expected a boolean, got a string",
+    )
+
+
+def test_every_bad_field_of_spec_web_is_reported(tmp_path: Path) -> None:
+    spec = "web: {addr: localhost, tokenTimeout: 30s, bodyTimeout: soon, tokenSecretEnv: UNSET}"
+    path = write(tmp_path / "cfg", "m.yaml", doc("Configuration", "main", spec))
+    where = f'{path}, document 1 (Configuration "main"): spec.web.'
+    assert _all_errors(tmp_path / "cfg") == (
+        f"{where}addr: expected HOST:PORT, got 'localhost'",
+        f"{where}tokenTimeout: expected whole seconds >= 60 or a duration such as 5m, got '30s'",
+        f"{where}bodyTimeout: expected a duration such as 30s, 10m, 1h, 30d, or whole seconds, "
+        "got 'soon'",
+        f"{where}tokenSecretEnv: environment variable UNSET is not set",
     )
 
 
@@ -478,6 +501,10 @@ CONFIG_ERRORS = [
     ("web: {service: [a]}", "spec.web.service", "expected a string, got a list"),
     ("web: [addr]", "spec.web", "expected a mapping"),
     ("storage: [a]", "spec.storage", "expected a mapping, got a list"),
+    ("proxy: [a]", "spec.proxy", "expected a mapping, got a list"),
+    ("gc: daily", "spec.gc", "expected a mapping, got a string"),
+    ("web: {addr: 5000}", "spec.web.addr", "expected a string, got an integer (quote it)"),
+    ("web: {1: a}", "spec.web", "keys must be strings"),
     ("storage: {1: a}", "spec.storage", "keys must be strings"),
     ("storage: {nested: {2: a}}", "spec.storage.nested", "keys must be strings"),
     ("logging: {}", "spec.logging", "unknown field"),
