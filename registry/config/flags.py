@@ -1,5 +1,6 @@
-"""`serve` flags in the seed project's style: `-flag` or `--flag`, `SIMPLE_REGISTRY_<NAME>`
-environment fallbacks, and the precedence flag > environment > YAML > default.
+"""`serve` flags in the style of the Go simple-registry: `-flag` or `--flag`,
+`SIMPLE_REGISTRY_<NAME>` environment fallbacks, and the precedence
+flag > environment > YAML > default.
 
 Every flag is declared once, with its YAML key, default, range and help, in an options model
 (`OPTION_MODELS`); this module only applies the precedence and the checks that span options.

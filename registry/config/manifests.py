@@ -10,9 +10,10 @@ folder, every file, every document (up to its first mistake, or up to a YAML syn
 after which a file cannot be read further), every unknown field, and every reference, except
 references to a manifest that is itself in error (its own message already says what is wrong).
 
-Unlike the seed project, nothing is silently ignored: unknown fields, wrong types, missing
-folders, duplicate names, invalid regexes and dangling references are all errors. Secrets
-(token values, passwords, password hashes) never appear in a message.
+Unlike the Go simple-registry whose manifests this one loads, nothing is silently ignored:
+unknown fields, wrong types, missing folders, duplicate names, invalid regexes and dangling
+references are all errors. Secrets (token values, passwords, password hashes) never appear in
+a message.
 
 The sections of a Configuration are options (`spec.web`, `spec.storage.s3`, `spec.redis`,
 `spec.metrics`): their pydantic models validate them (`registry.options.validated`). The other
@@ -74,8 +75,8 @@ from registry.options import type_name as _type_name
 from registry.options import unknown_field as _unknown_field
 
 API_VERSION = "simple-registry.dev/v1"
-SEED_API_VERSION = "simple-registry.jlsalvador.online/v1beta1"
-API_VERSIONS = (API_VERSION, SEED_API_VERSION)
+GO_API_VERSION = "simple-registry.jlsalvador.online/v1beta1"
+API_VERSIONS = (API_VERSION, GO_API_VERSION)
 KINDS = ("Configuration", "User", "Role", "RoleBinding", "PullThroughCache", "Token")
 # Configuration sections kept as plain mappings until their features give them types.
 SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
@@ -840,8 +841,8 @@ def load_manifests(dirs: Sequence[Path], environ: Mapping[str, str] | None = Non
 __all__ = [
     "API_VERSION",
     "API_VERSIONS",
+    "GO_API_VERSION",
     "KINDS",
-    "SEED_API_VERSION",
     "load_manifests",
     "manifest_files",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-# Resources a Role may name (the seed project's), and "*" for all of them.
+# Resources a Role may name (those of the Go simple-registry's manifests), and "*" for all.
 RESOURCES = frozenset({"catalog", "tags", "blobs", "manifests", "*"})
 # HTTP verbs a Role may name; "*" means all. HEAD is always allowed by GET.
 HTTP_VERBS = frozenset({"HEAD", "GET", "POST", "PUT", "PATCH", "DELETE"})
