@@ -8,11 +8,9 @@ once it answered a PING (a bounded number of tries, never a fixed sleep).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -92,18 +90,6 @@ class RedisProcess(ServerProcess):
                 args += ["--requirepass", self.password]
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         self._wait_ready(log)
-
-    @contextlib.contextmanager
-    def stalled(self) -> Iterator[None]:
-        """The server stopped (SIGSTOP) for the block, continued (SIGCONT) after: like a
-        paused container or a stalled VM, it keeps its connections but answers nothing, and
-        on resuming runs the commands it received meanwhile, even from clients that gave up."""
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            self._proc.send_signal(signal.SIGCONT)
 
     def answers(self) -> bool:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)

@@ -58,7 +58,9 @@ class ServerProcess:
         """The process stopped (SIGSTOP) for the block, and always resumed after it.
 
         A backend that is slow, not down: the kernel still completes connections to its port
-        and keeps those it had open, but nothing answers on any of them.
+        and keeps those it had open, but nothing answers on any of them; on resuming it runs
+        the commands it received meanwhile, even from clients that gave up (a paused
+        container, a stalled VM).
         """
         assert self._proc is not None
         self._proc.send_signal(signal.SIGSTOP)

@@ -259,7 +259,7 @@ async def test_an_acquire_unanswered_in_a_stall_leaves_no_lock(
             async with stall.coord.lock(name, timeout=5):
                 pytest.fail("locked while Redis was stopped")
 
-    with stall.server.stalled():
+    with stall.server.paused():
         await asyncio.wait_for(
             asyncio.gather(*(try_lock(name) for name in STALL_LOCKS)), timeout=10
         )

@@ -323,7 +323,7 @@ def test_tag_pushes_after_a_redis_stall_do_not_wait_for_stale_locks(
             try:
                 with seen:
                     assert seen.wait_for(lambda: each_had(201), timeout=60)
-                with redis.stalled(), seen:
+                with redis.paused(), seen:
                     assert seen.wait_for(lambda: each_had(503), timeout=60)
             finally:
                 stop.set()
