@@ -10,6 +10,8 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime
 
+from cachetools import LRUCache
+
 from registry.auth.credentials import VerifiedCredentials, token_fingerprint
 from registry.auth.rbac import allowed
 from registry.auth.scopes import ANONYMOUS, Need, Principal
@@ -32,7 +34,7 @@ class Policy:
         self._users = {user.name: user for user in manifests.users}
         self._tokens = {token.value_sha256: token for token in manifests.tokens}
         self._credentials = VerifiedCredentials()
-        self._decisions: dict[tuple[str, Need], bool] = {}
+        self._decisions: LRUCache[tuple[str, Need], bool] = LRUCache(DECISIONS)
 
     @property
     def anonymous_enabled(self) -> bool:
@@ -80,8 +82,6 @@ class Policy:
                     self.manifests, principal.name, need.resource, need.name, need.verb, need.tag
                 )
             )
-            if len(self._decisions) >= DECISIONS:
-                self._decisions.clear()  # bounded; refilling costs only the scans it saves
             self._decisions[key] = answer
         return answer
 
