@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 from registry.coord.base import Coordinator, CoordinatorUnavailable, Index, LockTimeout
 from registry.observe.metrics import (
@@ -25,6 +26,7 @@ from registry.observe.metrics import (
 SESSION_ACTIONS = ("get_session", "put_session", "delete_session")
 INDEX_ACTIONS = ("index_read", "index_write", "index_rebuild")
 ACTIONS = ("lock", *SESSION_ACTIONS, *INDEX_ACTIONS)
+T = TypeVar("T")
 
 
 class InstrumentedCoordinator:
@@ -45,6 +47,11 @@ class InstrumentedCoordinator:
 
     def _timed(self, action: str) -> contextlib.AbstractContextManager[None]:
         return timed_call(self._seconds[action], self._errors[action], CoordinatorUnavailable)
+
+    async def _as(self, action: str, call: Awaitable[T]) -> T:
+        """The inner coordinator's call, timed and counted as `action`."""
+        with self._timed(action):
+            return await call
 
     def index(self, store: str) -> Index | None:
         inner = self.inner.index(store)
@@ -75,16 +82,13 @@ class InstrumentedCoordinator:
             raise
 
     async def get_session(self, session_id: str) -> bytes | None:
-        with self._timed("get_session"):
-            return await self.inner.get_session(session_id)
+        return await self._as("get_session", self.inner.get_session(session_id))
 
     async def put_session(self, session_id: str, record: bytes) -> None:
-        with self._timed("put_session"):
-            await self.inner.put_session(session_id, record)
+        return await self._as("put_session", self.inner.put_session(session_id, record))
 
     async def delete_session(self, session_id: str) -> None:
-        with self._timed("delete_session"):
-            await self.inner.delete_session(session_id)
+        return await self._as("delete_session", self.inner.delete_session(session_id))
 
     async def expired_sessions(self) -> list[str]:
         return await self.inner.expired_sessions()  # the purge's, off the request path
@@ -100,64 +104,54 @@ class InstrumentedIndex:
         self.inner = inner
         self._timed = timed
 
+    async def _as(self, action: str, call: Awaitable[T]) -> T:
+        """The inner index's call, timed and counted as `action`."""
+        with self._timed(action):
+            return await call
+
     async def ready(self) -> bool:
-        with self._timed("index_read"):
-            return await self.inner.ready()
+        return await self._as("index_read", self.inner.ready())
 
     async def tag(self, name: str, tag: str) -> bytes | None:
-        with self._timed("index_read"):
-            return await self.inner.tag(name, tag)
+        return await self._as("index_read", self.inner.tag(name, tag))
 
     async def tags(self, name: str) -> dict[str, bytes] | None:
-        with self._timed("index_read"):
-            return await self.inner.tags(name)
+        return await self._as("index_read", self.inner.tags(name))
 
     async def repositories(self, after: str | None, count: int) -> list[str]:
-        with self._timed("index_read"):
-            return await self.inner.repositories(after, count)
+        return await self._as("index_read", self.inner.repositories(after, count))
 
     async def linked(self, name: str, digest: str) -> bool:
-        with self._timed("index_read"):
-            return await self.inner.linked(name, digest)
+        return await self._as("index_read", self.inner.linked(name, digest))
 
     async def linked_many(self, name: str, digests: Sequence[str]) -> list[bool]:
-        with self._timed("index_read"):
-            return await self.inner.linked_many(name, digests)
+        return await self._as("index_read", self.inner.linked_many(name, digests))
 
     async def set_tag(self, name: str, tag: str, record: bytes) -> None:
-        with self._timed("index_write"):
-            await self.inner.set_tag(name, tag, record)
+        return await self._as("index_write", self.inner.set_tag(name, tag, record))
 
     async def delete_tag(self, name: str, tag: str) -> None:
-        with self._timed("index_write"):
-            await self.inner.delete_tag(name, tag)
+        return await self._as("index_write", self.inner.delete_tag(name, tag))
 
     async def add_repository(self, name: str) -> None:
-        with self._timed("index_write"):
-            await self.inner.add_repository(name)
+        return await self._as("index_write", self.inner.add_repository(name))
 
     async def add_link(self, name: str, digest: str) -> None:
-        with self._timed("index_write"):
-            await self.inner.add_link(name, digest)
+        return await self._as("index_write", self.inner.add_link(name, digest))
 
     async def delete_link(self, name: str, digest: str) -> None:
-        with self._timed("index_write"):
-            await self.inner.delete_link(name, digest)
+        return await self._as("index_write", self.inner.delete_link(name, digest))
 
     async def replace_repository(
         self, name: str, tags: dict[str, bytes], links: frozenset[str]
     ) -> None:
-        with self._timed("index_rebuild"):
-            await self.inner.replace_repository(name, tags, links)
+        return await self._as("index_rebuild", self.inner.replace_repository(name, tags, links))
 
     async def take_dirty(self) -> list[str]:
-        with self._timed("index_rebuild"):
-            return await self.inner.take_dirty()
+        return await self._as("index_rebuild", self.inner.take_dirty())
 
     async def mark_ready(self) -> bool:
-        with self._timed("index_rebuild"):
-            return await self.inner.mark_ready()
+        return await self._as("index_rebuild", self.inner.mark_ready())
 
     async def invalidate(self) -> None:
-        with self._timed("index_write"):
-            await self.inner.invalidate()
+        return await self._as("index_write", self.inner.invalidate())
