@@ -1,7 +1,8 @@
 """S3 driver: the same keys as the filesystem driver, stored as objects in one bucket.
 
-One long-lived aiobotocore client per driver, created on first use inside the running event
-loop (so its connection pool belongs to that loop) and released by `close()`. Small objects
+The aiobotocore clients (one pooled per driver, one more that presigns for a public endpoint)
+are made, shared and released by `S3Clients` (`s3_client`); this module is what objects,
+listings and uploads mean in the bucket. Small objects
 are read and written whole; PutObject is atomic, so a reader sees the old object or the new one.
 Blobs stream with ranged GetObject in bounded chunks. `move` is a server-side copy (multipart
 UploadPartCopy above CopyObject's 5 GiB limit) followed by deleting the source.
@@ -25,13 +26,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 
 import anyio
-from aiobotocore.config import AioConfig
 from aiobotocore.response import StreamingBody
-from aiobotocore.session import get_session
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     ClientError,
 )
@@ -40,6 +38,7 @@ from cachetools import LRUCache
 from registry.numbers import whole_number
 from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageUnavailable
 from registry.storage.keys import check_key
+from registry.storage.s3_client import S3Clients
 from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
 from registry.storage.s3_uploads import (
     DATA_PREFIX,
@@ -99,38 +98,12 @@ class S3Driver:
             raise ValueError('an SSE KMS key id needs sse="aws:kms"')
         self.bucket = settings.bucket
         self.prefix = _normalize_prefix(settings.prefix)
-        self.region = settings.region
         self.endpoint_url = settings.endpoint_url
         self._errors = S3Errors(
             settings.bucket, settings.endpoint_url, (settings.secret_key, session_token)
         )
         self.request_timeout = settings.request_timeout
-        self._access_key = settings.access_key
-        self._secret_key = settings.secret_key
-        self._session_token = session_token
-        options: dict[str, Any] = {}
-        if "request_checksum_calculation" in BotoConfig.OPTION_DEFAULTS:  # botocore >= 1.36
-            # The registry verifies digests itself; "when_required" also keeps S3-compatible
-            # stores that do not know the newer flexible checksums working.
-            options["request_checksum_calculation"] = "when_required"
-            options["response_checksum_validation"] = "when_required"
-        self._config = AioConfig(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
-            max_pool_connections=settings.max_connections,
-            s3={
-                "addressing_style": "path" if settings.path_style else "auto",
-                # Over TLS, botocore would SHA-256 every part a second time just to sign its
-                # payload; TLS already protects the bytes, and the registry verifies the
-                # blob's digest itself. Over plain HTTP, payloads stay signed.
-                "payload_signing_enabled": not _is_tls(settings.endpoint_url),
-            },
-            # SigV4 everywhere: botocore would presign with SigV2 in us-east-1, which S3 is
-            # retiring and newer regions and most S3-compatible stores refuse.
-            signature_version="s3v4",
-            **options,
-        )
+        self.clients = S3Clients(settings, self._call, session_token=session_token)
         self._put_options: ObjectOptions = {}
         if settings.sse is not None:  # passed on as configured: S3 refuses a value it does not know
             self._put_options["ServerSideEncryption"] = cast(
@@ -149,82 +122,23 @@ class S3Driver:
         # Tunable by tests, to exercise multipart uploads with little data (at least MIN_PART).
         self.part_size = PART_SIZE
         self.part_size_step = PART_SIZE_STEP
-        # Presigned URLs are signed for the host clients will use; a different public host needs
-        # its own client (the host is part of the signature).
-        self.public_endpoint = settings.public_endpoint
-        self._public: S3Client | None = None
         # Keys this process has seen, and the data key each stands for (itself for plain
         # data); least recently used out first. Used from the event loop only.
         self._aliases: LRUCache[str, str] = LRUCache(ALIASES)
-        self._session = get_session()
-        self._client: S3Client | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"S3Driver(bucket={self.bucket!r}, prefix={self.prefix!r}, at {self._errors.where})"
 
-    # --- the client
-
-    async def _s3(self) -> S3Client:
-        """The client, created once per event loop (its connection pool is bound to it)."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            # First use, or a new loop (a CLI that runs several `asyncio.run`): the old
-            # client's connections belong to a loop that is gone, so start afresh.
-            self._loop, self._client, self._public, self._stack = loop, None, None, None
-            self._lock = asyncio.Lock()
-        if self._client is not None:
-            return self._client
-        assert self._lock is not None
-        async with self._lock:
-            if self._client is None:
-                stack = contextlib.AsyncExitStack()
-                self._client = await self._new_client(stack, self.endpoint_url)
-                self._stack = stack
-        return self._client
-
-    async def _signer(self) -> S3Client:
-        """The client that presigns: the main one, or one for the public endpoint."""
-        client = await self._s3()
-        if self.public_endpoint is None:
-            return client
-        if self._public is None:
-            assert self._lock is not None and self._stack is not None
-            async with self._lock:
-                if self._public is None:
-                    self._public = await self._new_client(self._stack, self.public_endpoint)
-        return self._public
-
-    async def _new_client(
-        self, stack: contextlib.AsyncExitStack[bool | None], endpoint: str | None
-    ) -> S3Client:
-        # Bounded too: without static keys, the AWS credential chain asks the network (the
-        # instance metadata service, STS for web identity).
-        async with self._call("connect"):
-            return await stack.enter_async_context(
-                self._session.create_client(
-                    "s3",
-                    region_name=self.region,
-                    endpoint_url=endpoint,
-                    aws_access_key_id=self._access_key,
-                    aws_secret_access_key=self._secret_key,
-                    aws_session_token=self._session_token,
-                    config=self._config,
-                )
-            )
+    # --- the clients (see `S3Clients`) and readiness
 
     async def close(self) -> None:
         """Release the clients and their connections; the next call makes new ones."""
-        stack, self._stack, self._client, self._public = self._stack, None, None, None
-        if stack is not None and self._loop is asyncio.get_running_loop():
-            await stack.aclose()
+        await self.clients.close()
 
     async def check(self) -> None:
         """Raise StorageUnavailable unless the bucket answers with these credentials."""
         async with self._call("HeadBucket"):
-            s3 = await self._s3()
+            s3 = await self.clients.get()
             await s3.head_bucket(Bucket=self.bucket)
 
     async def url_for(self, key: str, expires: int) -> str | None:
@@ -236,7 +150,7 @@ class S3Driver:
             target = (await self._head(key))[1] or key
             self._aliases[key] = target  # plain data too: the next redirect asks nothing
         full = self._key(target)
-        signer = await self._signer()
+        signer = await self.clients.signer()
         async with self._call("presign"):  # local, but credentials may need refreshing
             url = await signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires
@@ -286,7 +200,7 @@ class S3Driver:
 
     async def _head(self, key: str) -> tuple[int, str | None]:
         """(size, the data key if `key` is an alias); ObjectNotFound when absent."""
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         async with self._call("HeadObject", key):
             head = await s3.head_object(Bucket=self.bucket, Key=self._key(key))
         target = self._alias_of(key, head)
@@ -343,7 +257,7 @@ class S3Driver:
 
     async def _read_whole(self, key: str, target: str) -> tuple[GetObjectOutputTypeDef, bytes]:
         """GetObject of `target` (`key` or the data key it stands for), body included."""
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         async with self._call("GetObject", key):  # small objects: the body within the deadline
             response = await s3.get_object(Bucket=self.bucket, Key=self._key(target))
             async with response["Body"] as body:
@@ -351,7 +265,7 @@ class S3Driver:
 
     async def write(self, key: str, data: bytes) -> None:
         full = self._key(key)
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         async with self._call("PutObject", moving=len(data)):
             await s3.put_object(Bucket=self.bucket, Key=full, Body=data, **self._put_options)
 
@@ -366,7 +280,7 @@ class S3Driver:
         """When the object itself (an alias, not what it stands for) was last written."""
         try:
             with self._errors("HeadObject", key):
-                s3 = await self._s3()
+                s3 = await self.clients.get()
                 head = await s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except ObjectNotFound:
             return None
@@ -376,14 +290,14 @@ class S3Driver:
         # DeleteObject succeeds for absent keys, so whether there was one is asked first.
         if await self.size(key) is None:
             return False
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         async with self._call("DeleteObject"):
             await s3.delete_object(Bucket=self.bucket, Key=self._key(key))
         return True
 
     async def delete_prefix(self, prefix: str) -> None:
         start = self._key(prefix) + "/"
-        await self._delete_starting(await self._s3(), start, prefix)
+        await self._delete_starting(await self.clients.get(), start, prefix)
 
     async def _delete_starting(self, s3: S3Client, start: str, what: str) -> None:
         """Delete every object whose full key starts with `start`."""
@@ -420,7 +334,7 @@ class S3Driver:
     async def list(self, prefix: str) -> list[str]:
         start = self._key(prefix) + "/"
         names: list[str] = []
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=start, Delimiter="/"
         )
@@ -491,7 +405,7 @@ class S3Driver:
         return response if target is None else await self._get(key, target, ranged)
 
     async def _get(self, key: str, target: str, ranged: _Range) -> GetObjectOutputTypeDef | None:
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         async with self._call("GetObject", key):  # the headers; each read of the body has its own
             try:
                 response = await s3.get_object(Bucket=self.bucket, Key=self._key(target), **ranged)
@@ -578,7 +492,7 @@ class S3Driver:
             raise ValueError(f"upload {key!r} holds {old.size} bytes by its state, not {offset}")
         if self.part_size < MIN_PART or self.part_size_step < 1:
             raise ValueError(f"S3 upload parts must be at least {MIN_PART} bytes")
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         run = Append(self._multipart(s3), key, old, incoming.observe)
         try:
             async for chunk in incoming.chunks:
@@ -599,7 +513,7 @@ class S3Driver:
         the multipart upload is aborted instead.
         """
         full = self._key(key)
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         run = Append(self._multipart(s3), key, UploadState(), incoming.observe, final=True)
         try:
             async for chunk in incoming.chunks:
@@ -646,7 +560,7 @@ class S3Driver:
         full, dst = self._key(key), self._key(target)
         st = UploadState.decode(state)
         parts_key = data_key(key) if st.in_data else key
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         moved = False  # `move` deleted `key` already
         if st.parts:
             done = await self._complete_parts(s3, key, parts_key, st)
@@ -695,7 +609,7 @@ class S3Driver:
             upload_id = UploadState.decode(state).upload_id
         except ValueError:
             upload_id = None
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         multipart = self._multipart(s3)
         parts_keys = (data_key(key), key)
         if upload_id is not None:  # where it is not, aborting it is a NoSuchUpload, ignored
@@ -747,7 +661,7 @@ class S3Driver:
                 return
             data = data_key(key)
             if await self.size(data) == size:
-                await self._write_alias(await self._s3(), target, data, size)
+                await self._write_alias(await self.clients.get(), target, data, size)
                 return
             raise ObjectNotFound(key)
         if await self.size(key) == size:
@@ -786,7 +700,7 @@ class S3Driver:
 
     async def move(self, source: str, target: str) -> None:
         src, dst = self._key(source), self._key(target)
-        s3 = await self._s3()
+        s3 = await self.clients.get()
         async with self._call("HeadObject", source):
             head = await s3.head_object(Bucket=self.bucket, Key=src)
         if src == dst:
@@ -860,11 +774,6 @@ class _Range(TypedDict, total=False):
     """GetObject's `Range` argument, when a stream asks for part of an object."""
 
     Range: str
-
-
-def _is_tls(endpoint_url: str | None) -> bool:
-    """AWS itself (no endpoint) or an `https://` endpoint."""
-    return endpoint_url is None or endpoint_url.lower().startswith("https://")
 
 
 def _normalize_prefix(prefix: str) -> str:

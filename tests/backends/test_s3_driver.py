@@ -56,7 +56,7 @@ def test_payloads_are_hashed_for_signing_only_without_tls(
     endpoint: str | None, signed: bool
 ) -> None:
     """Over TLS a second SHA-256 of every part buys nothing (the registry checks digests)."""
-    config: Any = S3Driver(S3Settings(bucket="bucket", endpoint_url=endpoint))._config
+    config: Any = S3Driver(S3Settings(bucket="bucket", endpoint_url=endpoint)).clients.config
     assert config.s3["payload_signing_enabled"] is signed
     assert config.signature_version == "s3v4"
 

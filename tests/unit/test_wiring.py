@@ -183,15 +183,20 @@ def test_each_driver_reads_every_field_of_its_section() -> None:
             public_endpoint="https://cdn.example",
         )
     )
-    config: Any = s3._config  # botocore reads these by name; its stubs do not declare them
-    assert (s3.bucket, s3.prefix, s3.region, s3.endpoint_url, s3.public_endpoint) == (
+    clients = s3.clients
+    config: Any = clients.config  # botocore reads these by name; its stubs do not declare them
+    assert (s3.bucket, s3.prefix, s3.endpoint_url, s3.request_timeout) == (
         "b",
         "team/",
+        "https://s3.example",
+        3.0,
+    )
+    assert (clients.region, clients.endpoint_url, clients.public_endpoint) == (
         "eu-west-3",
         "https://s3.example",
         "https://cdn.example",
     )
-    assert (s3._access_key, s3._secret_key, s3.request_timeout) == ("ak", "sk", 3.0)
+    assert (clients._access_key, clients._secret_key) == ("ak", "sk")
     assert (config.connect_timeout, config.read_timeout, config.max_pool_connections) == (
         1.5,
         7.0,
