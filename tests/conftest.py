@@ -64,6 +64,7 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
 
 @pytest.fixture
 def client(registry_server: RunningRegistry) -> Iterator[httpx.Client]:
+    """The admin's client of `registry_server`, for tests that need the real server."""
     with registry_server.client() as http:
         yield http
 
@@ -265,3 +266,21 @@ def serve_in_process_on(
         bucket = new_bucket(services[1])
         with serve_in_process(datadir, *scaled_flags(services, bucket), *flags) as registry:
             yield registry
+
+
+@pytest.fixture(scope="session", params=["filesystem", "s3+redis"])
+def app_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessRegistry]:
+    """`registry_server` in-process: one application per backend for the session (on S3 in a
+    bucket of its own, on the same moto and Redis), for tests of what the registry answers,
+    where Hypercorn and a process of its own add nothing but start-up time and a socket."""
+    with serve_in_process_on(request.param, request, tmp_path_factory.mktemp("app")) as server:
+        yield server
+
+
+@pytest.fixture
+def app_client(app_server: InProcessRegistry) -> Iterator[httpx.Client]:
+    """`client` in-process: the admin's client of `app_server`."""
+    with app_server.client() as http:
+        yield http

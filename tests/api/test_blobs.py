@@ -8,26 +8,26 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.conftest import InProcessRegistry
 from tests.oci import digest_of, error_codes, push_blob
-from tests.server import RunningRegistry
 
 
 @pytest.fixture
-def blob(client: httpx.Client, repo: str) -> bytes:
+def blob(app_client: httpx.Client, repo: str) -> bytes:
     data = os.urandom(3000)
-    push_blob(client, repo, data)
+    push_blob(app_client, repo, data)
     return data
 
 
-def test_get_and_head(client: httpx.Client, repo: str, blob: bytes) -> None:
+def test_get_and_head(app_client: httpx.Client, repo: str, blob: bytes) -> None:
     digest = digest_of(blob)
-    r = client.get(f"/v2/{repo}/blobs/{digest}")
+    r = app_client.get(f"/v2/{repo}/blobs/{digest}")
     assert r.status_code == 200
     assert r.content == blob
     assert r.headers["Docker-Content-Digest"] == digest
     assert r.headers["Content-Length"] == str(len(blob))
     assert r.headers["Accept-Ranges"] == "bytes"
-    head = client.head(f"/v2/{repo}/blobs/{digest}")
+    head = app_client.head(f"/v2/{repo}/blobs/{digest}")
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["Content-Length"] == str(len(blob))
@@ -39,9 +39,9 @@ def test_get_and_head(client: httpx.Client, repo: str, blob: bytes) -> None:
     [("0-0", 0, 0), ("100-199", 100, 199), ("2990-", 2990, 2999), ("-10", 2990, 2999)],
 )
 def test_range(
-    client: httpx.Client, repo: str, blob: bytes, spec: str, start: int, end: int
+    app_client: httpx.Client, repo: str, blob: bytes, spec: str, start: int, end: int
 ) -> None:
-    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": f"bytes={spec}"})
+    r = app_client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": f"bytes={spec}"})
     assert r.status_code == 206
     assert r.content == blob[start : end + 1]
     assert r.headers["Content-Range"] == f"bytes {start}-{end}/3000"
@@ -49,57 +49,59 @@ def test_range(
 
 
 @pytest.mark.parametrize("spec", ["bytes=3000-", "bytes=10-5", "bytes=0-1,5-6", "lines=1-2"])
-def test_bad_range_is_416(client: httpx.Client, repo: str, blob: bytes, spec: str) -> None:
-    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": spec})
+def test_bad_range_is_416(app_client: httpx.Client, repo: str, blob: bytes, spec: str) -> None:
+    r = app_client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={"Range": spec})
     assert r.status_code == 416
     assert r.headers["Content-Range"] == "bytes */3000"
 
 
-def test_unknown_blob(client: httpx.Client, repo: str) -> None:
+def test_unknown_blob(app_client: httpx.Client, repo: str) -> None:
     missing = digest_of(b"never pushed")
-    r = client.get(f"/v2/{repo}/blobs/{missing}")
+    r = app_client.get(f"/v2/{repo}/blobs/{missing}")
     assert r.status_code == 404
     assert error_codes(r) == ["BLOB_UNKNOWN"]
-    assert client.head(f"/v2/{repo}/blobs/{missing}").status_code == 404
+    assert app_client.head(f"/v2/{repo}/blobs/{missing}").status_code == 404
 
 
-def test_blob_is_only_visible_where_linked(client: httpx.Client, repo: str, blob: bytes) -> None:
-    r = client.get(f"/v2/{repo}-other/blobs/{digest_of(blob)}")
+def test_blob_is_only_visible_where_linked(
+    app_client: httpx.Client, repo: str, blob: bytes
+) -> None:
+    r = app_client.get(f"/v2/{repo}-other/blobs/{digest_of(blob)}")
     assert r.status_code == 404
 
 
 @pytest.mark.parametrize(
     "digest", ["sha256:abc", "md5:" + "a" * 32, "sha256:" + "A" * 64, "nodigest"]
 )
-def test_invalid_digest_is_400(client: httpx.Client, repo: str, digest: str) -> None:
-    r = client.get(f"/v2/{repo}/blobs/{digest}")
+def test_invalid_digest_is_400(app_client: httpx.Client, repo: str, digest: str) -> None:
+    r = app_client.get(f"/v2/{repo}/blobs/{digest}")
     assert r.status_code == 400
     assert error_codes(r) == ["DIGEST_INVALID"]
 
 
-def test_delete(client: httpx.Client, repo: str, blob: bytes) -> None:
+def test_delete(app_client: httpx.Client, repo: str, blob: bytes) -> None:
     digest = digest_of(blob)
-    r = client.delete(f"/v2/{repo}/blobs/{digest}")
+    r = app_client.delete(f"/v2/{repo}/blobs/{digest}")
     assert r.status_code == 202
-    assert client.get(f"/v2/{repo}/blobs/{digest}").status_code == 404
-    r = client.delete(f"/v2/{repo}/blobs/{digest}")
+    assert app_client.get(f"/v2/{repo}/blobs/{digest}").status_code == 404
+    r = app_client.delete(f"/v2/{repo}/blobs/{digest}")
     assert r.status_code == 404
     assert error_codes(r) == ["BLOB_UNKNOWN"]
 
 
-def test_sha512_blob(client: httpx.Client, repo: str) -> None:
+def test_sha512_blob(app_client: httpx.Client, repo: str) -> None:
     data = os.urandom(777)
     digest = digest_of(data, "sha512")
-    r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+    r = app_client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
     assert r.status_code == 201
     assert r.headers["Docker-Content-Digest"] == digest
-    assert client.get(f"/v2/{repo}/blobs/{digest}").content == data
+    assert app_client.get(f"/v2/{repo}/blobs/{digest}").content == data
 
 
-def test_linked_blob_whose_content_is_gone(start_registry: Callable[..., RunningRegistry]) -> None:
+def test_linked_blob_whose_content_is_gone(in_process: Callable[..., InProcessRegistry]) -> None:
     """The link says yes, the content is missing (a damaged or half-restored data directory):
     BLOB_UNKNOWN before any header of a 200 goes out, and the server goes on serving."""
-    server = start_registry()
+    server = in_process()
     data = os.urandom(5000)
     with server.client() as http:
         push_blob(http, "app", data)
@@ -123,9 +125,9 @@ def test_linked_blob_whose_content_is_gone(start_registry: Callable[..., Running
     ids=["superscript-start", "superscript-suffix", "long-start", "long-end"],
 )
 def test_range_that_is_no_number_is_416(
-    client: httpx.Client, repo: str, blob: bytes, spec: bytes
+    app_client: httpx.Client, repo: str, blob: bytes, spec: bytes
 ) -> None:
-    r = client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={b"Range": spec})
+    r = app_client.get(f"/v2/{repo}/blobs/{digest_of(blob)}", headers={b"Range": spec})
     assert r.status_code == 416
     assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
     assert r.headers["Content-Range"] == "bytes */3000"
@@ -133,11 +135,11 @@ def test_range_that_is_no_number_is_416(
 
 @pytest.mark.parametrize("suffix", ["%0a", "%0d%0a", "%0A"])
 def test_digest_with_a_trailing_newline_is_400(
-    client: httpx.Client, repo: str, blob: bytes, suffix: str
+    app_client: httpx.Client, repo: str, blob: bytes, suffix: str
 ) -> None:
     for method in ("GET", "HEAD", "DELETE"):
-        r = client.request(method, f"/v2/{repo}/blobs/{digest_of(blob)}{suffix}")
+        r = app_client.request(method, f"/v2/{repo}/blobs/{digest_of(blob)}{suffix}")
         assert r.status_code == 400, method
         if method != "HEAD":
             assert error_codes(r) == ["DIGEST_INVALID"]
-    assert client.get(f"/v2/{repo}/blobs/{digest_of(blob)}").content == blob
+    assert app_client.get(f"/v2/{repo}/blobs/{digest_of(blob)}").content == blob

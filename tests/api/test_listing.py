@@ -11,32 +11,35 @@ from tests.conftest import InProcessRegistry
 from tests.oci import error_codes, follow_pages, push_image
 
 
-def test_tags_are_sorted_and_paginated(client: httpx.Client, repo: str) -> None:
-    pushed = push_image(client, repo, "b")
+def test_tags_are_sorted_and_paginated(app_client: httpx.Client, repo: str) -> None:
+    pushed = push_image(app_client, repo, "b")
     for tag in ["a", "C", "c", "1.0", "z_z"]:
-        r = client.put(
+        r = app_client.put(
             f"/v2/{repo}/manifests/{tag}",
             content=pushed.body,
             headers={"Content-Type": pushed.media_type},
         )
         assert r.status_code == 201
     expected = sorted(["a", "b", "C", "c", "1.0", "z_z"])
-    r = client.get(f"/v2/{repo}/tags/list")
+    r = app_client.get(f"/v2/{repo}/tags/list")
     assert r.json() == {"name": repo, "tags": expected}
     assert "Link" not in r.headers
-    assert follow_pages(client, f"/v2/{repo}/tags/list", "tags", 2) == expected
-    assert client.get(f"/v2/{repo}/tags/list", params={"last": "b"}).json()["tags"] == ["c", "z_z"]
-    assert client.get(f"/v2/{repo}/tags/list", params={"n": 0}).json()["tags"] == []
-    r = client.get(f"/v2/{repo}/tags/list", params={"n": 6})
+    assert follow_pages(app_client, f"/v2/{repo}/tags/list", "tags", 2) == expected
+    assert app_client.get(f"/v2/{repo}/tags/list", params={"last": "b"}).json()["tags"] == [
+        "c",
+        "z_z",
+    ]
+    assert app_client.get(f"/v2/{repo}/tags/list", params={"n": 0}).json()["tags"] == []
+    r = app_client.get(f"/v2/{repo}/tags/list", params={"n": 6})
     assert r.json()["tags"] == expected
     assert "Link" not in r.headers
 
 
 @pytest.mark.parametrize("n", ["-1", "ten", "1.5", "0x10"])
-def test_bad_n_is_400(client: httpx.Client, repo: str, n: str) -> None:
-    push_image(client, repo)
+def test_bad_n_is_400(app_client: httpx.Client, repo: str, n: str) -> None:
+    push_image(app_client, repo)
     for path in (f"/v2/{repo}/tags/list", "/v2/_catalog"):
-        r = client.get(path, params={"n": n})
+        r = app_client.get(path, params={"n": n})
         assert r.status_code == 400
         assert error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
 
@@ -53,16 +56,16 @@ def test_bad_n_is_400(client: httpx.Client, repo: str, n: str) -> None:
     ],
     ids=["superscript", "arabic-indic", "fullwidth", "5000-digits", "underscore", "space"],
 )
-def test_n_that_is_no_ascii_number_is_400(client: httpx.Client, repo: str, query: str) -> None:
-    push_image(client, repo)
+def test_n_that_is_no_ascii_number_is_400(app_client: httpx.Client, repo: str, query: str) -> None:
+    push_image(app_client, repo)
     for path in (f"/v2/{repo}/tags/list", "/v2/_catalog"):
-        r = client.get(f"{path}?{query}")  # as written: httpx keeps the escapes
+        r = app_client.get(f"{path}?{query}")  # as written: httpx keeps the escapes
         assert r.status_code == 400, path
         assert error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
 
 
-def test_tags_of_unknown_repository(client: httpx.Client, repo: str) -> None:
-    r = client.get(f"/v2/{repo}/tags/list")
+def test_tags_of_unknown_repository(app_client: httpx.Client, repo: str) -> None:
+    r = app_client.get(f"/v2/{repo}/tags/list")
     assert r.status_code == 404
     assert error_codes(r) == ["NAME_UNKNOWN"]
 
@@ -86,8 +89,8 @@ def test_catalog_lists_nested_repositories_in_order(
             assert http.get(f"/v2/{name}/tags/list").json() == {"name": name, "tags": ["latest"]}
 
 
-def test_repository_with_only_blobs_has_no_tags(client: httpx.Client, repo: str) -> None:
+def test_repository_with_only_blobs_has_no_tags(app_client: httpx.Client, repo: str) -> None:
     from tests.oci import push_blob
 
-    push_blob(client, repo, b"lonely")
-    assert client.get(f"/v2/{repo}/tags/list").json() == {"name": repo, "tags": []}
+    push_blob(app_client, repo, b"lonely")
+    assert app_client.get(f"/v2/{repo}/tags/list").json() == {"name": repo, "tags": []}

@@ -51,15 +51,15 @@ def _push_referrer(
     return digest_of(body), body
 
 
-def test_referrers_index_and_filter(client: httpx.Client, repo: str) -> None:
-    image = push_image(client, repo)
-    sbom, sbom_body = _push_referrer(client, repo, image.body, SBOM)
-    sig, _ = _push_referrer(client, repo, image.body, SIG)
+def test_referrers_index_and_filter(app_client: httpx.Client, repo: str) -> None:
+    image = push_image(app_client, repo)
+    sbom, sbom_body = _push_referrer(app_client, repo, image.body, SBOM)
+    sig, _ = _push_referrer(app_client, repo, image.body, SIG)
     legacy, _ = _push_referrer(
-        client, repo, image.body, None, config_type="application/vnd.example.legacy"
+        app_client, repo, image.body, None, config_type="application/vnd.example.legacy"
     )
 
-    r = client.get(f"/v2/{repo}/referrers/{image.digest}")
+    r = app_client.get(f"/v2/{repo}/referrers/{image.digest}")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == OCI_INDEX
     assert "OCI-Filters-Applied" not in r.headers
@@ -77,32 +77,32 @@ def test_referrers_index_and_filter(client: httpx.Client, repo: str) -> None:
     }
     assert by_digest[legacy]["artifactType"] == "application/vnd.example.legacy"
 
-    r = client.get(f"/v2/{repo}/referrers/{image.digest}", params={"artifactType": SBOM})
+    r = app_client.get(f"/v2/{repo}/referrers/{image.digest}", params={"artifactType": SBOM})
     assert r.headers["OCI-Filters-Applied"] == "artifactType"
     assert [d["digest"] for d in r.json()["manifests"]] == [sbom]
 
 
-def test_referrer_can_be_pushed_before_its_subject(client: httpx.Client, repo: str) -> None:
+def test_referrer_can_be_pushed_before_its_subject(app_client: httpx.Client, repo: str) -> None:
     future_subject = b'{"not": "pushed yet"}'
-    sbom, _ = _push_referrer(client, repo, future_subject, SBOM)
-    r = client.get(f"/v2/{repo}/referrers/{digest_of(future_subject)}")
+    sbom, _ = _push_referrer(app_client, repo, future_subject, SBOM)
+    r = app_client.get(f"/v2/{repo}/referrers/{digest_of(future_subject)}")
     assert [d["digest"] for d in r.json()["manifests"]] == [sbom]
 
 
-def test_deleting_a_referrer_removes_it_from_the_index(client: httpx.Client, repo: str) -> None:
-    image = push_image(client, repo)
-    sbom, _ = _push_referrer(client, repo, image.body, SBOM)
-    assert client.delete(f"/v2/{repo}/manifests/{sbom}").status_code == 202
-    assert client.get(f"/v2/{repo}/referrers/{image.digest}").json()["manifests"] == []
+def test_deleting_a_referrer_removes_it_from_the_index(app_client: httpx.Client, repo: str) -> None:
+    image = push_image(app_client, repo)
+    sbom, _ = _push_referrer(app_client, repo, image.body, SBOM)
+    assert app_client.delete(f"/v2/{repo}/manifests/{sbom}").status_code == 202
+    assert app_client.get(f"/v2/{repo}/referrers/{image.digest}").json()["manifests"] == []
 
 
-def test_unknown_subject_gives_an_empty_index(client: httpx.Client, repo: str) -> None:
-    r = client.get(f"/v2/{repo}/referrers/{digest_of(b'unknown')}")
+def test_unknown_subject_gives_an_empty_index(app_client: httpx.Client, repo: str) -> None:
+    r = app_client.get(f"/v2/{repo}/referrers/{digest_of(b'unknown')}")
     assert r.status_code == 200
     assert r.json() == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
 
 
-def test_invalid_subject_digest_is_400(client: httpx.Client, repo: str) -> None:
-    r = client.get(f"/v2/{repo}/referrers/sha256:nothex")
+def test_invalid_subject_digest_is_400(app_client: httpx.Client, repo: str) -> None:
+    r = app_client.get(f"/v2/{repo}/referrers/sha256:nothex")
     assert r.status_code == 400
     assert error_codes(r) == ["DIGEST_INVALID"]
