@@ -193,6 +193,15 @@ class Stall:
             assert all(isinstance(r, CoordinatorUnavailable) for r in failed), failed
         pytest.fail("no live connection to a fresh redis-server within 300 ms, 20 times")
 
+    async def until_free(self, make_coord: MakeCoord) -> None:
+        """Every lock key gone before its lease ran out, and every lock then taken at once
+        by another coordinator."""
+        await self.until_gone()
+        other = make_coord(self.server.url())
+        for name in STALL_LOCKS:
+            async with other.lock(name, timeout=0.5):
+                pass
+
     async def until_gone(self) -> None:
         """Bounded poll until no lock key is left. It fails as soon as a key still there has
         used up half of its lease: only a lock that nobody releases gets that far."""
@@ -240,11 +249,7 @@ async def test_releases_that_fail_in_a_stall_free_the_locks_when_redis_resumes(
     leave.set()
     # Each release fails after socket_timeout; leaving the block does not raise.
     await asyncio.wait_for(asyncio.gather(*holders), timeout=10)
-    await stall.until_gone()
-    other = make_coord(stall.server.url())
-    for name in STALL_LOCKS:
-        async with other.lock(name, timeout=0.5):
-            pass
+    await stall.until_free(make_coord)
 
 
 async def test_an_acquire_unanswered_in_a_stall_leaves_no_lock(
@@ -263,11 +268,7 @@ async def test_an_acquire_unanswered_in_a_stall_leaves_no_lock(
         await asyncio.wait_for(
             asyncio.gather(*(try_lock(name) for name in STALL_LOCKS)), timeout=10
         )
-    await stall.until_gone()
-    other = make_coord(stall.server.url())
-    for name in STALL_LOCKS:
-        async with other.lock(name, timeout=0.5):
-            pass
+    await stall.until_free(make_coord)
 
 
 async def test_a_failed_renewal_is_retried_within_the_lease(
