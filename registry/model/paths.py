@@ -64,8 +64,12 @@ def referrers(name: str, subject: Digest) -> str:
     return f"{repository(name)}/_referrers/{_by_digest(subject)}"
 
 
+# Every upload in progress has a folder here; the purge of expired uploads lists it.
+UPLOADS = "_uploads"
+
+
 def upload_dir(upload_id: str) -> str:
-    return f"_uploads/{upload_id}"
+    return f"{UPLOADS}/{upload_id}"
 
 
 def upload_data(upload_id: str) -> str:

@@ -34,7 +34,6 @@ from registry.model import paths
 from registry.model.uploads import discard, lock_name, valid_id
 from registry.storage.base import StorageDriver
 
-UPLOADS = "_uploads"
 LOCK_TIMEOUT = 1.0  # a busy upload is being used: skip it rather than wait
 
 
@@ -67,7 +66,7 @@ async def purge_expired_uploads(
     expired = {i for i in await coord.expired_sessions() if valid_id(i)}
     for upload_id in expired:
         await _purge(storage, coord, upload_id, None, purged)
-    for upload_id in await storage.list(UPLOADS):
+    for upload_id in await storage.list(paths.UPLOADS):
         if valid_id(upload_id) and upload_id not in expired:  # a busy one counts once
             await _purge(storage, coord, upload_id, before, purged)
     return purged
