@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 # An upload session nobody touched for this long is over: Redis expires its record, the local
@@ -27,6 +28,99 @@ class CoordinatorUnavailable(Exception):
 class IndexNotReady(Exception):
     """The index was never built, or was lost (a Redis without persistence restarted): it
     cannot answer, and the caller reads storage instead until a rebuild has finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a leadership, for the message of the one that finds it taken."""
+
+    who: str  # free text the holder gave (host, pid, command)
+    since: float  # when it took the lease (seconds since the epoch)
+
+
+class LeaderBusy(Exception):
+    """Another process holds the leadership (and, with a wait, still did when it ran out)."""
+
+    def __init__(self, name: str, holder: Holder | None) -> None:
+        self.name = name
+        self.holder = holder
+        who = "another process" if holder is None else holder.who
+        super().__init__(f"{name!r} is held by {who}")
+
+
+class LeadershipLost(Exception):
+    """The lease ran out or was taken over (a Redis failover, a long pause): the holder must
+    stop before its next destructive step."""
+
+
+class Leadership(Protocol):
+    """A held leadership. Renewed in the background for as long as it is held."""
+
+    token: str  # unique to this holding; claims (`Vouches.claim`) are valid while it lasts
+
+    def check(self) -> None:
+        """Raise LeadershipLost unless the lease is certainly still ours right now: its last
+        renewal is younger than a third of the lease and nothing said it was lost."""
+        ...
+
+
+class Vouches(Protocol):
+    """Per-digest records that keep content from the garbage collector (docs/gc.md).
+
+    Every time is the coordinator's own clock (`now`): Redis's TIME, so hosts' clocks never
+    matter; the local clock for the local coordinator. Digests are `<algorithm>:<hex>` texts.
+
+    A digest's record holds when the registry last vouched for it, until when a write that
+    will name it is pinned, and whether the collector has claimed it (to delete it). A claim
+    is valid for as long as the leadership whose token it carries; a holder that died leaves
+    claims that count as absent. The horizon is the time since which vouches are complete:
+    set when the records were first used (so a Redis that lost its data protects everything
+    again for a grace window), and raised by `prune`.
+    """
+
+    async def now(self) -> float:
+        """The coordinator's clock, in seconds since the epoch."""
+        ...
+
+    async def vouch(self, digests: Sequence[str]) -> list[bool]:
+        """Record that the registry vouches for each digest now (an upload completed, a HEAD
+        answered 200, a mount 201); False, with nothing recorded, for one that a valid claim
+        holds: the caller then answers as if it were gone. One round trip for all."""
+        ...
+
+    async def pin(self, digests: Sequence[str], seconds: float) -> list[bool]:
+        """Vouch for each digest now and keep it from claims for `seconds` (a write that will
+        name or store it is in progress); False for one that a valid claim holds."""
+        ...
+
+    async def claim(self, digests: Sequence[str], cutoff: float, token: str) -> list[str]:
+        """The collector, holding the leadership whose token is `token`: claim the digests
+        that are not pinned now and whose last vouch is before `cutoff` (or, with no record,
+        when the horizon is not after `cutoff`); return those claimed. Atomic per digest
+        against `vouch` and `pin`."""
+        ...
+
+    async def release(self, digests: Sequence[str]) -> None:
+        """The collector deleted the claimed content: forget the digests' records."""
+        ...
+
+    async def prune(self, before: float) -> int:
+        """Forget records whose last vouch is before `before` and that are neither pinned nor
+        claimed; the horizon becomes at least `before`. Returns how many were forgotten."""
+        ...
+
+    async def horizon(self) -> float:
+        """Since when vouches are complete (see the class)."""
+        ...
+
+    async def generation(self) -> int:
+        """A number that changes every time the collector deleted content: processes that
+        remember facts about blobs (sizes, S3 aliases) forget them when it changed."""
+        ...
+
+    async def advance(self) -> int:
+        """The collector deleted content: change the generation."""
+        ...
 
 
 class Index(Protocol):
@@ -93,6 +187,11 @@ class Index(Protocol):
         """Not ready any more: the next request starts a rebuild."""
         ...
 
+    async def drop_repository(self, name: str) -> bool:
+        """The collector emptied the repository: forget it, atomically only if it has no tag
+        and no blob link in the index any more (a push that came meanwhile keeps it)."""
+        ...
+
 
 class Coordinator(Protocol):
     name: str
@@ -111,6 +210,22 @@ class Coordinator(Protocol):
     async def put_session(self, session_id: str, record: bytes) -> None: ...
 
     async def delete_session(self, session_id: str) -> None: ...
+
+    def vouches(self, store: str) -> Vouches:
+        """The vouch records of the store named `store` (see `index`)."""
+        ...
+
+    def leadership(
+        self, name: str, who: str, *, wait: float = 0.0
+    ) -> AbstractAsyncContextManager[Leadership]:
+        """Lead `name` (one garbage collector per store): a lease that is renewed while held
+        and ends when its holder dies (Redis: after the lease; local: at once, flock).
+        LeaderBusy when another holds it, after waiting up to `wait` seconds for it."""
+        ...
+
+    async def session_ids(self) -> list[str]:
+        """Ids of the live upload sessions (for the collector: their data is in use)."""
+        ...
 
     async def expired_sessions(self) -> list[str]:
         """Ids of sessions that expired (unknown to `get_session`) but whose records are still

@@ -7,7 +7,7 @@ Every write is atomic: a reader sees the old object or the new one, never a part
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +36,24 @@ class Incoming:
 
     chunks: AsyncIterable[bytes]
     observe: Callable[[bytes], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """An object found by `walk`: its key (relative, like every key), size and last write."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Leftovers:
+    """What `sweep_leftovers` removed (or, in a dry run, would remove)."""
+
+    objects: int = 0  # completed data objects that no blob names
+    uploads: int = 0  # store-level upload state (S3 multipart uploads) of no live upload
+    bytes: int = 0
 
 
 class StorageDriver(Protocol):
@@ -115,6 +133,40 @@ class StorageDriver(Protocol):
 
     async def move(self, source: str, target: str) -> None:
         """Make `source`'s bytes visible at `target` atomically; `source` disappears."""
+        ...
+
+    # --- maintenance (garbage collection): never on a request path
+
+    def walk(self, prefix: str) -> AsyncIterator[list[Listed]]:
+        """Every object under `prefix`, at any depth, in pages (of up to 1,000), in no
+        particular order: the listing is streamed, never held whole. An alias (S3) is listed
+        as itself (size 0): `delete_blobs` knows what it stands for."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove small objects (links, records); absent ones are fine. Batched (S3:
+        DeleteObjects, 1,000 keys a request, batches concurrently)."""
+        ...
+
+    async def delete_blobs(self, keys: Sequence[str]) -> int:
+        """Remove blob objects with whatever stands behind them (S3: an alias's data object);
+        absent ones are fine. Returns the bytes freed."""
+        ...
+
+    async def sweep_leftovers(
+        self, live_uploads: Collection[str], before: float, *, dry_run: bool = False
+    ) -> Leftovers:
+        """Remove what failed or abandoned uploads left at the store level that nothing names
+        and that is older than `before`: S3's completed data objects that no alias names (a
+        crash between CompleteMultipartUpload and the alias), and multipart uploads that
+        belong to no live upload. `live_uploads` are the upload data keys
+        (`paths.upload_data`) of the uploads live when the caller asked, which must be
+        before this call: whatever their commits make stays. The filesystem has none."""
+        ...
+
+    def forget_cached(self) -> None:
+        """Drop what this process remembers about objects (S3: aliases): the collector
+        deleted some."""
         ...
 
 
