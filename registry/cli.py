@@ -1,4 +1,4 @@
-"""`simple-registry serve | check-config | genhash | version`.
+"""`simple-registry serve | gc | check-config | genhash | version`.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
 """
@@ -21,6 +21,8 @@ USAGE = """usage: simple-registry <command> [flags]
 
 commands:
   serve         run the registry (simple-registry serve -h for its flags)
+  gc            delete what nothing references, while the registry serves (gc -h);
+                garbage-collect is the same, with the seed project's flag spellings too
   check-config  validate the YAML manifests of -cfgdir folders; -explain USER REPO
   genhash       print the bcrypt hash of a password read from the terminal or stdin
   version       print the version
@@ -36,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "serve":
             return _serve(rest)
+        if command in ("gc", "garbage-collect"):
+            from registry.gc.command import gc_main
+
+            return gc_main(rest, command)
         if command == "check-config":
             from registry.check_config import check_config
 

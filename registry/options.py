@@ -181,7 +181,10 @@ class Declared:
 
     @property
     def env_name(self) -> str | None:
-        return ENV_PREFIX + self.flag.upper() if self.flag and self.env else None
+        """`SIMPLE_REGISTRY_` and the flag in capitals, a dash as an underscore."""
+        if not self.flag or not self.env:
+            return None
+        return ENV_PREFIX + self.flag.upper().replace("-", "_")
 
 
 def _kind(info: FieldInfo) -> type:
@@ -616,6 +619,11 @@ def flag_value(opt: Declared, text: str) -> object:
         if parsed is None:
             raise ValueError(f"not a boolean: {text!r}")
         return parsed
+    if opt.duration is not None:
+        seconds = seconds_of(text.strip())
+        if seconds is None:
+            raise ValueError(f"-{opt.flag} must be {DURATION_HINT}, not {text!r}")
+        return text.strip()  # as in YAML: the model reads it, checks its range and fraction
     if opt.kind is int:
         number = whole_number(text.strip())
         if number is None:

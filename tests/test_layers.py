@@ -42,6 +42,7 @@ RANKS = {
     "startup": 8,
     "check_config": 8,
     "server": 9,
+    "gc": 9,
     "cli": 10,
     "__main__": 11,
     "__init__": 11,

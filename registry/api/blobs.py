@@ -41,8 +41,10 @@ class Blob(HTTPEndpoint):
         return StreamingResponse(found, status_code=answer.status, headers=answer.headers)
 
     async def head(self, request: Request) -> Response:
-        """The headers of the GET, from the index and the size alone: the store is not read."""
-        answer = await _described(request)
+        """The headers of the GET, from the index and the size alone: the store is not read.
+        A 200 vouches for the blob (docs/gc.md): a client that found it may name it in a
+        manifest within the garbage collector's grace window."""
+        answer = await _described(request, vouch=True)
         return Response(status_code=answer.status, headers=answer.headers)
 
     async def delete(self, request: Request) -> Response:
@@ -54,13 +56,14 @@ class Blob(HTTPEndpoint):
         return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
 
 
-async def _described(request: Request) -> _Answer:
+async def _described(request: Request, *, vouch: bool = False) -> _Answer:
     """The checks and headers of a GET or HEAD: the reader's right, the link, the range."""
     name = repository(request)
     svc = services(request)
     await svc.gate.require(request, Need.read("blobs", name, verb=request.method))
     digest = Digest.parse(request.path_params["digest"])
-    size = await svc.registry.blobs.size(name, digest)
+    blobs = svc.registry.blobs
+    size = await (blobs.vouch(name, digest) if vouch else blobs.size(name, digest))
     headers = {
         "Docker-Content-Digest": str(digest),
         "Accept-Ranges": "bytes",

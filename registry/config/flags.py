@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from registry.config import sections
 from registry.config.builtin import with_flag_users
+from registry.config.gc_options import GcSettings
 from registry.config.log_names import FORMATS, LEVELS, default_format
 from registry.config.manifests import load_manifests
 from registry.config.model import Manifests, WebConfig
@@ -70,21 +71,43 @@ def _env_bool(value: str) -> bool:
 
 
 def serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="simple-registry serve",
-        description="Run the registry. Every flag also reads SIMPLE_REGISTRY_<FLAG> "
+    return _parser(
+        "simple-registry serve",
+        "Run the registry. Every flag also reads SIMPLE_REGISTRY_<FLAG> "
         "(e.g. SIMPLE_REGISTRY_DATADIR); a flag on the command line wins over the variable.",
-        allow_abbrev=False,
+        OPTION_MODELS,
     )
-    for model in OPTION_MODELS:
+
+
+def gc_parser(prog: str = "simple-registry gc") -> argparse.ArgumentParser:
+    return _parser(
+        prog,
+        "Delete what nothing references any more (docs/gc.md), while the registry keeps "
+        "serving. Its own flags come first; it also takes every flag of serve, so that one "
+        "configuration serves both (the storage, Redis and -cfgdir ones matter here). Every "
+        "flag also reads SIMPLE_REGISTRY_<FLAG> (a dash as _: SIMPLE_REGISTRY_DRY_RUN).",
+        (GcSettings, *OPTION_MODELS),
+    )
+
+
+def _parser(
+    prog: str, description: str, models: Sequence[type[BaseModel]]
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    for model in models:
         add_flags(parser, model)
     return parser
 
 
-def _picker(argv: Sequence[str], env: Mapping[str, str]) -> Pick:
+def _picker(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    parser: argparse.ArgumentParser | None = None,
+    models: Sequence[type[BaseModel]] = OPTION_MODELS,
+) -> Pick:
     """`pick(flag)`: the flag's text from the command line, else from its variable."""
-    args = serve_parser().parse_args(list(argv))
-    flags = {opt.flag: opt for model in OPTION_MODELS for opt in declared(model) if opt.flag}
+    args = (parser or serve_parser()).parse_args(list(argv))
+    flags = {opt.flag: opt for model in models for opt in declared(model) if opt.flag}
 
     def pick(name: str) -> str | None:
         return flag_text(args, env, flags[name])
@@ -151,16 +174,62 @@ def parse_serve(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
     return settings
 
 
+def parse_gc(
+    argv: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    prog: str = "simple-registry gc",
+) -> tuple[Settings, GcSettings]:
+    """The settings of the store to collect (as `serve` reads them, minus the admin user,
+    which collecting needs none of) and the collection's own options, over `spec.gc`."""
+    env = os.environ if environ is None else environ
+    pick = _picker(argv, env, gc_parser(prog), (GcSettings, *OPTION_MODELS))
+    check = _Problems()
+    cfgdirs = tuple(Path(p) for p in (pick("cfgdir") or "").split(",") if p.strip())
+    manifests = _manifests(pick, cfgdirs, env, check, admin=False)
+    log_level, log_format = check(lambda: _log_settings(pick), ("info", "text"))
+    settings = Settings(
+        datadir=Path(
+            pick("datadir")
+            or manifests.configuration.data_dir
+            or default_of(ServeOptions, "datadir")
+        ),
+        cfgdirs=cfgdirs,
+        redis=check(lambda: _redis_settings(pick, manifests), None),
+        manifests=manifests,
+        s3=check(lambda: _s3_settings(pick, manifests), None),
+        metrics_enabled=False,
+        log_level=log_level,
+        log_format=log_format,
+    )
+    gc = check(lambda: _gc_settings(pick, manifests), GcSettings())
+    check.raise_any()
+    return settings, gc
+
+
+def _gc_settings(pick: Pick, manifests: Manifests) -> GcSettings:
+    """The collection's flags (and variables) over `spec.gc` of the Configuration."""
+    values = _section(manifests, "gc", GcSettings) | _flag_values(pick, GcSettings)
+    return _built(GcSettings, values)
+
+
 def _manifests(
-    pick: Pick, cfgdirs: tuple[Path, ...], env: Mapping[str, str], check: _Problems
+    pick: Pick,
+    cfgdirs: tuple[Path, ...],
+    env: Mapping[str, str],
+    check: _Problems,
+    *,
+    admin: bool = True,
 ) -> Manifests:
-    """The manifests, plus the admin (and anonymous) users that the flags define; without
-    manifests in error, whose users are unknown."""
+    """The manifests, plus (with `admin`) the admin (and anonymous) users that the flags
+    define; without manifests in error, whose users are unknown."""
     loaded = check(lambda: load_manifests(cfgdirs, env) if cfgdirs else Manifests(), None)
-    admin = _admin(pick, cfgdirs, check)
-    if loaded is None or admin is None:
+    if not admin:
         return loaded or Manifests()
-    return check(lambda: _with_admin(loaded, admin), loaded)
+    admin_user = _admin(pick, cfgdirs, check)
+    if loaded is None or admin_user is None:
+        return loaded or Manifests()
+    return check(lambda: _with_admin(loaded, admin_user), loaded)
 
 
 def _admin(pick: Pick, cfgdirs: tuple[Path, ...], check: _Problems) -> _Admin | None:
@@ -417,4 +486,4 @@ def _checked_addr(addr: str, flag: str) -> str:
     return addr
 
 
-__all__ = ["ENV_PREFIX", "OPTION_MODELS", "parse_serve", "serve_parser"]
+__all__ = ["ENV_PREFIX", "OPTION_MODELS", "gc_parser", "parse_gc", "parse_serve", "serve_parser"]

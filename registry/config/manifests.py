@@ -82,7 +82,7 @@ KINDS = ("Configuration", "User", "Role", "RoleBinding", "PullThroughCache", "To
 SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
 # Settings accepted for features not built yet: each one given is ignored with a warning, so
 # that nobody believes a setting took effect. Remove an entry when its feature exists.
-NOT_BUILT = {"proxy": "the pull-through cache", "gc": "garbage collection"}
+NOT_BUILT = {"proxy": "the pull-through cache"}
 ANONYMOUS = "anonymous"
 
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")

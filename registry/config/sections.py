@@ -1,11 +1,11 @@
-"""The typed sections of a Configuration: `storage.s3`, `redis` and `metrics`.
+"""The typed sections of a Configuration: `storage.s3`, `redis`, `metrics` and `gc`.
 
 Each section is an options model declared next to what uses it (`S3Settings` beside the S3
 driver, `RedisSettings` beside the Redis coordinator, `MetricsSettings` with the server's own
 options). Their fields are checked where the YAML is read, so that a mistake names its file and
 document like every other manifest error; `flags` later turns the merged sections, under the
-command-line flags, into `Settings`. The sections of features not built yet (`proxy`, `gc`)
-stay plain mappings.
+command-line flags, into `Settings`. The section of the feature not built yet (`proxy`)
+stays a plain mapping.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from registry.config.gc_options import GcSettings
 from registry.config.serve_options import MetricsSettings
 from registry.coord.redis_options import RedisSettings
 from registry.options import SectionError, declared, section_errors, type_name, unknown_field
@@ -21,12 +22,17 @@ from registry.storage.s3_options import S3Settings
 
 # `storage` holds one mapping per driver; the filesystem driver needs no section of its own.
 STORAGE_DRIVERS: dict[str, type[BaseModel]] = {"s3": S3Settings}
-MODELS: dict[str, type[BaseModel]] = {"redis": RedisSettings, "metrics": MetricsSettings}
+MODELS: dict[str, type[BaseModel]] = {
+    "redis": RedisSettings,
+    "metrics": MetricsSettings,
+    "gc": GcSettings,
+}
 # Each typed section by its path under `spec`, in the order docs and summaries list them.
 TYPED: tuple[tuple[str, type[BaseModel]], ...] = (
     ("redis", RedisSettings),
     ("storage.s3", S3Settings),
     ("metrics", MetricsSettings),
+    ("gc", GcSettings),
 )
 
 

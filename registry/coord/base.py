@@ -93,11 +93,22 @@ class Vouches(Protocol):
         name or store it is in progress); False for one that a valid claim holds."""
         ...
 
+    async def unpin(self, digests: Sequence[str]) -> None:
+        """The write that pinned the digests is done (visible): vouch for them now, and one
+        pin less each. Pins are counted, so another write's pin on the same digest still
+        holds; a pin whose writer died runs out at its time, and a pin taken after every pin
+        of a digest ran out starts the count afresh."""
+        ...
+
     async def claim(self, digests: Sequence[str], cutoff: float, token: str) -> list[str]:
         """The collector, holding the leadership whose token is `token`: claim the digests
         that are not pinned now and whose last vouch is before `cutoff` (or, with no record,
         when the horizon is not after `cutoff`); return those claimed. Atomic per digest
         against `vouch` and `pin`."""
+        ...
+
+    async def claimable(self, digests: Sequence[str], cutoff: float) -> list[str]:
+        """What `claim` would take now, without writing anything (a dry run)."""
         ...
 
     async def release(self, digests: Sequence[str]) -> None:

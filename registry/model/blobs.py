@@ -10,8 +10,10 @@ from typing import TypeVar
 
 from cachetools import LRUCache
 
+from registry.coord.base import Vouches
 from registry.model import paths
 from registry.model.index import Lookup
+from registry.model.protection import Generation, Pins
 from registry.oci.digests import Digest
 from registry.oci.errors import BlobUnknown
 from registry.storage.base import ObjectNotFound, StorageDriver
@@ -34,21 +36,31 @@ class Redirect:
 
 class Blobs:
     def __init__(
-        self, storage: StorageDriver, lookup: Lookup, redirect_seconds: int | None = None
+        self,
+        storage: StorageDriver,
+        lookup: Lookup,
+        vouches: Vouches,
+        generation: Generation,
+        redirect_seconds: int | None = None,
     ) -> None:
         """`redirect_seconds`: send pulls to the store itself with URLs valid that long, where
-        the store can give them (see `StorageDriver.url_for`); None serves every byte here."""
+        the store can give them (see `StorageDriver.url_for`); None serves every byte here.
+        `vouches` and `generation`: the garbage collector's side (see `protection`)."""
         self._storage = storage
         self._lookup = lookup
+        self._vouches = vouches
+        self._generation = generation
         self._redirect_seconds = redirect_seconds
         # Sizes by digest: content under a digest never changes, so a remembered size is
         # right for as long as the blob exists, and a blob is only ever deleted after every
         # link to it. A pull then costs one existence check (the link, from the index where
         # there is one) and the read. Least recently used out first; event loop only.
         self._sizes: LRUCache[Digest, int] = LRUCache(SIZES_KEPT)
+        generation.on_change(self._sizes.clear)
 
     async def size(self, name: str, digest: Digest) -> int:
         """Size of a blob linked in `name`; BLOB_UNKNOWN when it is not."""
+        await self._generation.check()
         known = self._sizes.get(digest)
         if known is not None:
             if not await self._lookup.linked(name, digest):
@@ -65,6 +77,15 @@ class Blobs:
     def remember(self, digest: Digest, size: int) -> None:
         self._sizes[digest] = size
 
+    async def vouch(self, name: str, digest: Digest) -> int:
+        """A `HEAD`'s answer: the blob's size, vouched for, so that the garbage collector
+        keeps it for a grace window; BLOB_UNKNOWN when it is not linked, or when the
+        collector is deleting it (then it is as good as gone)."""
+        size = await self.size(name, digest)
+        if not (await self._vouches.vouch([str(digest)]))[0]:
+            raise BlobUnknown(detail={"digest": str(digest)})
+        return size
+
     async def linked(self, name: str, digest: Digest) -> bool:
         try:
             await self.size(name, digest)
@@ -75,6 +96,7 @@ class Blobs:
     async def first_missing(self, name: str, digests: Iterable[Digest]) -> Digest | None:
         """The first of `digests` that `name` does not hold (no link, or no content), None
         when it holds them all: what a manifest PUT checks. Each digest is checked once."""
+        await self._generation.check()
         return await first_failing(list(dict.fromkeys(digests)), lambda b: self._held(name, b))
 
     async def _held(self, name: str, batch: list[Digest]) -> list[bool]:
@@ -102,6 +124,7 @@ class Blobs:
         is away must give a 503 and a missing object a 404, not a 200 cut short.
         """
         key = paths.blob(digest)
+        await self._generation.check()
         with _content_of(digest):
             if self._redirect_seconds is not None:
                 url = await self._storage.url_for(key, self._redirect_seconds)
@@ -132,7 +155,26 @@ class Blobs:
         source: str | None,
         may_read: Callable[[str], Awaitable[bool]],
     ) -> bool:
-        """Link a blob another repository holds; without `source`, any readable holder works."""
+        """Link a blob another repository holds; without `source`, any readable holder works.
+
+        Pinned first, so the garbage collector cannot delete it between the check and the
+        link; a blob it is deleting is not mounted (the client uploads it instead)."""
+        pins = Pins(self._vouches, [digest])
+        if await pins.take() is not None:
+            return False
+        try:
+            return await self._mount_pinned(name, digest, source, may_read, pins)
+        finally:
+            await pins.done()
+
+    async def _mount_pinned(
+        self,
+        name: str,
+        digest: Digest,
+        source: str | None,
+        may_read: Callable[[str], Awaitable[bool]],
+        pins: Pins,
+    ) -> bool:
         if source is not None:
             candidates = [source]
         else:
@@ -142,6 +184,7 @@ class Blobs:
             if candidate != name and not await may_read(candidate):
                 continue
             if await self.linked(candidate, digest):
+                pins.check()
                 await self.link(name, digest)
                 return True
         return False

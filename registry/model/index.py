@@ -32,6 +32,7 @@ from registry.coord.base import (
     LockTimeout,
 )
 from registry.model import paths
+from registry.model.protection import Generation
 from registry.oci.digests import Digest
 from registry.storage.base import StorageDriver, StorageUnavailable, read_optional
 
@@ -58,15 +59,20 @@ REBUILD_PAUSE = 5.0  # seconds between attempts of one process, after one that d
 
 
 class Lookup:
-    def __init__(self, storage: StorageDriver, coord: Coordinator, store: str) -> None:
+    def __init__(
+        self, storage: StorageDriver, coord: Coordinator, store: str, generation: Generation
+    ) -> None:
         self._storage = storage
+        self._generation = generation
         self._coord = coord
         self._index = coord.index(store)
         self._rebuild_lock = f"index-rebuild:{store}"
         # Added already: a blob push to a known repository costs no Redis round trip. Safe
         # to remember, because an index that loses it is not ready and gets rebuilt from
         # storage, where the repository is. Least recently used out first; event loop only.
+        # The garbage collector drops emptied repositories from the index: forget them then.
         self._known: LRUCache[str, bool] = LRUCache(KNOWN_LIMIT)
+        generation.on_change(self._known.clear)
         self._rebuild: asyncio.Task[None] | None = None
         self._next_rebuild = 0.0  # monotonic time before which no new attempt starts
 
@@ -96,9 +102,9 @@ class Lookup:
         found = await self._indexed(lambda index: index.tags(name))
         if found is not MISS:
             return found
-        if not await self._stored_exists(name):
+        if not await self.stored_exists(name):
             return None
-        return await self._stored_tags(name)
+        return await self.stored_tags(name)
 
     async def tag_names(self, name: str) -> list[str] | None:
         """Tag names only: from storage this is one listing, no reads."""
@@ -106,7 +112,7 @@ class Lookup:
         if found is not MISS:
             return None if found is None else list(found)
         names = await self._storage.list(paths.tags(name))
-        if not names and not await self._stored_exists(name):
+        if not names and not await self.stored_exists(name):
             return None
         return names
 
@@ -181,9 +187,20 @@ class Lookup:
             await self._index.delete_tag(name, tag)
 
     async def repository_added(self, name: str) -> None:
-        if self._index is not None and name not in self._known:
+        if self._index is None:
+            return
+        await self._generation.check()
+        if name not in self._known:
             await self._index.add_repository(name)
             self._remember(name)
+
+    async def forget_empty(self, name: str) -> bool:
+        """The garbage collector emptied the repository in storage: the index forgets it too,
+        unless a push linked or tagged something there meanwhile. True when it is gone."""
+        self._known.pop(name, None)
+        if self._index is None:
+            return True
+        return await self._index.drop_repository(name)
 
     def _remember(self, name: str) -> None:
         self._known[name] = True
@@ -222,7 +239,7 @@ class Lookup:
                 while True:
                     for name in pending:
                         tags, links = await asyncio.gather(
-                            self._stored_tags(name), self._stored_links(name)
+                            self.stored_tags(name), self._stored_links(name)
                         )
                         await index.replace_repository(name, tags, links)
                     pending = await index.take_dirty()
@@ -234,11 +251,13 @@ class Lookup:
 
     # --- storage
 
-    async def _stored_exists(self, name: str) -> bool:
+    async def stored_exists(self, name: str) -> bool:
+        """Whether storage holds anything of the repository (links, manifests, tags)."""
         children = await self._storage.list(paths.repository(name))
         return any(marker in children for marker in _MARKERS)
 
-    async def _stored_tags(self, name: str) -> dict[str, bytes]:
+    async def stored_tags(self, name: str) -> dict[str, bytes]:
+        """Every tag with its record, from storage (the record), never from the index."""
         names = await self._storage.list(paths.tags(name))
         reads = (read_optional(self._storage, paths.tag(name, t)) for t in names)
         records = await asyncio.gather(*reads)

@@ -14,10 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from registry.coord.base import Vouches
 from registry.model import paths
 from registry.model.blobs import Blobs, first_failing
 from registry.model.cache import ContentCache
 from registry.model.index import Lookup
+from registry.model.protection import Pins
 from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import (
     DigestInvalid,
@@ -55,10 +57,13 @@ class Stored:
 
 
 class Manifests:
-    def __init__(self, storage: StorageDriver, blobs: Blobs, lookup: Lookup) -> None:
+    def __init__(
+        self, storage: StorageDriver, blobs: Blobs, lookup: Lookup, vouches: Vouches
+    ) -> None:
         self._storage = storage
         self._blobs = blobs
         self._lookup = lookup
+        self._vouches = vouches
         self._cache = ContentCache()
 
     async def resolve(self, name: str, reference: str) -> ManifestRef:
@@ -96,12 +101,20 @@ class Manifests:
         else:
             digest = Digest.of(body)
         manifest = await _parsed(body, content_type)
-        await self._check_references(name, manifest)
-
-        ref = ManifestRef(digest, manifest.media_type, len(body))
-        if await self._storage.size(paths.blob(digest)) != len(body):
-            await self._storage.write(paths.blob(digest), body)
-        await self._link(name, ref, manifest, tag)
+        # Pinned before they are checked, and the manifest itself before it is stored, so
+        # that the garbage collector deletes none of them until the manifest is visible to
+        # its next mark (docs/gc.md); one it is deleting counts as missing already.
+        pins = Pins(self._vouches, _references(manifest), stored=digest)
+        await _refuse_claimed(await pins.take(), manifest)
+        try:
+            await self._check_references(name, manifest)
+            ref = ManifestRef(digest, manifest.media_type, len(body))
+            if await self._storage.size(paths.blob(digest)) != len(body):
+                await self._storage.write(paths.blob(digest), body)
+            pins.check()
+            await self._link(name, ref, manifest, tag)
+        finally:
+            await pins.done()
         return Stored(ref, manifest)
 
     async def _link(self, name: str, ref: ManifestRef, manifest: Manifest, tag: str | None) -> None:
@@ -157,7 +170,7 @@ class Manifests:
             for tag, record in ((await self._lookup.tags(name)) or {}).items():
                 if ManifestRef.decode(record) == ref:
                     await self._delete_tag(name, tag, naming=ref)
-            subject = _subject_of(await self._storage.read(paths.blob(digest)))
+            subject = subject_of(await self._storage.read(paths.blob(digest)))
             if subject is not None:
                 await self._storage.delete(paths.referrer(name, subject, digest))
             if not await self._storage.delete(paths.revision(name, digest)):
@@ -203,6 +216,25 @@ async def _parsed(body: bytes, content_type: str | None) -> Manifest:
     return await asyncio.to_thread(parse_manifest, body, content_type)
 
 
+def _references(manifest: Manifest) -> list[Digest]:
+    """What a manifest needs to be in its repository: its blobs and child manifests."""
+    blobs = (d.digest for d in manifest.blobs if d.distributable)
+    return [*blobs, *(d.digest for d in manifest.children)]
+
+
+async def _refuse_claimed(claimed: Digest | None, manifest: Manifest) -> None:
+    """A reference the garbage collector is deleting fails the PUT as a missing one would."""
+    if claimed is None:
+        return
+    if any(d.digest == claimed for d in manifest.children):
+        raise ManifestChildUnknown(
+            f"manifest {claimed} is being garbage collected", detail={"digest": str(claimed)}
+        )
+    raise ManifestBlobUnknown(
+        f"blob {claimed} is being garbage collected", detail={"digest": str(claimed)}
+    )
+
+
 def _referrer_descriptor(ref: ManifestRef, manifest: Manifest) -> dict[str, Any]:
     descriptor: dict[str, Any] = {
         "mediaType": ref.media_type,
@@ -216,7 +248,7 @@ def _referrer_descriptor(ref: ManifestRef, manifest: Manifest) -> dict[str, Any]
     return descriptor
 
 
-def _subject_of(body: bytes) -> Digest | None:
+def subject_of(body: bytes) -> Digest | None:
     """The subject of a stored manifest (it passed validation when it was put)."""
     try:
         subject = parse_manifest(body, None).subject

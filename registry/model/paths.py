@@ -44,7 +44,11 @@ def layers(name: str) -> str:
 
 def revision(name: str, digest: Digest) -> str:
     """The repository's link to a manifest it holds, by the manifest's digest."""
-    return f"{repository(name)}/_manifests/revisions/{_by_digest(digest)}"
+    return f"{revisions(name)}/{_by_digest(digest)}"
+
+
+def revisions(name: str) -> str:
+    return f"{repository(name)}/_manifests/revisions"
 
 
 def tag(name: str, tag: str) -> str:

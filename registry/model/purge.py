@@ -59,16 +59,18 @@ async def purge_expired_uploads(
     *,
     expiry: float = DEFAULT_SESSION_TTL,
     now: float | None = None,
+    dry_run: bool = False,
 ) -> Purged:
-    """Remove expired sessions and idle upload data without a session; see the module."""
+    """Remove expired sessions and idle upload data without a session; see the module.
+    `dry_run` counts what would go and removes nothing."""
     before = (time.time() if now is None else now) - expiry
     purged = Purged()
     expired = {i for i in await coord.expired_sessions() if valid_id(i)}
     for upload_id in expired:
-        await _purge(storage, coord, upload_id, None, purged)
+        await _purge(storage, coord, upload_id, None, purged, dry_run)
     for upload_id in await storage.list(paths.UPLOADS):
         if valid_id(upload_id) and upload_id not in expired:  # a busy one counts once
-            await _purge(storage, coord, upload_id, before, purged)
+            await _purge(storage, coord, upload_id, before, purged, dry_run)
     return purged
 
 
@@ -78,6 +80,7 @@ async def _purge(
     upload_id: str,
     before: float | None,
     purged: Purged,
+    dry_run: bool = False,
 ) -> None:
     """Remove one upload unless its record is live or (with `before`) its data is newer."""
     try:
@@ -87,7 +90,8 @@ async def _purge(
             size = await _idle_size(storage, upload_id, before)
             if size is None:
                 return
-            await discard(storage, coord, upload_id, None)
+            if not dry_run:
+                await discard(storage, coord, upload_id, None)
     except LockTimeout:
         purged.busy += 1
         return

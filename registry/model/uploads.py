@@ -15,9 +15,10 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from registry.coord.base import Coordinator, LockTimeout
+from registry.coord.base import Coordinator, LockTimeout, Vouches
 from registry.model import paths
 from registry.model.blobs import Blobs
+from registry.model.protection import pin_for_writing
 from registry.oci.digests import Digest
 from registry.oci.errors import (
     BlobUploadUnknown,
@@ -72,10 +73,13 @@ class Session:
 
 
 class Uploads:
-    def __init__(self, storage: StorageDriver, coord: Coordinator, blobs: Blobs) -> None:
+    def __init__(
+        self, storage: StorageDriver, coord: Coordinator, blobs: Blobs, vouches: Vouches
+    ) -> None:
         self._storage = storage
         self._coord = coord
         self._blobs = blobs
+        self._vouches = vouches
 
     async def start(self, name: str, owner: str) -> Session:
         session = Session(id=uuid.uuid4().hex, name=name, owner=owner, started=time.time())
@@ -178,7 +182,19 @@ class Uploads:
 
         incoming = Incoming(chunks, hasher.update)
         size = await self._storage.write_verified(paths.blob(digest), incoming, verify)
-        await self._blobs.link(name, digest)
+        # Pinned once the bytes are in (a long body must not outlast its pin). Had the garbage
+        # collector been deleting an old copy meanwhile, the pin waited for it to finish, and
+        # the content may have gone with it: then the client uploads again.
+        pins = await pin_for_writing(self._vouches, digest)
+        try:
+            if await self._storage.size(paths.blob(digest)) != size:
+                raise Unavailable(
+                    f"blob {digest} was garbage collected as it arrived; upload it again"
+                )
+            pins.check()
+            await self._blobs.link(name, digest)
+        finally:
+            await pins.done()
         self._blobs.remember(digest, size)
 
     async def _write(self, session: Session, chunks: AsyncIterable[bytes]) -> None:
@@ -216,15 +232,23 @@ class Uploads:
         return hasher.hexdigest()
 
     async def _commit(self, upload_id: str, state: bytes | None, name: str, digest: Digest) -> None:
+        """Pinned throughout (see `protection`): the garbage collector never deletes the blob
+        between the check that it is stored and the link."""
         key = paths.upload_data(upload_id)
-        if await self._storage.size(paths.blob(digest)) is not None:
-            await self._blobs.link(name, digest)  # stored already: drop this copy
+        pins = await pin_for_writing(self._vouches, digest)
+        try:
+            stored = await self._storage.size(paths.blob(digest)) is not None
+            if not stored:
+                # `complete` consumes the upload and its driver state (S3: the multipart
+                # upload, staged tails, the scratch key); what may remain is its folder.
+                await self._storage.complete(key, state, paths.blob(digest))
+            pins.check()
+            await self._blobs.link(name, digest)
+        finally:
+            await pins.done()
+        if stored:  # stored already: drop this copy
             await self._discard(upload_id, state)
             return
-        # `complete` consumes the upload and its driver state (S3: the multipart upload,
-        # staged tails, the scratch key); what may remain is the upload's folder.
-        await self._storage.complete(key, state, paths.blob(digest))
-        await self._blobs.link(name, digest)
         await self._storage.delete_prefix(paths.upload_dir(upload_id))
         await self._coord.delete_session(upload_id)
 

@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
-from registry.coord.base import Coordinator, CoordinatorUnavailable, Index, LockTimeout
+from registry.coord.base import (
+    Coordinator,
+    CoordinatorUnavailable,
+    Index,
+    Leadership,
+    LockTimeout,
+    Vouches,
+)
 from registry.observe.metrics import (
     COORDINATOR_ACTION,
     COORDINATOR_ERRORS,
@@ -25,7 +32,9 @@ from registry.observe.metrics import (
 
 SESSION_ACTIONS = ("get_session", "put_session", "delete_session")
 INDEX_ACTIONS = ("index_read", "index_write", "index_rebuild")
-ACTIONS = ("lock", *SESSION_ACTIONS, *INDEX_ACTIONS)
+# Vouches, pins and the collector's generation (request path), and the collector's own calls.
+VOUCH_ACTIONS = ("vouch", "collect")
+ACTIONS = ("lock", *SESSION_ACTIONS, *INDEX_ACTIONS, *VOUCH_ACTIONS)
 T = TypeVar("T")
 
 
@@ -39,7 +48,8 @@ class InstrumentedCoordinator:
         self._lock_timeouts = LOCK_TIMEOUTS.labels(self.name)
         self._errors = {a: COORDINATOR_ERRORS.labels(self.name, a) for a in ACTIONS}
         self._seconds = {
-            a: COORDINATOR_ACTION.labels(self.name, a) for a in (*SESSION_ACTIONS, *INDEX_ACTIONS)
+            a: COORDINATOR_ACTION.labels(self.name, a)
+            for a in (*SESSION_ACTIONS, *INDEX_ACTIONS, *VOUCH_ACTIONS)
         }
 
     def __repr__(self) -> str:
@@ -92,6 +102,65 @@ class InstrumentedCoordinator:
 
     async def expired_sessions(self) -> list[str]:
         return await self.inner.expired_sessions()  # the purge's, off the request path
+
+    async def session_ids(self) -> list[str]:
+        return await self.inner.session_ids()  # the collector's, off the request path
+
+    def vouches(self, store: str) -> Vouches:
+        return InstrumentedVouches(self.inner.vouches(store), self._timed)
+
+    def leadership(
+        self, name: str, who: str, *, wait: float = 0.0
+    ) -> AbstractAsyncContextManager[Leadership]:
+        return self.inner.leadership(name, who, wait=wait)
+
+
+class InstrumentedVouches:
+    """Vouches, pins and generation looks as `vouch` (they are on the request path); the
+    collector's claims, releases and prunes as `collect`."""
+
+    def __init__(
+        self, inner: Vouches, timed: Callable[[str], contextlib.AbstractContextManager[None]]
+    ) -> None:
+        self.inner = inner
+        self._timed = timed
+
+    async def _as(self, action: str, call: Awaitable[T]) -> T:
+        with self._timed(action):
+            return await call
+
+    async def now(self) -> float:
+        return await self._as("collect", self.inner.now())
+
+    async def vouch(self, digests: Sequence[str]) -> list[bool]:
+        return await self._as("vouch", self.inner.vouch(digests))
+
+    async def pin(self, digests: Sequence[str], seconds: float) -> list[bool]:
+        return await self._as("vouch", self.inner.pin(digests, seconds))
+
+    async def unpin(self, digests: Sequence[str]) -> None:
+        return await self._as("vouch", self.inner.unpin(digests))
+
+    async def claim(self, digests: Sequence[str], cutoff: float, token: str) -> list[str]:
+        return await self._as("collect", self.inner.claim(digests, cutoff, token))
+
+    async def claimable(self, digests: Sequence[str], cutoff: float) -> list[str]:
+        return await self._as("collect", self.inner.claimable(digests, cutoff))
+
+    async def release(self, digests: Sequence[str]) -> None:
+        return await self._as("collect", self.inner.release(digests))
+
+    async def prune(self, before: float) -> int:
+        return await self._as("collect", self.inner.prune(before))
+
+    async def horizon(self) -> float:
+        return await self._as("collect", self.inner.horizon())
+
+    async def generation(self) -> int:
+        return await self._as("vouch", self.inner.generation())
+
+    async def advance(self) -> int:
+        return await self._as("collect", self.inner.advance())
 
 
 class InstrumentedIndex:
@@ -155,3 +224,6 @@ class InstrumentedIndex:
 
     async def invalidate(self) -> None:
         return await self._as("index_write", self.inner.invalidate())
+
+    async def drop_repository(self, name: str) -> bool:
+        return await self._as("index_write", self.inner.drop_repository(name))

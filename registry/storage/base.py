@@ -137,7 +137,7 @@ class StorageDriver(Protocol):
 
     # --- maintenance (garbage collection): never on a request path
 
-    def walk(self, prefix: str) -> AsyncIterator[list[Listed]]:
+    def walk(self, prefix: str) -> AsyncIterator[Sequence[Listed]]:
         """Every object under `prefix`, at any depth, in pages (of up to 1,000), in no
         particular order: the listing is streamed, never held whole. An alias (S3) is listed
         as itself (size 0): `delete_blobs` knows what it stands for."""

@@ -1,0 +1,90 @@
+"""A registry with content, on each backend, and `simple-registry gc` run against its store as
+its own process, exactly as a CronJob runs it (see `Store.gc`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import new_bucket, scaled_flags
+from tests.server import RunningRegistry, start
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass
+class GcRun:
+    returncode: int
+    report: dict[str, Any]
+    stderr: str
+
+    def deleted(self, kind: str) -> int:
+        return int(self.report[kind]["deleted"])
+
+    def items(self) -> list[str]:
+        """The `-v` lines: one per deleted (or deletable) item."""
+        return sorted(
+            line for line in self.stderr.splitlines() if line.startswith(("deleted ", "would "))
+        )
+
+
+@dataclass
+class Store:
+    """One store (a data directory, or a bucket with a Redis), the registries serving it,
+    and the flags with which `gc` finds it."""
+
+    kind: str
+    datadir: Path
+    flags: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    servers: list[RunningRegistry] = field(default_factory=list)
+
+    def serve(self, *extra: str) -> RunningRegistry:
+        server = start(self.datadir, *self.flags[2:], *extra, env=self.env)
+        self.servers.append(server)
+        return server
+
+    def gc(self, *flags: str, expect: int | None = 0) -> GcRun:
+        """Run `simple-registry gc` with `-json`; the status must be `expect` (None: any)."""
+        args = [sys.executable, "-m", "registry", "gc", *self.flags, "-json", *flags]
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLE_REGISTRY_")}
+        environment.update(self.env)
+        done = subprocess.run(args, capture_output=True, text=True, env=environment, timeout=300)
+        if expect is not None:
+            assert done.returncode == expect, done.stderr
+        lines = done.stdout.strip().splitlines()
+        report = json.loads(lines[-1]) if lines else {}
+        return GcRun(done.returncode, report, done.stderr)
+
+
+@pytest.fixture(params=["filesystem", "scaled"])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, scaled_services: tuple[str, str]
+) -> Iterator[Store]:
+    """A store on the filesystem (local coordination) or on S3 (moto) with Redis."""
+    datadir = tmp_path / "data"
+    if request.param == "filesystem":
+        made = Store("filesystem", datadir, ["-datadir", str(datadir)])
+    else:
+        bucket = new_bucket(scaled_services[1])
+        flags = ["-datadir", str(datadir), *scaled_flags(scaled_services, bucket)]
+        made = Store("scaled", datadir, flags, dict(S3_ENV))
+    yield made
+    for server in made.servers:
+        server.stop()
+
+
+@pytest.fixture
+def served(store: Store) -> RunningRegistry:
+    return store.serve()
+
+
+Serve = Callable[..., RunningRegistry]
