@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
-from registry.coord.base import Coordinator, CoordinatorUnavailable, Index, LockTimeout
+from registry.coord.base import (
+    Coordinator,
+    CoordinatorUnavailable,
+    Index,
+    Leadership,
+    LockTimeout,
+    Vouches,
+)
 from registry.observe.metrics import (
     COORDINATOR_ACTION,
     COORDINATOR_ERRORS,
@@ -93,6 +100,17 @@ class InstrumentedCoordinator:
     async def expired_sessions(self) -> list[str]:
         return await self.inner.expired_sessions()  # the purge's, off the request path
 
+    async def session_ids(self) -> list[str]:
+        return await self.inner.session_ids()  # the collector's, off the request path
+
+    def vouches(self, store: str) -> Vouches:
+        return self.inner.vouches(store)  # not timed yet
+
+    def leadership(
+        self, name: str, who: str, *, wait: float = 0.0
+    ) -> AbstractAsyncContextManager[Leadership]:
+        return self.inner.leadership(name, who, wait=wait)
+
 
 class InstrumentedIndex:
     """The index's calls, as three actions: reads on the request path, writes of a push or
@@ -155,3 +173,6 @@ class InstrumentedIndex:
 
     async def invalidate(self) -> None:
         return await self._as("index_write", self.inner.invalidate())
+
+    async def drop_repository(self, name: str) -> bool:
+        return await self._as("index_write", self.inner.drop_repository(name))
