@@ -56,7 +56,9 @@ class LeadershipLost(Exception):
 class Leadership(Protocol):
     """A held leadership. Renewed in the background for as long as it is held."""
 
-    token: str  # unique to this holding; claims (`Vouches.claim`) are valid while it lasts
+    # Unique to this holding, and names the leadership (see `registry.coord.leases`), so that
+    # a claim (`Vouches.claim`) that carries it is valid exactly while the holding lasts.
+    token: str
 
     def check(self) -> None:
         """Raise LeadershipLost unless the lease is certainly still ours right now: its last

@@ -1,13 +1,12 @@
 """Local coordination for the embedded default: flock(2) locks and session files.
 
-flock locks belong to an open file description, so they exclude other processes of the host
-and other coroutines of this process alike. Each lock name has a file of its own (the name's
-hash), so two names never wait for each other: an upload whose client stalls holds only its
-own lock. The holder removes the file when it releases the lock, while still holding it, so
-lock files do not pile up. A waiter may thus get the lock of a file that was removed (or
-replaced by a newer one) meanwhile; having locked, it checks that the path still names the
-file it holds, and starts over otherwise, so at most one process holds the lock of the file
-the name leads to.
+Each lock name has a file of its own (the name's hash), so two names never wait for each
+other: an upload whose client stalls holds only its own lock. The holder removes the file when
+it releases the lock, while still holding it, so lock files do not pile up (see `flocks` for
+how a waiter copes with that).
+
+Vouch records are files under `vouches/` (see `local_vouches`); a leadership is a flock on
+a file under `leaders/` that is never removed (see `local_leader`).
 
 A session file's modification time is its last put: once `session_ttl` (the same default as
 Redis's expiry) has passed, the session is unknown, and `expired_sessions` lists it for the
@@ -18,16 +17,17 @@ purge. Session files are written to a temp file and renamed into place (see
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from registry import tempfiles
-from registry.coord import backoff
-from registry.coord.base import DEFAULT_SESSION_TTL, Index, LockTimeout
+from registry.coord import flocks, local_leader
+from registry.coord.base import DEFAULT_SESSION_TTL, Index, Leadership, Vouches
+from registry.coord.local_vouches import LocalVouches
 
 
 class LocalCoordinator:
@@ -39,17 +39,34 @@ class LocalCoordinator:
         self._locks = root / "locks"
         self._sessions = root / "sessions"
         self._tmp = root / "tmp"
+        self._vouches = root / "vouches"
+        self._leaders = root / "leaders"
         self._session_ttl = session_ttl
-        for path in (self._locks, self._sessions, self._tmp):
+        self._stores: dict[str, LocalVouches] = {}
+        for path in (self._locks, self._sessions, self._tmp, self._vouches, self._leaders):
             path.mkdir(parents=True, exist_ok=True)
 
     def index(self, store: str) -> Index | None:
         return None  # walking the data directory is cheap enough
 
+    def vouches(self, store: str) -> Vouches:
+        """Under a hash of the store's name (see `local_vouches`); one object per store, so
+        it knows the horizon exists after its first look."""
+        found = self._stores.get(store)
+        if found is None:
+            folder = self._vouches / hashlib.sha256(store.encode()).hexdigest()[:16]
+            found = self._stores[store] = LocalVouches(folder, self._leaders, self._tmp)
+        return found
+
+    def leadership(
+        self, name: str, who: str, *, wait: float = 0.0
+    ) -> AbstractAsyncContextManager[Leadership]:
+        return local_leader.lead(self._leaders, name, who, wait)
+
     @contextlib.asynccontextmanager
     async def lock(self, name: str, *, timeout: float = 30.0) -> AsyncIterator[None]:
         path = str(self._locks / hashlib.sha256(name.encode()).hexdigest())
-        fd = await _acquire(path, timeout, name)
+        fd = await flocks.acquire(path, timeout, name)
         try:
             yield
         finally:
@@ -90,14 +107,20 @@ class LocalCoordinator:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._session_path(session_id))
 
+    async def session_ids(self) -> list[str]:
+        return [name for name, expired in self._sessions_by_expiry() if not expired]
+
     async def expired_sessions(self) -> list[str]:
+        return [name for name, expired in self._sessions_by_expiry() if expired]
+
+    def _sessions_by_expiry(self) -> list[tuple[str, bool]]:
+        """Every session file's name, and whether that session has expired."""
         now = time.time()
-        expired = []
+        found = []
         for entry in os.scandir(self._sessions):
             with contextlib.suppress(FileNotFoundError):
-                if self._expired(entry.stat().st_mtime, now):
-                    expired.append(entry.name)
-        return expired
+                found.append((entry.name, self._expired(entry.stat().st_mtime, now)))
+        return found
 
     def _expired(self, put: float, now: float) -> bool:
         return now - put >= self._session_ttl
@@ -105,32 +128,3 @@ class LocalCoordinator:
     def sweep_temp(self) -> tempfiles.Swept:
         """Remove temp session files that a crashed writer left (see `tempfiles`)."""
         return tempfiles.sweep(str(self._tmp))
-
-
-async def _acquire(path: str, timeout: float, name: str) -> int:
-    """Lock the file at `path`, creating it; returns the descriptor that holds the lock."""
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            await _flock(fd, deadline, name)
-        except BaseException:
-            os.close(fd)
-            raise
-        if tempfiles.same_file(fd, path):
-            return fd
-        os.close(fd)  # the holder removed this file as it released it: open the path afresh
-
-
-async def _flock(fd: int, deadline: float, name: str) -> None:
-    """Try without blocking the loop, backing off between tries (see `backoff`)."""
-
-    async def attempt() -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    if not await backoff.retry(attempt, deadline - time.monotonic()):
-        raise LockTimeout(name)

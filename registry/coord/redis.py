@@ -17,6 +17,12 @@ when the lock has run out anyway. A waiter waits at most one lease: by then a de
 lock has expired, so a lock still held is one a live holder keeps renewing, and the request
 is better answered `503` now than after more waiting.
 
+A leadership (one garbage collector per store) is a lock of the same kind under
+`leader:<name>`, whose value is the holder record (`leases.holder_record`: token, who, since)
+rather than a bare token, so that one who finds it taken can say by whom. Its holder checks
+(`Leadership.check`) that a renewal succeeded recently before each destructive step. Vouch
+records are in `redis_vouches`, the tag index in `redis_index`.
+
 Session records expire on their own after `session_ttl`; every put refreshes that.
 
 Redis being unreachable (refused, timed out, failed over, out of pooled connections, wrong
@@ -32,7 +38,9 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -57,10 +65,21 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from registry.coord import backoff
-from registry.coord.base import DEFAULT_SESSION_TTL, CoordinatorUnavailable, Index, LockTimeout
+from registry.coord import backoff, leases
+from registry.coord.base import (
+    DEFAULT_SESSION_TTL,
+    CoordinatorUnavailable,
+    Holder,
+    Index,
+    LeaderBusy,
+    Leadership,
+    LockTimeout,
+    Vouches,
+)
+from registry.coord.leases import Lease, LeasedLeadership
 from registry.coord.redis_index import RedisIndex
 from registry.coord.redis_options import parse_sentinel_url
+from registry.coord.redis_vouches import RedisVouches, VouchScripts, clock
 
 if TYPE_CHECKING:
     from registry.coord.redis_options import RedisSettings
@@ -179,17 +198,32 @@ class RedisCoordinator:
         self._lock_ttl = tuning.lock_ttl
         self._lock_ttl_ms = max(int(tuning.lock_ttl * 1000), 1)
         self._renew_every = tuning.lock_ttl / 3
+        # A leadership is trusted while its last renewal is younger than this: by then the
+        # next renewal is due, and half the lease is still left for the step it guards.
+        self._leader_limit = tuning.lock_ttl / 2
         # Releases retried in the background; referenced here so they are not collected.
         self._releasing: set[asyncio.Task[None]] = set()
         self._acquire_script = client.register_script(_ACQUIRE)
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
+        self._vouch_scripts = VouchScripts(client)
 
-    def index(self, store: str) -> Index | None:
+    def _scope(self, store: str) -> str:
         """Keys under a hash of the store's name, so two registries on different buckets
         can share one Redis (and prefix) without seeing each other's repositories."""
-        scope = hashlib.sha256(store.encode()).hexdigest()[:16]
-        return RedisIndex(self._redis, f"{self._prefix}{scope}:", self._unavailable)
+        return f"{self._prefix}{hashlib.sha256(store.encode()).hexdigest()[:16]}:"
+
+    def index(self, store: str) -> Index | None:
+        return RedisIndex(self._redis, self._scope(store), self._unavailable)
+
+    def vouches(self, store: str) -> Vouches:
+        return RedisVouches(
+            self._redis,
+            self._vouch_scripts,
+            f"{self._scope(store)}vouches",
+            f"{self._prefix}leader:",
+            self._unavailable,
+        )
 
     # --- locks
 
@@ -198,8 +232,16 @@ class RedisCoordinator:
         """Wait at most `timeout`, and never longer than one lease (see the module)."""
         key = f"{self._prefix}lock:{name}"
         token = secrets.token_hex(16)
-        await self._acquire(key, token, name, min(timeout, self._lock_ttl))
-        renewer = asyncio.create_task(self._renew(key, token, name))
+        wait = min(timeout, self._lock_ttl)
+        if not await backoff.retry(lambda: self._try_acquire(key, token, name), wait):
+            raise LockTimeout(name)
+        async with self._renewed(key, token, name, Lease(time.monotonic())):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _renewed(self, key: str, token: str, name: str, lease: Lease) -> AsyncIterator[None]:
+        """Renew the lock in the background while the block runs; release it after."""
+        renewer = asyncio.create_task(self._renew(key, token, name, lease))
         try:
             yield
         finally:
@@ -210,30 +252,28 @@ class RedisCoordinator:
             finally:
                 await asyncio.wait({renewer})
 
-    async def _acquire(self, key: str, token: str, name: str, timeout: float) -> None:
-        """Try, backing off between tries (see `backoff`), until `timeout` runs out."""
+    async def _try_acquire(self, key: str, token: str, name: str) -> bool:
+        """One try: whether the lock is ours now."""
+        try:
+            with self._unavailable():
+                taken = await self._acquire_script(keys=[key], args=[token, self._lock_ttl_ms])
+        except BaseException:
+            # Cancelled or unanswered: the SET may have been carried out, or may still be
+            # when a stalled Redis resumes. Such a lock is nobody's; delete it when it shows.
+            self._release_later(key, token, name, until_deleted=True)
+            raise
+        return bool(taken == 1)
 
-        async def attempt() -> bool:
-            try:
-                with self._unavailable():
-                    taken = await self._acquire_script(keys=[key], args=[token, self._lock_ttl_ms])
-            except BaseException:
-                # Cancelled or unanswered: the SET may have been carried out, or may still be
-                # when a stalled Redis resumes. Such a lock is nobody's; delete it when it shows.
-                self._release_later(key, token, name, until_deleted=True)
-                raise
-            return bool(taken == 1)
-
-        if not await backoff.retry(attempt, timeout):
-            raise LockTimeout(name)
-
-    async def _renew(self, key: str, token: str, name: str) -> None:
+    async def _renew(self, key: str, token: str, name: str, lease: Lease) -> None:
         """Extend the lease every third of it for as long as the lock is held; after a
-        failure, again soon (backing off), while the lease may still be running."""
+        failure, again soon (backing off), while the lease may still be running. `lease`
+        learns when the last renewal that succeeded was sent, and whether one found the
+        lock lost."""
         delay = self._renew_every
         retries = backoff.delays(RETRY_FIRST, RETRY_CAP)
         while True:
             await asyncio.sleep(delay)
+            sent = time.monotonic()
             try:
                 with self._unavailable():
                     renewed = await self._renew_script(keys=[key], args=[token, self._lock_ttl_ms])
@@ -245,7 +285,9 @@ class RedisCoordinator:
                 log.warning(
                     "lost the lock %r: its lease ran out and it is gone or held by another", name
                 )
+                lease.lost = True
                 return
+            lease.renewed = sent
             delay = self._renew_every
             retries = backoff.delays(RETRY_FIRST, RETRY_CAP)
 
@@ -290,6 +332,42 @@ class RedisCoordinator:
         if not done and not until_deleted:
             log.warning("gave up releasing the lock %r; its lease has run out", name)
 
+    # --- leaderships
+
+    def leadership(
+        self, name: str, who: str, *, wait: float = 0.0
+    ) -> AbstractAsyncContextManager[Leadership]:
+        return self._lead(name, who, wait)
+
+    @contextlib.asynccontextmanager
+    async def _lead(self, name: str, who: str, wait: float) -> AsyncIterator[LeasedLeadership]:
+        """A lock under `leader:<name>` whose value is the holder record (see the module)."""
+        key = f"{self._prefix}leader:{name}"
+        token = leases.new_token(name)
+        clock, started = await self._clock(), time.monotonic()
+        record, sent = "", 0.0
+
+        async def attempt() -> bool:
+            nonlocal record, sent
+            sent = time.monotonic()
+            record = leases.holder_record(token, who, clock + sent - started)
+            return await self._try_acquire(key, record, name)
+
+        if not await backoff.retry(attempt, wait):
+            raise LeaderBusy(name, await self._holder(key))
+        lease = Lease(sent)
+        async with self._renewed(key, record, name, lease):
+            yield LeasedLeadership(token, lease, self._leader_limit)
+
+    async def _holder(self, key: str) -> Holder | None:
+        with self._unavailable():
+            found = leases.parse_holder(await self._redis.get(key))
+        return None if found is None else found[1]
+
+    async def _clock(self) -> float:
+        with self._unavailable():
+            return await clock(self._redis)
+
     # --- sessions
 
     def _session_key(self, session_id: str) -> str:
@@ -317,6 +395,14 @@ class RedisCoordinator:
         key = self._session_key(session_id)
         with self._unavailable():
             await self._redis.delete(key)
+
+    async def session_ids(self) -> list[str]:
+        """SCAN, never KEYS: Redis answers other clients between the steps."""
+        start = f"{self._prefix}session:"
+        with self._unavailable():
+            keys = [key async for key in self._redis.scan_iter(_glob(start) + "*", count=1000)]
+        # SCAN may return a key twice (when the keyspace is resized meanwhile).
+        return sorted({_text(key)[len(start) :] for key in keys})
 
     async def expired_sessions(self) -> list[str]:
         """None: Redis removes an expired record itself."""
@@ -390,6 +476,15 @@ def _connection_options(socket_timeout: float) -> dict[str, Any]:
             supported_errors=(RedisConnectionError,),
         ),
     }
+
+
+def _glob(text: str) -> str:
+    """`text` as a SCAN MATCH pattern that matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _describe(url: str) -> str:

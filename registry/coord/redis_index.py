@@ -11,6 +11,9 @@ Keys, under the coordinator's prefix:
 
 Each change is one script, so "change, and mark dirty unless ready" is atomic: a change either
 happens before a rebuild's final check (and is seen dirty there) or after the index is ready.
+Dropping a repository (the collector emptied it) is such a change too, made only if the
+repository has no tag and no link left, which the same script checks: a push that added one
+meanwhile keeps it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from redis.asyncio import Redis
 from registry.coord.base import IndexNotReady
 
 # KEYS: ready, dirty, repos, tags, links. ARGV: name, op, [tag or digest, [record]].
+# 1 when changed; 0 for a drop refused because the repository still has tags or links.
 _CHANGE = """
 if ARGV[2] == 'set' then
     redis.call('hset', KEYS[4], ARGV[3], ARGV[4])
@@ -35,6 +39,11 @@ elseif ARGV[2] == 'link' then
     redis.call('zadd', KEYS[3], 0, ARGV[1])
 elseif ARGV[2] == 'unlink' then
     redis.call('srem', KEYS[5], ARGV[3])
+elseif ARGV[2] == 'drop' then
+    if redis.call('exists', KEYS[4]) == 1 or redis.call('exists', KEYS[5]) == 1 then
+        return 0
+    end
+    redis.call('zrem', KEYS[3], ARGV[1])
 else
     redis.call('zadd', KEYS[3], 0, ARGV[1])
 end
@@ -148,10 +157,13 @@ class RedisIndex:
     async def delete_link(self, name: str, digest: str) -> None:
         await self._run_change(name, "unlink", digest)
 
-    async def _run_change(self, name: str, op: str, *args: str | bytes) -> None:
+    async def drop_repository(self, name: str) -> bool:
+        return await self._run_change(name, "drop")
+
+    async def _run_change(self, name: str, op: str, *args: str | bytes) -> bool:
         keys = [self._ready, self._dirty, self._repos, self._tags + name, self._links + name]
         with self._unavailable():
-            await self._change(keys=keys, args=[name, op, *args])
+            return bool(await self._change(keys=keys, args=[name, op, *args]))
 
     async def replace_repository(
         self, name: str, tags: dict[str, bytes], links: frozenset[str]

@@ -8,19 +8,26 @@ once it answered a PING (a bounded number of tries, never a fixed sleep).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
+import os
 import shutil
 import socket
 import ssl
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from registry.coord.base import Coordinator, Index
+from registry.coord.local import LocalCoordinator
 from registry.coord.redis import RedisCoordinator, Tuning
 from tests.backends.process import ServerProcess
 
@@ -188,6 +195,79 @@ async def make_coord(
     yield factory
     for coord in made:
         await coord.close()
+
+
+# --- coordinators as the conformance suites see them (test_coord_*conformance.py)
+
+TTL = 60.0  # the session TTL of their coordinators
+STORE = "file:///conformance"  # the store their indexes and vouches are of
+
+
+@dataclass
+class Coords:
+    """`make` gives another worker on the shared state; `expire` makes a session's time run
+    out (its last put is older than the session TTL); `root` is the local coordinator's
+    folder (None for Redis), for other processes to share."""
+
+    name: str
+    make: Callable[[], Coordinator]
+    expire: Callable[[str], Awaitable[None]]
+    root: Path | None = None
+
+
+def _local(root: Path) -> Coords:
+    async def expire(session_id: str) -> None:
+        then = time.time() - TTL - 1
+        os.utime(root / "sessions" / session_id, (then, then))
+
+    return Coords("local", lambda: LocalCoordinator(root, session_ttl=TTL), expire, root)
+
+
+def _redis(make_coord: Callable[..., RedisCoordinator], raw: Redis, prefix: str) -> Coords:
+    async def expire(session_id: str) -> None:
+        await raw.pexpire(f"{prefix}session:{session_id}", 1)
+        for _ in range(500):  # bounded poll: Redis drops the key within a few milliseconds
+            if not await raw.exists(f"{prefix}session:{session_id}"):
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail("the session did not expire")
+
+    return Coords("redis", lambda: make_coord(session_ttl=TTL), expire)
+
+
+@pytest.fixture
+async def raw(redis_server: RedisProcess) -> AsyncIterator[Redis]:
+    """A plain client on the shared server, to look at keys behind the coordinator's back."""
+    client = Redis.from_url(redis_server.url())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["local", "redis"])
+def coords(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    make_coord: Callable[..., RedisCoordinator],
+    raw: Redis,
+    prefix: str,
+) -> Coords:
+    """Each coordinator in turn: the local one in a temporary folder, Redis under this
+    test's prefix."""
+    if request.param == "local":
+        return _local(tmp_path / "coord")
+    return _redis(make_coord, raw, prefix)
+
+
+@pytest.fixture(params=["redis"])
+def index(make_coord: Callable[..., RedisCoordinator]) -> Callable[[], Index]:
+    """The index of STORE as another worker sees it, on every coordinator that keeps one."""
+
+    def another() -> Index:
+        made = make_coord().index(STORE)
+        assert made is not None
+        return made
+
+    return another
 
 
 # --- S3: moto's HTTP server (see tests/backends/s3.py)

@@ -2,9 +2,11 @@
 in a temporary directory and Redis on a real redis-server (see conftest.py).
 
 A new coordinator is done when this suite passes on it: add it to `coords`' parameters (and
-to `index`'s if it keeps an index). Each "worker" is a coordinator object of its own on the
-shared state (a directory, a Redis key prefix), as separate processes would have. What only
-one implementation has (lock files, Redis leases, stalls, URLs) stays in its own tests.
+to `index`'s if it keeps an index; both fixtures are in conftest.py, shared with the garbage
+collector's suite, test_coord_gc_conformance.py). Each "worker" is a coordinator object of
+its own on the shared state (a directory, a Redis key prefix), as separate processes would
+have. What only one implementation has (lock files, Redis leases, stalls, URLs) stays in its
+own tests.
 Waiting is on the lock itself or bounded by `asyncio.wait_for`; time passes for a session by
 ageing its record, never by sleeping.
 """
@@ -12,76 +14,18 @@ ageing its record, never by sleeping.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from registry.coord.base import Coordinator, Index, IndexNotReady, LockTimeout
-from registry.coord.local import LocalCoordinator
-from registry.coord.redis import RedisCoordinator
-from tests.backends.conftest import RedisProcess
+from tests.backends.conftest import STORE, Coords
 
 pytestmark = pytest.mark.anyio
 
 SESSION = "0123456789abcdef0123456789abcdef"
-TTL = 60.0
-STORE = "file:///conformance"
-
-
-@dataclass
-class Coords:
-    """`make` gives another worker on the shared state; `expire` makes a session's time run
-    out (its last put is older than the session TTL)."""
-
-    name: str
-    make: Callable[[], Coordinator]
-    expire: Callable[[str], Awaitable[None]]
-
-
-def _local(root: Path) -> Coords:
-    async def expire(session_id: str) -> None:
-        then = time.time() - TTL - 1
-        os.utime(root / "sessions" / session_id, (then, then))
-
-    return Coords("local", lambda: LocalCoordinator(root, session_ttl=TTL), expire)
-
-
-def _redis(make_coord: Callable[..., RedisCoordinator], raw: Redis, prefix: str) -> Coords:
-    async def expire(session_id: str) -> None:
-        await raw.pexpire(f"{prefix}session:{session_id}", 1)
-        for _ in range(500):  # bounded poll: Redis drops the key within a few milliseconds
-            if not await raw.exists(f"{prefix}session:{session_id}"):
-                return
-            await asyncio.sleep(0.01)
-        pytest.fail("the session did not expire")
-
-    return Coords("redis", lambda: make_coord(session_ttl=TTL), expire)
-
-
-@pytest.fixture
-async def raw(redis_server: RedisProcess) -> AsyncIterator[Redis]:
-    """A plain client on the shared server, to look at keys behind the coordinator's back."""
-    client = Redis.from_url(redis_server.url())
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture(params=["local", "redis"])
-def coords(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    make_coord: Callable[..., RedisCoordinator],
-    raw: Redis,
-    prefix: str,
-) -> Coords:
-    if request.param == "local":
-        return _local(tmp_path / "coord")
-    return _redis(make_coord, raw, prefix)
 
 
 async def test_implements_the_protocol(coords: Coords) -> None:
@@ -217,18 +161,6 @@ async def test_an_index_only_where_listing_storage_is_costly(coords: Coords) -> 
     """The embedded default walks its directory; a shared coordinator keeps an index."""
     index = coords.make().index(STORE)
     assert (index is None) == (coords.name == "local")
-
-
-@pytest.fixture(params=["redis"])
-def index(make_coord: Callable[..., RedisCoordinator]) -> Callable[[], Index]:
-    """The index of STORE as another worker sees it, on every coordinator that keeps one."""
-
-    def another() -> Index:
-        made = make_coord().index(STORE)
-        assert made is not None
-        return made
-
-    return another
 
 
 async def test_an_index_that_is_not_ready_does_not_answer(index: Callable[[], Index]) -> None:

@@ -28,14 +28,6 @@ SESSION = "0123456789abcdef0123456789abcdef"
 MakeCoord = Callable[..., RedisCoordinator]
 
 
-@pytest.fixture
-async def raw(redis_server: RedisProcess) -> AsyncIterator[Redis]:
-    """A plain client on the shared server, to look at keys behind the coordinator's back."""
-    client = Redis.from_url(redis_server.url())
-    yield client
-    await client.aclose()
-
-
 async def _poll_until_gone(coord: RedisCoordinator, session_id: str, within: float) -> float:
     """Bounded poll (every 10 ms, at most `within` s) until the session has expired."""
     start = time.monotonic()
