@@ -104,7 +104,12 @@ class Manifests:
         # Pinned before they are checked, and the manifest itself before it is stored, so
         # that the garbage collector deletes none of them until the manifest is visible to
         # its next mark (docs/gc.md); one it is deleting counts as missing already.
-        pins = Pins(self._vouches, _references(manifest), stored=digest)
+        references = _references(manifest)
+        if len(references) > PIN_AFTER_CHECK:
+            # Pins cost a record each: a manifest naming thousands of blobs it may not have
+            # is checked once before pinning, so a refusal costs no pins.
+            await self._check_references(name, manifest)
+        pins = Pins(self._vouches, references, stored=digest)
         await _refuse_claimed(await pins.take(), manifest)
         try:
             await self._check_references(name, manifest)
@@ -204,6 +209,9 @@ class Manifests:
         return descriptors
 
 
+# Above this many distinct references, a manifest's are checked before they are pinned too.
+PIN_AFTER_CHECK = 1000
+
 # Parsing and validating a manifest near the 4 MiB cap takes a few hundred milliseconds; a
 # thread keeps the event loop answering other requests meanwhile. Small manifests (nearly all)
 # are parsed in place, where the hop to a thread would cost more than the parse.
@@ -217,9 +225,10 @@ async def _parsed(body: bytes, content_type: str | None) -> Manifest:
 
 
 def _references(manifest: Manifest) -> list[Digest]:
-    """What a manifest needs to be in its repository: its blobs and child manifests."""
+    """What a manifest needs to be in its repository: its blobs and child manifests, each
+    once."""
     blobs = (d.digest for d in manifest.blobs if d.distributable)
-    return [*blobs, *(d.digest for d in manifest.children)]
+    return list(dict.fromkeys([*blobs, *(d.digest for d in manifest.children)]))
 
 
 async def _refuse_claimed(claimed: Digest | None, manifest: Manifest) -> None:
