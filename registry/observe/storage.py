@@ -10,14 +10,23 @@ client does not look like a slow store.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from registry.observe.metrics import STORAGE_ACTION, STORAGE_ERRORS, timed_call
-from registry.storage.base import Appended, Incoming, StorageDriver, StorageUnavailable
+from registry.storage.base import (
+    Appended,
+    Incoming,
+    Leftovers,
+    Listed,
+    StorageDriver,
+    StorageUnavailable,
+)
 
 ACTIONS = (
     "read",
@@ -34,6 +43,10 @@ ACTIONS = (
     "complete",
     "abort",
     "move",
+    "walk",
+    "delete_many",
+    "delete_blobs",
+    "sweep_leftovers",
 )
 
 
@@ -92,28 +105,30 @@ class InstrumentedStorage:
         with self._timed("list"):
             return await self.inner.list(prefix)
 
-    async def stream(
-        self, key: str, start: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
+    def stream(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Times only the waits for the driver's next chunk, not the consumer's handling."""
+        return self._timed_items("stream", self.inner.stream(key, start, length))
+
+    async def _timed_items(self, action: str, items: AsyncIterator[_Item]) -> AsyncIterator[_Item]:
+        """`items`, observing the time spent waiting for the driver (not for the consumer)
+        as one call of `action` once they end or the consumer stops."""
         spent = 0.0
-        chunks = self.inner.stream(key, start, length)
         try:
             while True:
                 started = time.perf_counter()
                 try:
-                    chunk = await anext(chunks)
+                    item = await anext(items)
                 except StopAsyncIteration:
                     break
                 except StorageUnavailable:
-                    self._errors["stream"].inc()
+                    self._errors[action].inc()
                     raise
                 finally:
                     spent += time.perf_counter() - started
-                yield chunk
+                yield item
         finally:
-            self._seconds["stream"].observe(spent)
-            aclose = getattr(chunks, "aclose", None)
+            self._seconds[action].observe(spent)
+            aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
 
@@ -144,6 +159,32 @@ class InstrumentedStorage:
     async def move(self, source: str, target: str) -> None:
         with self._timed("move"):
             await self.inner.move(source, target)
+
+    # --- maintenance: the collector's calls, timed like the others
+
+    def walk(self, prefix: str) -> AsyncIterator[builtins.list[Listed]]:
+        """Times the waits for the driver's pages, as `stream` does for chunks."""
+        return self._timed_items("walk", self.inner.walk(prefix))
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        with self._timed("delete_many"):
+            await self.inner.delete_many(keys)
+
+    async def delete_blobs(self, keys: Sequence[str]) -> int:
+        with self._timed("delete_blobs"):
+            return await self.inner.delete_blobs(keys)
+
+    async def sweep_leftovers(
+        self, live_uploads: Collection[str], before: float, *, dry_run: bool = False
+    ) -> Leftovers:
+        with self._timed("sweep_leftovers"):
+            return await self.inner.sweep_leftovers(live_uploads, before, dry_run=dry_run)
+
+    def forget_cached(self) -> None:
+        self.inner.forget_cached()
+
+
+_Item = TypeVar("_Item")  # what a timed iteration yields: chunks, pages
 
 
 def _waits(incoming: Incoming, waited: _ClientTime) -> Incoming:

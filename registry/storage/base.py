@@ -7,6 +7,7 @@ Every write is atomic: a reader sees the old object or the new one, never a part
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -137,7 +138,7 @@ class StorageDriver(Protocol):
 
     # --- maintenance (garbage collection): never on a request path
 
-    def walk(self, prefix: str) -> AsyncIterator[Sequence[Listed]]:
+    def walk(self, prefix: str) -> AsyncIterator[builtins.list[Listed]]:
         """Every object under `prefix`, at any depth, in pages (of up to 1,000), in no
         particular order: the listing is streamed, never held whole. An alias (S3) is listed
         as itself (size 0): `delete_blobs` knows what it stands for."""
@@ -161,7 +162,11 @@ class StorageDriver(Protocol):
         crash between CompleteMultipartUpload and the alias), and multipart uploads that
         belong to no live upload. `live_uploads` are the upload data keys
         (`paths.upload_data`) of the uploads live when the caller asked, which must be
-        before this call: whatever their commits make stays. The filesystem has none."""
+        before this call: whatever their commits make stays. `before` must be no later than
+        that snapshot (in practice hours earlier, which also covers a store's clock running
+        apart from this host's): what uploads started after it make is then too young to
+        go. In a dry run nothing is removed and the counts are the same. The filesystem has
+        none."""
         ...
 
     def forget_cached(self) -> None:

@@ -8,23 +8,29 @@ from the disk (see `pagecache`).
 Whole objects are written to a temp file under `_tmp/` and renamed into place. The writer
 holds a lock on its temp file until then, so `sweep_temp` can remove what a crash left there
 while other processes are writing (see `tempfiles`).
+
+The garbage collector's calls (walking a tree, deleting in batches and pruning the folders
+that leaves empty) are in `filesystem_maintenance`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
+import functools
 import os
 import shutil
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from anyio import to_thread
 
 from registry import tempfiles
-from registry.storage import pagecache
-from registry.storage.base import Appended, Incoming, ObjectNotFound
+from registry.storage import filesystem_maintenance, pagecache
+from registry.storage.base import Appended, Incoming, Leftovers, Listed, ObjectNotFound
 from registry.storage.keys import check_key
 from registry.storage.observing import observe_after
 
@@ -32,6 +38,9 @@ BATCH = 2 * 1024 * 1024
 MAX_BATCHES = 4
 READ_CHUNK = 4 * 1024 * 1024
 MAX_IOVECS = 512  # well under IOV_MAX (1024 on Linux)
+FOLDER_TRIES = 4  # attempts at creating a file whose folder a collector may be removing
+
+_Made = TypeVar("_Made")
 
 
 class FilesystemDriver:
@@ -84,11 +93,7 @@ class FilesystemDriver:
             os.close(fd)  # after the rename: the temp file's lock says it is being written
 
     def _install(self, tmp: str, path: str) -> None:
-        try:
-            os.replace(tmp, path)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            os.replace(tmp, path)
+        _making_folders(path, lambda: os.replace(tmp, path))
 
     async def size(self, key: str) -> int | None:
         try:
@@ -160,8 +165,7 @@ class FilesystemDriver:
         self, key: str, offset: int, incoming: Incoming, state: bytes | None = None
     ) -> Appended:
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = _making_folders(path, lambda: os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
         try:
             os.ftruncate(fd, offset)
             try:
@@ -201,6 +205,69 @@ class FilesystemDriver:
             self._install(src, dst)
         except FileNotFoundError:
             raise ObjectNotFound(source) from None
+
+    # --- maintenance (garbage collection; see `filesystem_maintenance`)
+
+    async def walk(self, prefix: str) -> AsyncIterator[builtins.list[Listed]]:
+        """os.scandir, depth first, a page per worker-thread hop. The temp files of writes
+        in progress (`_tmp/`) are no objects: a walk there finds nothing."""
+        path = self._path(prefix)
+        if path == self._tmp or path.startswith(self._tmp + "/"):
+            return
+        found = filesystem_maintenance.objects(path, prefix)
+        try:
+            while page := await to_thread.run_sync(filesystem_maintenance.page, found):
+                yield page
+        finally:
+            found.close()
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Unlink each, then the folders left empty up to the top-level one (`blobs`,
+        `repositories`), so the tree looks as a bucket's listing would. (`delete`, on the
+        request path, leaves folders as they are.)"""
+        await self._remove(keys, sized=False)
+
+    async def delete_blobs(self, keys: Sequence[str]) -> int:
+        """Like `delete_many`; the sizes of the files removed add up to what is returned."""
+        return await self._remove(keys, sized=True)
+
+    async def _remove(self, keys: Sequence[str], *, sized: bool) -> int:
+        for key in keys:
+            self._path(key)  # every key checked before anything is removed
+        freed = 0
+        for first in range(0, len(keys), filesystem_maintenance.BATCH):
+            batch = keys[first : first + filesystem_maintenance.BATCH]
+            freed += await to_thread.run_sync(
+                functools.partial(filesystem_maintenance.remove, self.root, batch, sized=sized)
+            )
+        return freed
+
+    async def sweep_leftovers(
+        self, live_uploads: Collection[str], before: float, *, dry_run: bool = False
+    ) -> Leftovers:
+        """Nothing to do: an upload is one file in its folder, which the purge of expired
+        uploads removes, and a crash's temp files go with `sweep_temp`."""
+        return Leftovers()
+
+    def forget_cached(self) -> None:
+        """Nothing is remembered about objects here."""
+
+
+def _making_folders(path: str, make: Callable[[], _Made]) -> _Made:
+    """`make()`, which creates `path` (a rename into place, an open that creates), after
+    making `path`'s folders when it fails for want of them.
+
+    The collector removes folders that became empty (`delete_many`), so it may remove one
+    between the makedirs here and `make`: then the folders are made again. It removes each
+    folder once per pass, so a few tries are plenty.
+    """
+    for _ in range(FOLDER_TRIES - 1):
+        try:
+            return make()
+        except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):  # a folder removed half way: again
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+    return make()
 
 
 async def _pour(fd: int, offset: int, incoming: Incoming) -> int:

@@ -18,14 +18,18 @@ Chunked uploads are S3 multipart uploads whose state the caller keeps between re
 consecutive chunks may reach different workers): see "chunked uploads" in `S3Driver` and
 `UploadState` for the layout. A blob they made is an alias of the object at the upload's data
 key: see "data keys and aliases".
+
+The garbage collector's calls (walking, deleting in batches, sweeping what failed uploads
+left) are in `s3_maintenance`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 
 import anyio
@@ -35,14 +39,22 @@ from botocore.exceptions import (
 )
 from cachetools import LRUCache
 
-from registry.numbers import whole_number
-from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageUnavailable
+from registry.storage.base import (
+    Appended,
+    Incoming,
+    Leftovers,
+    Listed,
+    ObjectNotFound,
+    StorageUnavailable,
+)
 from registry.storage.keys import check_key
 from registry.storage.s3_client import S3Clients
 from registry.storage.s3_errors import GONE, NOT_FOUND, S3Errors, error_code
+from registry.storage.s3_maintenance import Maintenance, paged
 from registry.storage.s3_uploads import (
-    DATA_PREFIX,
     MAX_PARTS,
+    META_DATA,
+    META_SIZE,
     MIN_PART,
     TAIL_INFIX,
     Append,
@@ -50,6 +62,7 @@ from registry.storage.s3_uploads import (
     ObjectOptions,
     UploadState,
     data_key,
+    read_alias,
 )
 
 if TYPE_CHECKING:  # the stubs are a test dependency
@@ -74,10 +87,6 @@ ALIASES = 65_536  # keys whose alias (or plainness) a driver remembers
 # Deadlines of calls that move bytes or assemble parts (see `S3Driver._deadline`).
 TRANSFER_FLOOR = 1024 * 1024  # bytes a second (8 Mbit/s) a transfer is given time for
 COMPLETE_PER_PART = 0.05  # seconds a CompleteMultipartUpload is given per part
-
-# An alias's user metadata (see "data keys and aliases" in `S3Driver`).
-META_DATA = "registry-data"  # the data key it stands for
-META_SIZE = "registry-size"  # and the size of that object
 
 # Chunked uploads (see `S3Driver.append`).
 PART_SIZE = 8 * 1024**2  # an upload's first parts; they grow every PART_SIZE_STEP parts
@@ -195,8 +204,12 @@ class S3Driver:
     # CompleteMultipartUpload and one small PutObject, never a copy of the bytes. Reads follow
     # an alias (`size` from its metadata, `stream`/`read`/`url_for` from the data key), and
     # remember it: an alias never changes while its blob exists, and any data key a blob's
-    # alias ever named holds that blob's bytes, since blobs are addressed by their digest.
-    # Monolithic uploads and small chunked ones still write the blob's key itself.
+    # alias named holds that blob's bytes until garbage collection deletes the blob. The
+    # collector advances its generation in the coordinator after deleting, and every process
+    # forgets what it remembers (`forget_cached`) when it sees that, before the digest can be
+    # written again (see `registry.model.protection`). A remembered alias whose data vanished
+    # meanwhile is read again. Monolithic uploads and small chunked ones still write the
+    # blob's key itself.
 
     async def _head(self, key: str) -> tuple[int, str | None]:
         """(size, the data key if `key` is an alias); ObjectNotFound when absent."""
@@ -212,22 +225,16 @@ class S3Driver:
         self, key: str, response: HeadObjectOutputTypeDef | GetObjectOutputTypeDef
     ) -> str | None:
         """The data key an object's metadata names (remembered), or None for plain data."""
-        metadata = response.get("Metadata") or {}
-        target = metadata.get(META_DATA)
-        if target is None:
+        try:
+            alias = read_alias(response.get("Metadata") or {})
+        except ValueError as exc:  # not written by this registry: refuse to follow it
+            raise StorageUnavailable(f"S3 object {key!r} is a broken alias: {exc}") from None
+        if alias is None:
             if self._aliases.get(key, key) != key:
                 del self._aliases[key]  # plain data now, whatever it stood for before
             return None
-        try:
-            if not (isinstance(target, str) and target.startswith(DATA_PREFIX)):
-                raise ValueError(f"{target!r} is not a data key")
-            check_key(target)
-            if whole_number(str(metadata.get(META_SIZE, ""))) is None:
-                raise ValueError("no valid size")
-        except ValueError as exc:  # not written by this registry: refuse to follow it
-            raise StorageUnavailable(f"S3 object {key!r} is a broken alias: {exc}") from None
-        self._aliases[key] = target
-        return target
+        self._aliases[key] = alias[0]
+        return alias[0]
 
     async def _write_alias(self, s3: S3Client, target: str, data_key: str, size: int) -> None:
         """The blob `target` as an alias of `data_key`: PutObject, atomic like any other."""
@@ -304,32 +311,17 @@ class S3Driver:
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}
         )
+        maintenance = self._maintenance(s3)
         async for page in self._pages("DeleteObjects", pages):
             keys = [item["Key"] for item in page.get("Contents", ())]
             for first in range(0, len(keys), DELETE_BATCH):
                 batch = keys[first : first + DELETE_BATCH]
-                async with self._call("DeleteObjects"):
-                    answer = await s3.delete_objects(
-                        Bucket=self.bucket,
-                        Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                    )
-                if errors := answer.get("Errors"):
-                    raise StorageUnavailable(
-                        f"S3 DeleteObjects on bucket {self.bucket!r} at "
-                        f"{self._errors.where} left {len(errors)} object(s) under "
-                        f"{what!r}: {errors[0].get('Code')}"
-                    )
+                await maintenance.delete_batch(batch, f" under {what!r}")
 
-    async def _pages(self, operation: str, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
+    def _pages(self, operation: str, pages: AsyncIterable[_Page]) -> AsyncIterator[_Page]:
         """The pages of a paginated listing, each fetched under a deadline of its own (a
         listing's length depends on the bucket, one page's does not)."""
-        iterator = aiter(pages)
-        while True:
-            async with self._call(operation):
-                page = await anext(iterator, None)
-            if page is None:
-                return
-            yield page
+        return paged(lambda: self._call(operation), pages)
 
     async def list(self, prefix: str) -> list[str]:
         start = self._key(prefix) + "/"
@@ -765,6 +757,42 @@ class S3Driver:
                 async with self._call("AbortMultipartUpload"):
                     await s3.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
+
+    # --- maintenance (garbage collection; see `s3_maintenance`)
+
+    def _maintenance(self, s3: S3Client) -> Maintenance:
+        return Maintenance(self._multipart(s3), self.prefix, self._errors.where)
+
+    async def walk(self, prefix: str) -> AsyncIterator[builtins.list[Listed]]:
+        """ListObjectsV2 pages of 1,000, each under its own deadline; aliases as themselves."""
+        maintenance = self._maintenance(await self.clients.get())
+        async with contextlib.aclosing(maintenance.walk(prefix)) as pages:
+            async for page in pages:
+                yield page
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self._maintenance(await self.clients.get()).delete_many(keys)
+
+    async def delete_blobs(self, keys: Sequence[str]) -> int:
+        """Aliases first, then their data objects (see `Maintenance.delete_blobs`); the keys
+        are forgotten as aliases, also when the deletion fails part of the way."""
+        try:
+            return await self._maintenance(await self.clients.get()).delete_blobs(keys)
+        finally:
+            for key in keys:
+                self._aliases.pop(key, None)
+
+    async def sweep_leftovers(
+        self, live_uploads: Collection[str], before: float, *, dry_run: bool = False
+    ) -> Leftovers:
+        """Data objects no alias names and stray multipart uploads (see `Maintenance.sweep`,
+        which says why `live_uploads` must be known before this call)."""
+        maintenance = self._maintenance(await self.clients.get())
+        return await maintenance.sweep(live_uploads, before, dry_run=dry_run)
+
+    def forget_cached(self) -> None:
+        """Forget every alias this process remembers: the collector deleted some blobs."""
+        self._aliases.clear()
 
 
 _Page = TypeVar("_Page")  # one page of a listing

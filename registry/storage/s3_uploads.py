@@ -11,14 +11,16 @@ import contextlib
 import hashlib
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from botocore.exceptions import ClientError
 
+from registry.numbers import whole_number
 from registry.storage.base import ObjectNotFound, StorageUnavailable
+from registry.storage.keys import check_key
 from registry.storage.observing import observe_after
 from registry.storage.s3_errors import GONE, error_code
 
@@ -38,6 +40,9 @@ STATE_VERSION = 2  # 1: the parts were uploaded to the upload's own key (still r
 
 TAIL_INFIX = ".tail."  # an upload's staged tail is `<key>.tail.<start>-<size>`
 DATA_PREFIX = "_blobdata/"  # where an upload's parts go and its completed object stays
+# An alias's user metadata (see "data keys and aliases" in `S3Driver`, and `read_alias`).
+META_DATA = "registry-data"  # the data key it stands for
+META_SIZE = "registry-size"  # and the size of that object
 _STATE_FIELDS = frozenset({"v", "upload_id", "parts", "tail", "drop"})
 
 
@@ -447,6 +452,22 @@ def data_key(key: str) -> str:
     deletes when the upload ends, and derived from `key` so that every process finds it (to
     abort what a failed append left there, say)."""
     return DATA_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def read_alias(metadata: Mapping[str, str]) -> tuple[str, int] | None:
+    """The data key and size an alias's user metadata names; None for plain data (no
+    META_DATA). ValueError for metadata this registry would not have written (a target outside
+    `_blobdata/`, an unsafe key, no valid size): such an object is never followed."""
+    target = metadata.get(META_DATA)
+    if target is None:
+        return None
+    if not (isinstance(target, str) and target.startswith(DATA_PREFIX)):
+        raise ValueError(f"{target!r} is not a data key")
+    check_key(target)
+    size = whole_number(str(metadata.get(META_SIZE, "")))
+    if size is None:
+        raise ValueError("no valid size")
+    return target, size
 
 
 def _tail_key(full: str, start: int, size: int) -> str:

@@ -277,6 +277,7 @@ from aiobotocore.session import get_session  # noqa: E402
 from registry.storage.s3 import S3Driver  # noqa: E402
 from registry.storage.s3_options import S3Settings  # noqa: E402
 from tests.backends.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer  # noqa: E402
+from tests.backends.stores import Store, filesystem_store, s3_store  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -354,3 +355,13 @@ async def make_s3_driver(
 def s3_driver(make_s3_driver: Callable[..., S3Driver]) -> S3Driver:
     """A driver on this test's own bucket, under a key prefix."""
     return make_s3_driver(prefix="registry")
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A store of this test's own on every driver (see `tests.backends.stores`)."""
+    if request.param == "filesystem":
+        return filesystem_store(tmp_path / "data")
+    make: Callable[..., S3Driver] = request.getfixturevalue("make_s3_driver")
+    raw_s3 = request.getfixturevalue("raw_s3")
+    return s3_store(make(prefix="registry"), raw_s3, request.getfixturevalue("s3_bucket"))

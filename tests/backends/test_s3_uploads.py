@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageUnavailable
-from registry.storage.s3 import META_DATA, META_SIZE, S3Driver
+from registry.storage.s3 import S3Driver
 from registry.storage.s3_options import S3Settings
-from registry.storage.s3_uploads import MIN_PART, data_key
+from registry.storage.s3_uploads import META_DATA, META_SIZE, MIN_PART, data_key
 from tests.backends.s3 import MotoServer
 
 pytestmark = pytest.mark.anyio

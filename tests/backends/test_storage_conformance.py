@@ -1,5 +1,6 @@
 """The `StorageDriver` contract, run on every driver: the filesystem in a temporary directory
-and S3 on moto's HTTP server (see conftest.py), each test on a store of its own.
+and S3 on moto's HTTP server (see conftest.py and `tests.backends.stores`), each test on a
+store of its own. The maintenance calls are in test_storage_maintenance.py.
 
 A new driver is done when this suite passes on it: add it to `store`'s parameters. What only
 one driver has (S3 aliases, multipart parts, flock files) stays in that driver's own tests.
@@ -12,109 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from registry.storage import filesystem
-from registry.storage.base import Appended, Incoming, ObjectNotFound, StorageDriver, read_optional
-from registry.storage.filesystem import FilesystemDriver
-from registry.storage.s3 import STREAM_CHUNK, S3Driver
-from registry.storage.s3_uploads import MIN_PART
+from registry.storage.base import Incoming, ObjectNotFound, read_optional
+from tests.backends.stores import (
+    KEY,
+    PART,
+    UPLOAD,
+    Broken,
+    MiB,
+    Observed,
+    Store,
+    append_all,
+    chunked,
+    write_many,
+)
 
 pytestmark = pytest.mark.anyio
-
-MiB = 1024 * 1024
-PART = MIN_PART
-KEY = "blobs/sha256/ab/abcdef"
-UPLOAD = "_uploads/0123456789abcdef0123456789abcdef/data"
 
 
 class Rejected(Exception):
     """What the test's `verify` raises (the model raises DIGEST_INVALID there)."""
 
 
-class Broken(Exception):
-    """A body that fails half way, like a client that disconnects."""
-
-
-@dataclass
-class Store:
-    """One driver, the largest chunk its streams may yield, and a look at everything it left
-    behind: {key: size}, keys relative to the driver's root or prefix."""
-
-    driver: StorageDriver
-    chunk: int
-    leftovers: Callable[[], Awaitable[dict[str, int]]]
-
-
-def _filesystem(root: Path) -> Store:
-    driver = FilesystemDriver(root)
-
-    async def files() -> dict[str, int]:
-        found: dict[str, int] = {}
-        for folder, _, names in os.walk(driver.root):
-            for name in names:
-                path = os.path.join(folder, name)
-                found[os.path.relpath(path, driver.root)] = os.path.getsize(path)
-        return found
-
-    return Store(driver, filesystem.READ_CHUNK, files)
-
-
-def _s3(driver: S3Driver, raw_s3: Any, bucket: str) -> Store:
-    driver.part_size = PART
-    prefix = driver.prefix  # "registry/": every key of the driver starts with it
-
-    async def objects() -> dict[str, int]:
-        found: dict[str, int] = {}
-        async for page in raw_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", ()):
-                assert item["Key"].startswith(prefix), "an object outside the driver's prefix"
-                found[item["Key"].removeprefix(prefix)] = item["Size"]
-        uploads = await raw_s3.list_multipart_uploads(Bucket=bucket)
-        for upload in uploads.get("Uploads", []):
-            found[f"multipart upload on {upload['Key']}"] = -1
-        return found
-
-    return Store(driver, STREAM_CHUNK, objects)
-
-
-@pytest.fixture(params=["filesystem", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "filesystem":
-        return _filesystem(tmp_path / "data")
-    make: Callable[..., S3Driver] = request.getfixturevalue("make_s3_driver")
-    raw_s3 = request.getfixturevalue("raw_s3")
-    return _s3(make(prefix="registry"), raw_s3, request.getfixturevalue("s3_bucket"))
-
-
 async def _collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
     return [chunk async for chunk in chunks]
-
-
-async def _write_many(driver: StorageDriver, items: dict[str, bytes]) -> None:
-    slots = asyncio.Semaphore(48)
-
-    async def put(key: str, data: bytes) -> None:
-        async with slots:
-            await driver.write(key, data)
-
-    await asyncio.gather(*(put(key, data) for key, data in items.items()))
-
-
-async def _pieces(data: bytes, size: int, fail_at: int | None = None) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        if fail_at is not None and start >= fail_at:
-            raise Broken("the client went away")
-        yield data[start : start + size]
 
 
 def _sha256_verifier(data: bytes) -> tuple[Callable[[bytes], None], Callable[[], None]]:
@@ -287,7 +215,7 @@ async def test_list_gives_direct_children_only(store: Store) -> None:
 async def test_list_paginates_past_1000(store: Store) -> None:
     objects = {f"many/object-{i:04}": b"" for i in range(1050)}
     nested = {f"many/sub-{i:03}/inner": b"" for i in range(60)}
-    await _write_many(store.driver, objects | nested)
+    await write_many(store.driver, objects | nested)
     names = await store.driver.list("many")
     assert len(names) == len(set(names)) == 1110
     assert set(names) == {k.split("/")[1] for k in objects} | {k.split("/")[1] for k in nested}
@@ -368,7 +296,7 @@ async def test_delete_prefix_removes_more_than_1000(store: Store) -> None:
     doomed = {f"_uploads/u1/part-{i:04}": b"p" for i in range(1005)}
     doomed |= {f"_uploads/u1/nested/deeper/{i}": b"n" for i in range(100)}
     kept = {"_uploads/u2/data": b"2", "_uploads/u1x": b"sibling"}
-    await _write_many(store.driver, doomed | kept)
+    await write_many(store.driver, doomed | kept)
 
     await store.driver.delete_prefix("_uploads/u1")
     assert await store.leftovers() == {key: len(data) for key, data in kept.items()}
@@ -394,34 +322,6 @@ async def test_move_replaces_the_target_and_removes_the_source(store: Store) -> 
 # --- chunked uploads: append, complete, abort
 
 
-class Observed:
-    """An `observe` callback that keeps what it saw."""
-
-    def __init__(self) -> None:
-        self.seen = bytearray()
-
-    def __call__(self, chunk: bytes) -> None:
-        self.seen += chunk
-
-
-async def _append_all(
-    driver: StorageDriver, pieces: list[bytes], offset: int = 0, state: bytes | None = None
-) -> Appended:
-    """One append per piece, each from the offset and state the previous one returned, as
-    successive PATCH requests (perhaps on other workers) do."""
-    appended = Appended(offset, state)
-    for piece in pieces:
-        observed = Observed()
-        chunks = _pieces(piece, 256 * 1024)
-        appended = await driver.append(
-            UPLOAD, appended.size, Incoming(chunks, observed), appended.state
-        )
-        assert bytes(observed.seen) == piece  # exactly the new bytes, once and in order
-        offset += len(piece)
-        assert appended.size == offset
-    return appended
-
-
 @pytest.mark.parametrize(
     "sizes",
     [[0], [1], [1000, 1, 3 * MiB], [PART + 1, 2 * MiB, 0, 7]],
@@ -429,7 +329,7 @@ async def _append_all(
 )
 async def test_appends_then_complete_to_the_target(store: Store, sizes: list[int]) -> None:
     pieces = [random.Random(size).randbytes(size) for size in sizes]
-    appended = await _append_all(store.driver, pieces)
+    appended = await append_all(store.driver, pieces)
     await store.driver.complete(UPLOAD, appended.state, KEY)
     data = b"".join(pieces)
     assert await store.driver.read(KEY) == data
@@ -442,7 +342,7 @@ async def test_appends_then_complete_to_the_target(store: Store, sizes: list[int
 
 async def test_complete_in_place_makes_the_upload_readable(store: Store) -> None:
     data = random.Random(3).randbytes(PART + 5)
-    appended = await _append_all(store.driver, [data[:1000], data[1000:]])
+    appended = await append_all(store.driver, [data[:1000], data[1000:]])
     await store.driver.complete(UPLOAD, appended.state, UPLOAD)
     assert b"".join(await _collect(store.driver.stream(UPLOAD))) == data
     assert await store.driver.size(UPLOAD) == len(data)
@@ -452,7 +352,7 @@ async def test_complete_in_place_makes_the_upload_readable(store: Store) -> None
 
 async def test_a_failed_append_leaves_the_upload_at_its_offset(store: Store) -> None:
     first = random.Random(4).randbytes(2 * MiB)
-    appended = await _append_all(store.driver, [first])
+    appended = await append_all(store.driver, [first])
 
     async def failing() -> AsyncIterator[bytes]:
         for _ in range(7):  # other bytes than the retry sends: none may reach the blob
@@ -467,14 +367,14 @@ async def test_a_failed_append_leaves_the_upload_at_its_offset(store: Store) -> 
     assert bytes(observed.seen) == b"X" * len(observed.seen)
 
     rest = random.Random(5).randbytes(MiB + 3)
-    appended = await _append_all(store.driver, [rest], appended.size, appended.state)
+    appended = await append_all(store.driver, [rest], appended.size, appended.state)
     await store.driver.complete(UPLOAD, appended.state, KEY)
     assert await store.driver.read(KEY) == first + rest
 
 
 async def test_abort_removes_the_upload_and_may_repeat(store: Store) -> None:
     await store.driver.write("other", b"kept")
-    appended = await _append_all(store.driver, [random.Random(6).randbytes(PART + MiB)])
+    appended = await append_all(store.driver, [random.Random(6).randbytes(PART + MiB)])
     await store.driver.abort(UPLOAD, appended.state)
     await store.driver.delete_prefix("_uploads")
     assert await store.leftovers() == {"other": 4}
@@ -495,7 +395,7 @@ async def test_the_bytes_land_on_the_key_and_nowhere_else(store: Store, size: in
     data = random.Random(size).randbytes(size)
     observe, verify = _sha256_verifier(data)
     assert (
-        await store.driver.write_verified(KEY, Incoming(_pieces(data, 300_000), observe), verify)
+        await store.driver.write_verified(KEY, Incoming(chunked(data, 300_000), observe), verify)
         == size
     )
     assert b"".join([c async for c in store.driver.stream(KEY)]) == data
@@ -512,7 +412,7 @@ async def test_rejected_bytes_never_become_visible(store: Store, size: int) -> N
         raise Rejected("digest mismatch")
 
     with pytest.raises(Rejected):
-        await store.driver.write_verified(KEY, Incoming(_pieces(data, 1 << 20), observe), verify)
+        await store.driver.write_verified(KEY, Incoming(chunked(data, 1 << 20), observe), verify)
     with pytest.raises(ObjectNotFound):
         await store.driver.read(KEY)
     assert await store.leftovers() == {}
@@ -525,7 +425,7 @@ async def test_a_body_cut_short_keeps_the_old_object(store: Store, fail_at: int)
     observe, verify = _sha256_verifier(data)
     with pytest.raises(Broken):
         await store.driver.write_verified(
-            KEY, Incoming(_pieces(data, 1 << 20, fail_at), observe), verify
+            KEY, Incoming(chunked(data, 1 << 20, fail_at), observe), verify
         )
     assert await store.driver.read(KEY) == b"before"
     assert await store.leftovers() == {KEY: len(b"before")}
@@ -538,5 +438,5 @@ async def test_observe_sees_every_byte_in_order(store: Store) -> None:
     def verify() -> None:
         assert bytes(seen) == data  # all observed before the object may appear
 
-    await store.driver.write_verified(KEY, Incoming(_pieces(data, 123_457), seen.extend), verify)
+    await store.driver.write_verified(KEY, Incoming(chunked(data, 123_457), seen.extend), verify)
     assert await store.driver.size(KEY) == len(data)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.storage.base import Incoming, StorageDriver
+from registry.storage.base import Incoming, Listed, StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 from registry.storage.keys import check_key
 from registry.storage.s3 import S3Driver
@@ -53,6 +53,11 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
+async def _drain_pages(pages: AsyncIterator[list[Listed]]) -> None:
+    async for _ in pages:
+        pass
+
+
 def _calls(driver: StorageDriver, key: str) -> list[Callable[[], Awaitable[object]]]:
     """Every method of the protocol, with `key` in each of its key arguments in turn."""
     return [
@@ -73,6 +78,11 @@ def _calls(driver: StorageDriver, key: str) -> list[Callable[[], Awaitable[objec
         lambda: driver.abort(key, None),
         lambda: driver.move(key, "ok"),
         lambda: driver.move("ok", key),
+        lambda: _drain_pages(driver.walk(key)),
+        lambda: driver.delete_many([key]),
+        lambda: driver.delete_many(["ok", key]),  # every key checked before any request
+        lambda: driver.delete_blobs([key]),
+        lambda: driver.delete_blobs(["ok", key]),
     ]
 
 

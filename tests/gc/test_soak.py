@@ -135,7 +135,9 @@ class Client:
         )
         if r.status_code != 202:
             raise self._unexpected(f"PATCH {repo}", r)
-        r = self.http.put(r.headers["Location"], params={"digest": digest_of(blob)}, content=blob[half:])
+        r = self.http.put(
+            r.headers["Location"], params={"digest": digest_of(blob)}, content=blob[half:]
+        )
         if r.status_code != 201:
             raise self._unexpected(f"PUT upload {repo}", r)
 
@@ -221,7 +223,11 @@ class Client:
 
     def artifact(self, repo: str) -> None:
         with self.ledger.lock:
-            subjects = [a for k, a in self.ledger.acked.items() if a.repo == repo and k not in self.ledger.deleted]
+            subjects = [
+                a
+                for k, a in self.ledger.acked.items()
+                if a.repo == repo and k not in self.ledger.deleted
+            ]
         if not subjects:
             return
         subject = self.rng.choice(subjects)
@@ -278,7 +284,9 @@ def _puller(client: Client, stop: threading.Event) -> None:
         if not live:
             continue
         acked = client.rng.choice(live)
-        r = client.http.get(f"/v2/{acked.repo}/manifests/{acked.digest}", headers={"Accept": acked.media_type})
+        r = client.http.get(
+            f"/v2/{acked.repo}/manifests/{acked.digest}", headers={"Accept": acked.media_type}
+        )
         key = f"{acked.repo}@{acked.digest}"
         with client.ledger.lock:
             gone = key in client.ledger.deleted

@@ -13,7 +13,7 @@ from registry.coord.base import LockTimeout
 from registry.coord.local import LocalCoordinator
 from registry.observe.coord import InstrumentedCoordinator
 from registry.observe.storage import InstrumentedStorage
-from registry.storage.base import ObjectNotFound, StorageDriver, StorageUnavailable
+from registry.storage.base import Leftovers, ObjectNotFound, StorageDriver, StorageUnavailable
 from registry.storage.filesystem import FilesystemDriver
 
 pytestmark = pytest.mark.anyio
@@ -86,3 +86,23 @@ async def test_lock_waits_and_timeouts_are_counted(tmp_path: Path) -> None:
         )
         >= 1
     )
+
+
+async def test_the_collectors_storage_calls_are_forwarded_and_timed(tmp_path: Path) -> None:
+    storage: StorageDriver = InstrumentedStorage(FilesystemDriver(tmp_path))
+    count = "registry_storage_action_seconds_count"
+    actions = ("walk", "delete_many", "delete_blobs", "sweep_leftovers")
+    before = {a: _value(count, driver="filesystem", action=a) for a in actions}
+
+    await storage.write("blobs/sha256/aa/aa", b"blob")
+    await storage.write("repositories/a/_layers/sha256/aa", b"")
+    pages = [page async for page in storage.walk("blobs")]
+    assert [[item.key for item in page] for page in pages] == [["blobs/sha256/aa/aa"]]
+    await storage.delete_many(["repositories/a/_layers/sha256/aa"])
+    assert await storage.delete_blobs(["blobs/sha256/aa/aa"]) == 4
+    assert await storage.sweep_leftovers([], 0.0, dry_run=True) == Leftovers()
+    storage.forget_cached()
+
+    assert await storage.list("repositories") == []
+    for action in actions:
+        assert _value(count, driver="filesystem", action=action) == before[action] + 1, action
