@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 from tests.conftest import new_bucket, scaled_flags
 from tests.server import RunningRegistry, start
 
+ITEM = re.compile(r"(deleted|would delete) (blob|manifest) ")
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -32,7 +34,7 @@ class GcRun:
     def items(self) -> list[str]:
         """The `-v` lines: one per deleted (or deletable) item."""
         return sorted(
-            line for line in self.stderr.splitlines() if line.startswith(("deleted ", "would "))
+            line for line in self.stderr.splitlines() if ITEM.match(line) is not None
         )
 
 
