@@ -33,9 +33,7 @@ class GcRun:
 
     def items(self) -> list[str]:
         """The `-v` lines: one per deleted (or deletable) item."""
-        return sorted(
-            line for line in self.stderr.splitlines() if ITEM.match(line) is not None
-        )
+        return sorted(line for line in self.stderr.splitlines() if ITEM.match(line) is not None)
 
 
 @dataclass

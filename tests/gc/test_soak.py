@@ -160,7 +160,7 @@ class Client:
 
     # --- manifests
 
-    def image(self, repo: str, reference: str | None) -> Acked | None:
+    def image(self, repo: str, reference: str | None, *, child: bool = False) -> Acked | None:
         config = json.dumps({"seed": self.rng.getrandbits(64)}).encode()
         layers = [self._layer() for _ in range(self.rng.randint(1, 3))]
         for blob in (config, *layers):
@@ -173,7 +173,7 @@ class Client:
         }
         if self.rng.random() < 0.3:  # a client that takes its time (well within the window)
             time.sleep(self.rng.uniform(0.2, 2.0))
-        return self.put(repo, reference, doc, [config, *layers])
+        return self.put(repo, reference, doc, [config, *layers], child=child)
 
     def _layer(self) -> bytes:
         if self.rng.random() < 0.5:
@@ -181,8 +181,15 @@ class Client:
         return os.urandom(self.rng.randint(256, 64 * 1024))
 
     def put(
-        self, repo: str, reference: str | None, doc: dict[str, Any], blobs: list[bytes]
+        self,
+        repo: str,
+        reference: str | None,
+        doc: dict[str, Any],
+        blobs: list[bytes],
+        *,
+        child: bool = False,
     ) -> Acked | None:
+        """PUT a manifest; `child` ones (an index's, pushed first) are never deleted."""
         body = json.dumps(doc).encode()
         digest = digest_of(body)
         r = self.http.put(
@@ -191,7 +198,7 @@ class Client:
             headers={"Content-Type": doc["mediaType"]},
         )
         if r.status_code == 201:
-            acked = Acked(repo, digest, body, doc["mediaType"], blobs)
+            acked = Acked(repo, digest, body, doc["mediaType"], blobs, is_child=child)
             self.ledger.ack(acked)
             return acked
         codes = [e.get("code") for e in r.json().get("errors", [])] if r.content else []
@@ -202,7 +209,7 @@ class Client:
         raise self._unexpected(f"PUT manifest {repo}", r)
 
     def index(self, repo: str, tag: str) -> None:
-        children = [self.image(repo, None) for _ in range(2)]
+        children = [self.image(repo, None, child=True) for _ in range(2)]
         if None in children:
             return
         acked_children = [c for c in children if c is not None]
@@ -218,8 +225,6 @@ class Client:
         if acked is not None:
             with self.ledger.lock:
                 acked.children = acked_children
-                for child in acked_children:
-                    child.is_child = True
 
     def artifact(self, repo: str) -> None:
         with self.ledger.lock:
