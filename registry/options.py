@@ -643,6 +643,8 @@ def shown(opt: Declared, value: object) -> str:
         return "(set)"
     if isinstance(value, bool):
         return str(value).lower()
+    if opt.duration is not None and isinstance(value, str):
+        value = seconds_of(value)  # as written in YAML (`2h`): shown in seconds like the rest
     if isinstance(value, float):
         return f"{value:g}{opt.unit}"
     return f"{value}{opt.unit}"

@@ -31,6 +31,8 @@ class GcSettings(BaseModel):
         aliases=("last-access",),
         metavar="DURATION",
         ge=0,
+        type_doc="seconds or duration",
+        unit="s",
         default_doc="1h",
         help="keep anything written or vouched for more recently than this (default 1h)",
     )
@@ -52,6 +54,8 @@ class GcSettings(BaseModel):
         flag="uploads-older-than",
         metavar="DURATION",
         ge=0,
+        type_doc="seconds or duration",
+        unit="s",
         default_doc="24h",
         help="remove upload data without a live session once this old (default 24h)",
     )
@@ -78,6 +82,8 @@ class GcSettings(BaseModel):
         flag="wait",
         metavar="DURATION",
         ge=0,
+        type_doc="seconds or duration",
+        unit="s",
         default_doc="0s",
     )
     json_report: bool = option(

@@ -145,7 +145,7 @@ def test_the_summary_shows_each_option_set_as_declared(tmp_path: Path) -> None:
         "  storage: {s3: {bucket: images, secretKey: s3-hush, maxAttempts: 5}}\n"
         "  redis: {url: 'redis://:redis-hush@r:6379/0', keyPrefix: a}\n"
         "  metrics: {enabled: false}\n"
-        "  gc: {every: 1h}\n"
+        "  gc: {grace: 2h, untagged: true}\n"
     )
     result = _run("-cfgdir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -158,7 +158,8 @@ def test_the_summary_shows_each_option_set_as_declared(tmp_path: Path) -> None:
         "redis.url: (set)",
         "redis.keyPrefix: a",
         "metrics.enabled: false",
-        "gc: (keys: every)",
+        "gc.grace: 7200s",
+        "gc.untagged: true",
     ):
         assert f"\n  {line}\n" in result.stdout, line
     assert "hush" not in result.stdout + result.stderr

@@ -65,21 +65,39 @@ class Store:
         return GcRun(done.returncode, report, done.stderr)
 
 
+def _store(kind: str, tmp_path: Path, services: tuple[str, str]) -> Store:
+    datadir = tmp_path / "data"
+    if kind == "filesystem":
+        return Store("filesystem", datadir, ["-datadir", str(datadir)])
+    bucket = new_bucket(services[1])
+    flags = ["-datadir", str(datadir), *scaled_flags(services, bucket)]
+    return Store("scaled", datadir, flags, dict(S3_ENV))
+
+
+def _serving(store: Store) -> Iterator[Store]:
+    yield store
+    for server in store.servers:
+        server.stop()
+
+
 @pytest.fixture(params=["filesystem", "scaled"])
 def store(
     request: pytest.FixtureRequest, tmp_path: Path, scaled_services: tuple[str, str]
 ) -> Iterator[Store]:
     """A store on the filesystem (local coordination) or on S3 (moto) with Redis."""
-    datadir = tmp_path / "data"
-    if request.param == "filesystem":
-        made = Store("filesystem", datadir, ["-datadir", str(datadir)])
-    else:
-        bucket = new_bucket(scaled_services[1])
-        flags = ["-datadir", str(datadir), *scaled_flags(scaled_services, bucket)]
-        made = Store("scaled", datadir, flags, dict(S3_ENV))
-    yield made
-    for server in made.servers:
-        server.stop()
+    yield from _serving(_store(request.param, tmp_path, scaled_services))
+
+
+@pytest.fixture
+def fs_store(tmp_path: Path) -> Iterator[Store]:
+    """For what only the filesystem has (session files), or what no backend changes."""
+    yield from _serving(_store("filesystem", tmp_path, ("", "")))
+
+
+@pytest.fixture
+def s3_store(tmp_path: Path, scaled_services: tuple[str, str]) -> Iterator[Store]:
+    """For what only S3 has (aliases, multipart uploads)."""
+    yield from _serving(_store("scaled", tmp_path, scaled_services))
 
 
 @pytest.fixture

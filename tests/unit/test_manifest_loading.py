@@ -236,20 +236,31 @@ def test_the_same_folder_twice_duplicates_everything(tmp_path: Path) -> None:
         load_manifests([tmp_path / "cfg", tmp_path / "cfg"], {})
 
 
+def test_the_gc_section_is_checked_like_every_section(tmp_path: Path) -> None:
+    spec = "gc: {schedule: daily, grace: soon, untagged: 1}"
+    path = write(tmp_path / "cfg", "m.yaml", doc("Configuration", "main", spec), USER)
+    with pytest.raises(ConfigErrors) as raised:
+        load_manifests([tmp_path / "cfg"], {})
+    where = f'{path}, document 1 (Configuration "main"): spec.gc.'
+    messages = "\n".join(raised.value.messages)
+    assert f"{where}schedule: unknown field" in messages
+    assert f"{where}grace: " in messages and "'soon'" in messages
+    assert f"{where}untagged: " in messages
+
+
 # --------------------------------------------------------------------------- features not built yet
 
 
 def test_settings_of_features_not_built_yet_are_warnings(tmp_path: Path) -> None:
     """Accepted (so that manifests written for them load), but never silently: one warning
     each, naming the file and what is ignored."""
-    spec = "web: {ui: true}\nproxy: {anything: 1}\ngc: {schedule: daily}"
+    spec = "web: {ui: true}\nproxy: {anything: 1}"
     cache = doc("PullThroughCache", "hub", "upstream: {url: 'https://up.example'}\nscopes: [x]")
     path = write(tmp_path / "cfg", "m.yaml", doc("Configuration", "main", spec), USER, cache)
     where = f'{path}, document 1 (Configuration "main"): spec.'
     assert load_manifests([tmp_path / "cfg"], {}).warnings == (
         f"{where}web.ui: the web UI is not built yet; this setting is ignored",
         f"{where}proxy: the pull-through cache is not built yet; this section is ignored",
-        f"{where}gc: garbage collection is not built yet; this section is ignored",
         f'{path}, document 3 (PullThroughCache "hub"): the pull-through cache is not built '
         "yet: this cache is ignored, nothing is fetched from https://up.example, and its "
         "repositories hold only what is pushed here",
@@ -391,7 +402,7 @@ def test_configuration_every_field(tmp_path: Path) -> None:
             storage: {s3: {bucket: images, pathStyle: true}}
             redis: {url: "redis://r:6379/0"}
             proxy: {}
-            gc: {interval: 1h}
+            gc: {grace: 2h}
             metrics: {enabled: true}
             """,
         ),
@@ -414,7 +425,7 @@ def test_configuration_every_field(tmp_path: Path) -> None:
         "storage": {"s3": {"bucket": "images", "pathStyle": True}},
         "redis": {"url": "redis://r:6379/0"},
         "proxy": {},
-        "gc": {"interval": "1h"},
+        "gc": {"grace": "2h"},
         "metrics": {"enabled": True},
     }
 
