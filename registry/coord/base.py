@@ -65,6 +65,12 @@ class Leadership(Protocol):
         renewal is younger than a third of the lease and nothing said it was lost."""
         ...
 
+    async def confirm(self) -> None:
+        """`check`, and then ask the coordinator itself (one round trip) that the lease still
+        names this holding: before each destructive step, so that a lease lost behind the
+        renewer's back (a Redis failover to a replica without it) stops the holder at once."""
+        ...
+
 
 class Vouches(Protocol):
     """Per-digest records that keep content from the garbage collector (docs/gc.md).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from registry.coord.base import Holder, LeadershipLost
@@ -73,6 +74,14 @@ class LeasedLeadership:
     token: str
     lease: Lease
     limit: float
+    holder: Callable[[], Awaitable[str | None]]  # the token the lease names now, if any
+
+    async def confirm(self) -> None:
+        self.check()
+        if await self.holder() != self.token:
+            self.lease.lost = True
+            raise LeadershipLost(f"the lease of {self.token!r} is gone or taken")
+        self.check()
 
     def check(self) -> None:
         if self.lease.lost:

@@ -356,13 +356,23 @@ class RedisCoordinator:
         if not await backoff.retry(attempt, wait):
             raise LeaderBusy(name, await self._holder(key))
         lease = Lease(sent)
+
+        async def holding() -> str | None:
+            return await self._holding(key)
+
         async with self._renewed(key, record, name, lease):
-            yield LeasedLeadership(token, lease, self._leader_limit)
+            yield LeasedLeadership(token, lease, self._leader_limit, holding)
 
     async def _holder(self, key: str) -> Holder | None:
         with self._unavailable():
             found = leases.parse_holder(await self._redis.get(key))
         return None if found is None else found[1]
+
+    async def _holding(self, key: str) -> str | None:
+        """The token of the leadership the key names now."""
+        with self._unavailable():
+            found = leases.parse_holder(await self._redis.get(key))
+        return None if found is None else found[0]
 
     async def _clock(self) -> float:
         with self._unavailable():

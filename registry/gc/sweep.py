@@ -32,7 +32,7 @@ from registry.model.protection import GENERATION_POLL
 from registry.model.purge import purge_expired_uploads
 from registry.oci.digests import Digest
 from registry.oci.errors import DigestInvalid
-from registry.storage.base import Listed, StorageDriver
+from registry.storage.base import Listed, StorageDriver, read_optional
 
 BATCH = 500  # blobs claimed and deleted together
 RELEASE_AFTER = 2 * GENERATION_POLL + 1.0  # seconds a claim outlives its deletion
@@ -74,7 +74,7 @@ class Sweeper:
             return []
         if self._dry:
             return await self._vouches.claimable(digests, self._cutoff)
-        self._leadership.check()
+        await self._leadership.confirm()
         return await self._vouches.claim(digests, self._cutoff, self._leadership.token)
 
     def _release_later(self, digests: list[str]) -> None:
@@ -118,9 +118,9 @@ class Sweeper:
             for record in ((await self._lookup.tags(name)) or {}).values():
                 if ManifestRef.decode(record).digest == digest:
                     return False
-            self._leadership.check()
-            body = await self._storage.read(paths.blob(digest))
-            subject = subject_of(body)
+            await self._leadership.confirm()
+            body = await read_optional(self._storage, paths.blob(digest))
+            subject = None if body is None else subject_of(body)
             if subject is not None:
                 await self._storage.delete(paths.referrer(name, subject, digest))
             return await self._storage.delete(paths.revision(name, digest))
@@ -158,7 +158,7 @@ class Sweeper:
             self._report.blobs.bytes += await self._sizes(chosen)
             return
         await self._unlink_everywhere([d for d, _ in chosen])
-        self._leadership.check()
+        await self._leadership.confirm()
         self._report.blobs.bytes += await self._storage.delete_blobs(
             [entry.key for _, entry in chosen]
         )
@@ -181,7 +181,7 @@ class Sweeper:
             async with self._lookup.link_guard(name, digest):
                 await self._lookup.link_removed(name, digest)
             self.touched.add(name)
-        self._leadership.check()
+        await self._leadership.confirm()
         await self._storage.delete_many(
             [paths.layer_link(name, digest) for name, digest in links]
             + [paths.holder(digest, name) for name, digest in links]
@@ -215,7 +215,7 @@ class Sweeper:
         """Store-level leftovers of uploads; the live uploads are asked for first (see
         `StorageDriver.sweep_leftovers`)."""
         live = [paths.upload_data(i) for i in await self._coord.session_ids()]
-        self._leadership.check()
+        await self._leadership.confirm()
         swept = await self._storage.sweep_leftovers(live, self._cutoff, dry_run=self._dry)
         self._report.unnamed_objects += swept.objects
         self._report.abandoned_multipart += swept.uploads

@@ -358,6 +358,23 @@ async def test_redis_check_fails_once_the_lease_is_lost(
                 lead.check()
 
 
+async def test_redis_confirm_asks_redis_at_once(
+    make_coord: Callable[..., RedisCoordinator], raw: Redis, prefix: str
+) -> None:
+    """A lease lost behind the renewer's back (a failover to a replica without it) stops the
+    holder at its next confirm, not a renewal later."""
+    coord = make_coord()  # the default lease: renewals are seconds apart
+    key = f"{prefix}leader:gc"
+    async with coord.leadership("gc", "test") as lead:
+        await lead.confirm()
+        await raw.delete(key)
+        lead.check()  # the renewer has not noticed yet
+        with pytest.raises(LeadershipLost, match="gone or taken"):
+            await lead.confirm()
+        with pytest.raises(LeadershipLost):  # and from then on
+            lead.check()
+
+
 async def test_redis_check_fails_once_renewals_stop(
     make_coord: Callable[..., RedisCoordinator],
 ) -> None:
