@@ -5,6 +5,7 @@ real Prometheus Pushgateway receives."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -248,6 +249,10 @@ def test_a_real_pushgateway_receives_each_runs_metrics(
 
     store.gc("-grace", "0s", "-pushgateway", pushgateway.url)
     first = pushgateway.samples()
+    documented = re.findall(
+        r"^\| `(registry_gc_[a-z_]+)` \|", (ROOT / "docs" / "operations.md").read_text(), re.M
+    )
+    assert set(first) == set(documented)  # each documented metric is pushed, and only those
     assert first["registry_gc_success"] == 1
     assert first["registry_gc_deleted_blobs"] == len(dropped.blobs) + 1
     assert first["registry_gc_freed_bytes"] > 0

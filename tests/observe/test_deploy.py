@@ -85,8 +85,9 @@ def test_alert_rules_are_well_formed() -> None:
         "histogram_quantile(0.99",  # latency
         "registry_ready",  # readiness
         "registry_storage_errors_total",  # storage errors
-        'registry_gc_runs_total{result="failure"}',  # GC failures
-        "registry_gc_last_success_timestamp_seconds",
+        "registry_gc_success) == 0",  # GC failures
+        "registry_gc_last_success_timestamp_seconds",  # no success
+        "registry_gc_last_run_timestamp_seconds",  # no run
     ):
         assert needed in covered
     documented = (ROOT / "docs" / "operations.md").read_text()
