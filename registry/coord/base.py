@@ -119,8 +119,11 @@ class Vouches(Protocol):
         """What `claim` would take now, without writing anything (a dry run)."""
         ...
 
-    async def release(self, digests: Sequence[str]) -> None:
-        """The collector deleted the claimed content: forget the digests' records."""
+    async def release(self, digests: Sequence[str], hold: float = 0.0) -> None:
+        """The collector deleted the claimed content: forget the digests' records. With
+        `hold`, they stay claimed that many seconds more, whatever becomes of the leadership
+        (the collector may end meanwhile), so that no digest is written again before every
+        process forgot what it remembered of the old object (see `generation`)."""
         ...
 
     async def prune(self, before: float) -> int:

@@ -125,12 +125,18 @@ class LocalVouches:
 
         return [digest for digest in digests if await self._change_record(digest, change)]
 
-    async def release(self, digests: Sequence[str]) -> None:
+    async def release(self, digests: Sequence[str], hold: float = 0.0) -> None:
+        """Forget the records, or hold them claimed until `hold` from now (a token
+        `@<until>`, valid until then whoever leads)."""
         self._ensure_horizon()
+        held = Record(0.0, 0.0, f"@{time.time() + hold!r}") if hold > 0 else None
+
+        def change(record: Record | None) -> tuple[Record | None, bool]:
+            return held, True
+
         for digest in digests:
-            path = self._record_path(digest)
-            if os.path.exists(path):
-                await self._update(path, lambda _: (None, None), in_place=True)
+            if held is not None or os.path.exists(self._record_path(digest)):
+                await self._change_record(digest, change)
 
     async def prune(self, before: float) -> int:
         self._ensure_horizon()
@@ -267,6 +273,8 @@ class _Claims:
     def __call__(self, token: str | None) -> bool:
         if token is None:
             return False
+        if token.startswith("@"):  # held after a release: valid until its time
+            return float(token[1:]) > time.time()
         if token not in self._known:
             self._known[token] = local_leader.held(self._leaders, token)
         return self._known[token]

@@ -41,6 +41,7 @@ redis.call('hsetnx', KEYS[1], '{HORIZON}', fmt(now))
 local known = {{}}
 local function valid(tok)
     if tok == nil or tok == '' then return false end
+    if string.sub(tok, 1, 1) == '@' then return (tonumber(string.sub(tok, 2)) or 0) > now end
     if known[tok] == nil then
         local ok = false
         if #tok >= {leases.NAME_AT} then
@@ -128,12 +129,18 @@ return out
 """
 )
 
-# ARGV[2...]: digests.
+# ARGV[2]: seconds to hold the claims for (0: forget at once); ARGV[3...]: digests. A held
+# claim's token is `@<until>`: valid until then, whoever leads.
 _RELEASE = (
     _PRELUDE
     + """
-for i = 2, #ARGV do
-    redis.call('hdel', KEYS[1], ARGV[i])
+local hold = tonumber(ARGV[2])
+for i = 3, #ARGV do
+    if hold > 0 then
+        redis.call('hset', KEYS[1], ARGV[i], record(0, 0, 0, '@' .. fmt(now + hold)))
+    else
+        redis.call('hdel', KEYS[1], ARGV[i])
+    end
 end
 return 0
 """
@@ -241,9 +248,9 @@ class RedisVouches:
         found = await self._run(self._scripts.claim, _number(cutoff), "", *digests)
         return [_text(digest) for digest in found]
 
-    async def release(self, digests: Sequence[str]) -> None:
+    async def release(self, digests: Sequence[str], hold: float = 0.0) -> None:
         if digests:
-            await self._run(self._scripts.release, *digests)
+            await self._run(self._scripts.release, _number(hold), *digests)
 
     async def prune(self, before: float) -> int:
         """HSCAN in batches, each looked at again by a script (a record vouched for since

@@ -70,15 +70,12 @@ async def _collect(
         report=report,
         out=out,
     )
-    try:
-        if options.untagged:
-            await sweeper.manifests(marked)
-        await sweeper.blobs(marked)
-        await sweeper.uploads()
-        await sweeper.leftovers()
-        await sweeper.repositories()
-    finally:
-        await sweeper.finish()
+    if options.untagged:
+        await sweeper.manifests(marked)
+    await sweeper.blobs(marked)
+    await sweeper.uploads()
+    await sweeper.leftovers()
+    await sweeper.repositories()
     if not options.dry_run:
         leadership.check()
         report.vouches_pruned = await registry.vouches.prune(cutoff)

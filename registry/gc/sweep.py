@@ -9,9 +9,9 @@ Order within a blob's deletion keeps every instant consistent: the index forgets
 repository link first (as unlinking does), then storage loses the links and the reverse
 index, then the content (an S3 alias before its data object). A collector killed anywhere in
 between leaves a blob that fewer repositories link, or content that nothing links, which the
-next collection finishes. After deleting, the generation advances, and the claims are kept
-for two generation polls more, so that no serving process still remembers the old object by
-the time the digest can be written again.
+next collection finishes. After deleting, the generation advances, and the claims are held
+for two generation polls more (whether or not this collection still runs), so that no serving
+process still remembers the old object by the time the digest can be written again.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ class Sweeper:
         self._report = report
         self._out = out
         self._dry = options.dry_run
-        self._releases: list[asyncio.Task[None]] = []
         self.touched: set[str] = set()  # repositories that lost something
 
     # --- claims
@@ -76,17 +75,6 @@ class Sweeper:
             return await self._vouches.claimable(digests, self._cutoff)
         await self._leadership.confirm()
         return await self._vouches.claim(digests, self._cutoff, self._leadership.token)
-
-    def _release_later(self, digests: list[str]) -> None:
-        async def release() -> None:
-            await asyncio.sleep(RELEASE_AFTER)
-            await self._vouches.release(digests)
-
-        self._releases.append(asyncio.create_task(release()))
-
-    async def finish(self) -> None:
-        """Wait for the claims to be released."""
-        await asyncio.gather(*self._releases)
 
     # --- manifests (only tagged content is kept)
 
@@ -163,7 +151,7 @@ class Sweeper:
             [entry.key for _, entry in chosen]
         )
         await self._vouches.advance()
-        self._release_later(sorted(claimed))
+        await self._vouches.release(sorted(claimed), hold=RELEASE_AFTER)
 
     async def _links_of(self, digests: list[Digest]) -> list[tuple[str, Digest]]:
         """(repository, digest) of every repository link, from the reverse index."""

@@ -147,8 +147,8 @@ class InstrumentedVouches:
     async def claimable(self, digests: Sequence[str], cutoff: float) -> list[str]:
         return await self._as("collect", self.inner.claimable(digests, cutoff))
 
-    async def release(self, digests: Sequence[str]) -> None:
-        return await self._as("collect", self.inner.release(digests))
+    async def release(self, digests: Sequence[str], hold: float = 0.0) -> None:
+        return await self._as("collect", self.inner.release(digests, hold))
 
     async def prune(self, before: float) -> int:
         return await self._as("collect", self.inner.prune(before))

@@ -128,6 +128,23 @@ async def _is_after(vouches: Vouches, moment: float) -> bool:
     return await vouches.now() > moment
 
 
+async def test_a_held_release_outlives_the_leadership_then_runs_out(coords: Coords) -> None:
+    worker, collector = coords.make(), coords.make()
+    v, gc = worker.vouches(STORE), collector.vouches(STORE)
+    await v.vouch([A, B])
+    async with collector.leadership("gc", "test") as lead:
+        assert await gc.claim([A, B], await gc.now() + 1, lead.token) == [A, B]
+        await gc.release([A], hold=0.5)
+        await gc.release([B], hold=HOUR)
+    assert await v.vouch([A, B]) == [False, False]  # held, though the collector is gone
+    assert await v.pin([B], HOUR) == [False]
+    ran_out = await gc.now() + 0.5
+    await _poll(lambda: _is_after(gc, ran_out), "the hold to run out")
+    assert await v.vouch([A, B]) == [True, False]
+    await gc.release([B])
+    assert await v.vouch([B]) == [True]
+
+
 async def test_claimable_tells_without_claiming(coords: Coords) -> None:
     worker, collector = coords.make(), coords.make()
     v, gc = worker.vouches(STORE), collector.vouches(STORE)
