@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -249,3 +250,43 @@ def test_a_manifest_naming_a_collected_blob_is_refused(
             "/v2/late/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST}
         )
         assert again.status_code == 201
+
+
+def test_no_instance_presigns_a_swept_object(s3_store: Store, tmp_path: Path) -> None:
+    """Instance A remembers where a chunked blob's bytes are (its S3 alias) from a pull; the
+    collector sweeps the blob; instance B takes the same digest again (a new data object).
+    A's next pull must redirect to the new object, not the swept one: A forgot what it
+    remembered when it saw the collector's generation change."""
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "c.yaml").write_text(
+        "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
+        "spec: {storage: {s3: {redirect: true}}}\n"
+    )
+    a = s3_store.serve("-cfgdir", str(config))
+    b = s3_store.serve("-cfgdir", str(config))
+    big = os.urandom(9 * 1024 * 1024)  # a part and a tail: stored as an alias
+    digest = digest_of(big)
+    with a.client() as on_a, b.client() as on_b, httpx.Client(timeout=60) as plain:
+        _chunked(on_a, "swept", big)
+        first = on_a.get(f"/v2/swept/blobs/{digest}")
+        assert first.status_code == 307
+        assert plain.get(first.headers["Location"]).content == big  # A remembers the alias
+
+        assert s3_store.gc("-grace", "0s").deleted("blobs") == 1
+        _chunked(on_b, "swept", big)  # B stores it again: another data object
+
+        again = on_a.get(f"/v2/swept/blobs/{digest}")
+        assert again.status_code == 307
+        assert plain.get(again.headers["Location"]).content == big
+
+
+def _chunked(client: httpx.Client, repo: str, data: bytes) -> None:
+    r = client.post(f"/v2/{repo}/blobs/uploads/")
+    assert r.status_code == 202
+    r = client.patch(
+        r.headers["Location"], content=data, headers={"Content-Type": "application/octet-stream"}
+    )
+    assert r.status_code == 202, r.text
+    r = client.put(r.headers["Location"], params={"digest": digest_of(data)})
+    assert r.status_code == 201, r.text
