@@ -35,6 +35,7 @@ from registry.oci.errors import DigestInvalid
 from registry.storage.base import Listed, StorageDriver, read_optional
 
 BATCH = 500  # blobs claimed and deleted together
+WALKERS = 8  # folders of `blobs/` listed at once
 RELEASE_AFTER = 2 * GENERATION_POLL + 1.0  # seconds a claim outlives its deletion
 
 
@@ -116,20 +117,41 @@ class Sweeper:
     # --- blobs
 
     async def blobs(self, marked: Marked) -> None:
+        """Walk `blobs/` one fan-out folder (`blobs/<algorithm>/<hh>`) per walker, several
+        at once (S3 lists 1,000 keys a request, one request after another per prefix),
+        deleting candidates in batches as they fill."""
         batch: list[tuple[Digest, Listed]] = []
-        async for page in self._storage.walk("blobs"):
-            for entry in page:
-                digest = _blob_digest(entry.key)
-                if digest is None or str(digest) in marked.keep:
-                    continue
-                if entry.modified >= self._cutoff:
-                    self._report.blobs.kept_recent += 1
-                    continue
-                batch.append((digest, entry))
-                if len(batch) >= BATCH:
-                    await self._blob_batch(batch)
-                    batch = []
+        gate = asyncio.Semaphore(WALKERS)
+
+        async def walk(prefix: str) -> None:
+            nonlocal batch
+            async with gate:
+                async for page in self._storage.walk(prefix):
+                    batch += self._candidates(page, marked)
+                    if len(batch) >= BATCH:
+                        full, batch = batch, []
+                        await self._blob_batch(full)
+
+        prefixes = [
+            f"blobs/{algorithm}/{fan}"
+            for algorithm in await self._storage.list("blobs")
+            for fan in await self._storage.list(f"blobs/{algorithm}")
+        ]
+        await asyncio.gather(*(walk(prefix) for prefix in prefixes))
         await self._blob_batch(batch)
+
+    def _candidates(self, page: Sequence[Listed], marked: Marked) -> list[tuple[Digest, Listed]]:
+        """Blobs nothing marked and written before the cutoff; the others counted as kept."""
+        found = []
+        for entry in page:
+            digest = _blob_digest(entry.key)
+            if digest is None or str(digest) in marked.keep:
+                continue
+            if entry.modified >= self._cutoff:
+                self._report.blobs.kept_recent += 1
+                continue
+            found.append((digest, entry))
+        return found
 
     async def _blob_batch(self, batch: list[tuple[Digest, Listed]]) -> None:
         claimed = set(await self._claim([str(d) for d, _ in batch]))
