@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from registry.config.flags import parse_gc
 from registry.config.gc_options import GcSettings
+from registry.config.settings import ConfigError
 from registry.coord.base import CoordinatorUnavailable, LeaderBusy, LeadershipLost
 from registry.gc.report import Report
 from registry.gc.run import collect
@@ -28,6 +29,9 @@ PROG = "simple-registry"
 
 def gc_main(argv: Sequence[str], command: str = "gc") -> int:
     settings, options = parse_gc(argv, prog=f"{PROG} {command}")
+    if (settings.s3 is None or settings.redis is None) and not settings.datadir.is_dir():
+        # A mistyped path would otherwise be made, and "collected", as an empty store.
+        raise ConfigError(f"no data directory {settings.datadir}: gc collects an existing store")
     logging.basicConfig(level=logging.WARNING, format=f"{PROG} gc: %(message)s")
     backends = build_backends(settings)
     report = Report(dry_run=options.dry_run)

@@ -62,6 +62,10 @@ def test_usage_mistakes_exit_2_with_one_line_each(tmp_path: Path) -> None:
     assert any("-uploads-older-than" in line for line in lines)
     assert "Traceback" not in bad.stderr
     assert _gc("gc", "-no-such-flag").returncode == 2
+    missing = _gc("gc", "-datadir", str(tmp_path / "typo"))
+    assert missing.returncode == 2
+    assert f"no data directory {tmp_path / 'typo'}" in missing.stderr
+    assert not (tmp_path / "typo").exists()
 
 
 def test_help_lists_its_own_flags_and_the_seeds_spellings() -> None:
