@@ -170,12 +170,14 @@ def fill_wheelhouse(context: Path, python_version: str) -> list[str]:
     return sorted(path.name for path in (context / "wheelhouse").glob("*.whl"))
 
 
-def build(dockerd: Dockerd, config: Path, context: Path, base: str, tag: str) -> str:
-    """`docker build --network none` with dockerd's classic builder; the build's output."""
+def build(
+    dockerd: Dockerd, config: Path, context: Path, base: str, tag: str, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`docker build --network none` with dockerd's classic builder."""
     env = dockerd.env(config) | {"DOCKER_BUILDKIT": "0"}
-    command = [dockerd.docker, "build", "--network", "none", "--build-arg", f"BASE_IMAGE={base}"]
-    result = run([*command, "--tag", tag, str(context)], env=env, timeout=BUILD_TIMEOUT)
-    return result.stdout + result.stderr
+    command = [dockerd.docker, "build", "--network", "none", "--force-rm"]
+    command += ["--build-arg", f"BASE_IMAGE={base}", "--tag", tag, str(context)]
+    return run(command, env=env, timeout=BUILD_TIMEOUT, check=check)
 
 
 # --- running ----------------------------------------------------------------------------------

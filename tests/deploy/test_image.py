@@ -64,9 +64,15 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("docker-config")
 
 
+@dataclass(frozen=True)
+class Base:
+    tag: str
+    python_version: str
+
+
 @pytest.fixture(scope="module")
-def image(dockerd: Dockerd, docker_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The image, built from the local Debian base with the wheelhouse and no network."""
+def base(dockerd: Dockerd, docker_config: Path) -> Base:
+    """Debian minbase with python3 (and no pip), imported into the session's dockerd."""
     tarball = base_tarball(require_binary("debootstrap"))
     dockerd.cli(docker_config, "import", str(tarball), BASE)
     version = check(
@@ -76,14 +82,22 @@ def image(dockerd: Dockerd, docker_config: Path, tmp_path_factory: pytest.TempPa
             *("python3", "-c", "import platform; print(platform.python_version())"),
         )
     ).strip()
+    return Base(BASE, version)
+
+
+@pytest.fixture(scope="module")
+def image(
+    dockerd: Dockerd, docker_config: Path, base: Base, tmp_path_factory: pytest.TempPathFactory
+) -> Built:
+    """The image, built from the local Debian base with the wheelhouse and no network."""
     context = build_context(tmp_path_factory.mktemp("build") / "context")
-    wheels = fill_wheelhouse(context, version)
+    wheels = fill_wheelhouse(context, base.python_version)
     started = time.monotonic()
-    build(dockerd, docker_config, context, BASE, IMAGE)
+    build(dockerd, docker_config, context, base.tag, IMAGE)
     elapsed = time.monotonic() - started
     size = int(inspect(dockerd, docker_config, "{{.Size}}", IMAGE))
-    print(f"\nimage {IMAGE}: {size / MB:.0f} MB, built in {elapsed:.0f} s on CPython {version}")
-    return Built(IMAGE, size, version, wheels)
+    print(f"\nimage {IMAGE}: {size / MB:.0f} MB, built in {elapsed:.0f} s on {base.python_version}")
+    return Built(IMAGE, size, base.python_version, wheels)
 
 
 def free_port() -> int:
@@ -112,6 +126,19 @@ def served(dockerd: Dockerd, docker_config: Path, image: Built) -> Iterator[Cont
     finally:
         remove_container(dockerd, docker_config, container)
         dockerd.cli(docker_config, "volume", "rm", "--force", VOLUME, check=False)
+
+
+def test_without_wheels_or_pip_the_build_says_what_to_do(
+    dockerd: Dockerd, docker_config: Path, base: Base, tmp_path: Path
+) -> None:
+    """An empty wheelhouse on a base without pip (Debian's python3) stops with the next step."""
+    context = build_context(tmp_path / "context")
+    assert not list((context / "wheelhouse").glob("*.whl"))
+    result = build(dockerd, docker_config, context, base.tag, "srtest/no-wheels", check=False)
+    assert result.returncode != 0, result.stdout
+    assert "no pip in BASE_IMAGE and no wheels in wheelhouse/: run scripts/wheelhouse" in (
+        result.stdout + result.stderr
+    )
 
 
 def test_image_is_small_and_holds_only_the_venv(
