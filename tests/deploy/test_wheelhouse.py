@@ -1,5 +1,6 @@
 """scripts/wheelhouse's own logic: which requirements the image's Python needs, whatever Python
-runs the script. (Downloading is exercised by the image test, which builds from its output.)"""
+runs the script. (Downloading is exercised by the image test, which builds from its output.)
+Also the image test's reading of apt's sources, for its debootstrap."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
+
+from tests.deploy.image import _entries
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "wheelhouse"
 
@@ -61,3 +64,18 @@ def test_pip_is_asked_for_the_images_interpreter_and_platform(wheelhouse: Module
         "manylinux2014_aarch64",
     } <= platforms
     assert "manylinux_2_29_aarch64" not in platforms
+
+
+def test_the_debian_mirror_is_read_from_either_apt_format() -> None:
+    """The image test's debootstrap uses the mirror apt is configured with."""
+    one_line = "# comment\ndeb [signed-by=/k.gpg] http://mirror.example/debian bookworm main\n"
+    assert list(_entries(one_line, deb822=False)) == [
+        ("http://mirror.example/debian", ["bookworm"])
+    ]
+    deb822 = (
+        "Types: deb\nURIs: http://deb.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\nTypes: deb-src\nURIs: http://src.example/debian\nSuites: bookworm\n"
+    )
+    assert list(_entries(deb822, deb822=True)) == [
+        ("http://deb.example/debian", ["bookworm", "bookworm-updates"])
+    ]
