@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.clients.daemons import Dockerd
+from tests.clients.daemons import Dockerd, unmount_below
 from tests.clients.tools import describe, run
 from tests.server import listening_url
 
@@ -126,19 +126,10 @@ def remove_rootfs(scratch: Path) -> None:
     debootstrap that was killed leaves them there: deleting through them would delete the host's
     device nodes. So unmount everything below, and delete nothing if anything stays mounted.
     """
-    for point in reversed(_mounts_below(scratch)):
-        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
-    remaining = _mounts_below(scratch)
+    remaining = unmount_below(scratch)
     if remaining:
         raise AssertionError(f"still mounted, {scratch} left in place: {remaining}")
     shutil.rmtree(scratch)
-
-
-def _mounts_below(folder: Path) -> list[str]:
-    prefix = str(folder.resolve()) + "/"
-    with open("/proc/self/mountinfo") as mountinfo:
-        points = [line.split()[4] for line in mountinfo]
-    return [point for point in points if point.startswith(prefix)]
 
 
 # --- building ---------------------------------------------------------------------------------
