@@ -86,7 +86,8 @@ EXPOSE 5000
 # `GET /readyz` (S3 and Redis answer too); both need no credentials (docs/operations.md).
 
 # The main process stops its workers on SIGTERM (Hypercorn gives requests in flight about
-# 3 s) and exits; SIGINT (Ctrl-C) does the same.
+# 3 s) and exits; SIGINT (Ctrl-C) does the same. Stated so that no BASE_IMAGE's own stop
+# signal is inherited.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["simple-registry"]
 CMD ["serve", "-datadir", "/data"]
