@@ -7,35 +7,57 @@
 # SIMPLE_REGISTRY_<FLAG> variable. `serve` refuses to start without an admin password
 # (SIMPLE_REGISTRY_ADMINPWD or -adminpwdfile), manifests (-cfgdir) or -anonymous.
 # The scaled mode (S3 + Redis, several instances behind a proxy) is in compose.yaml and
-# docs/production.md.
+# docs/production.md. Building without network access, from another base, and what is in the
+# image: docs/image.md. In short:
+#
+#   .venv/bin/python scripts/wheelhouse            # on a machine that reaches PyPI
+#   docker build --network none -t simple-registry .
 
-# --- builder: install the project and its dependencies under /install ---------------------
-FROM python:3.12-slim AS builder
+# The base: any Debian-like image with python3 (3.11 or newer), used by both stages. It needs
+# no pip or venv package when the wheelhouse is there (Debian's python3 has neither).
+ARG BASE_IMAGE=python:3.12-slim
 
-ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+# --- builder: the project and its dependencies in a venv at /opt/simple-registry ---------
+FROM ${BASE_IMAGE} AS builder
 
-WORKDIR /src
-# Only what the package needs (.dockerignore keeps everything else out of the context).
-# README.md is the package's long description in pyproject.toml.
-COPY pyproject.toml README.md ./
-COPY registry ./registry
-# Every dependency has a wheel for CPython 3.12 on Linux, so no compiler is needed. The
-# console script's shebang names the builder's /usr/local/bin Python, which the runtime stage
-# has at the same path.
-RUN pip install --prefix=/install .
+# The whole context: .dockerignore lets in only pyproject.toml, README.md (the package's long
+# description), registry/ and wheelhouse/ (wheels from scripts/wheelhouse, or only its
+# .gitignore). One COPY and one RUN: dockerd's vfs storage driver copies the whole file system
+# for every instruction.
+COPY . /src
+# A venv without pip: the runtime stage copies it whole, and the console script's shebang
+# names its interpreter, a link to the base's python3, at the same path in both stages.
+# With wheels, pip runs from its own wheel and reads nothing but /src/wheelhouse (no network:
+# `docker build --network none` works); setuptools, the build backend, comes from there too.
+# Without, the base's pip downloads everything (python:3.12-slim has pip; Debian's python3 does
+# not). Every dependency has a wheel for CPython 3.11+ on Linux, so no compiler is needed.
+RUN set -eu; \
+    export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore; \
+    python3 -m venv --without-pip /opt/simple-registry; \
+    if ls /src/wheelhouse/*.whl >/dev/null 2>&1; then \
+        /opt/simple-registry/bin/python3 "$(ls /src/wheelhouse/pip-*.whl | tail -n 1)/pip" \
+            install --no-index --find-links /src/wheelhouse /src; \
+    elif python3 -m pip --version >/dev/null 2>&1; then \
+        python3 -m pip --python /opt/simple-registry/bin/python3 install /src; \
+    else \
+        echo "no pip in BASE_IMAGE and no wheels in wheelhouse/: run scripts/wheelhouse" >&2; \
+        exit 1; \
+    fi; \
+    /opt/simple-registry/bin/simple-registry version
 
 # --- runtime ------------------------------------------------------------------------------
-FROM python:3.12-slim
+FROM ${BASE_IMAGE}
 
 LABEL org.opencontainers.image.title="simple-registry" \
       org.opencontainers.image.description="OCI distribution-spec v1.1.1 container registry" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+ENV PATH=/opt/simple-registry/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-COPY --from=builder /install /usr/local
+# The venv alone: no compiler, pip cache, wheelhouse or sources come along.
+COPY --from=builder /opt/simple-registry /opt/simple-registry
 
 # Checked at build time rather than discovered in production:
 # - the command runs;
@@ -47,7 +69,7 @@ COPY --from=builder /install /usr/local
 # keeps the host directory's, which must be writable by uid 65532.
 RUN set -eux; \
     simple-registry version; \
-    python -c "from registry.oci.hashing import resumable_available as ok; \
+    python3 -c "from registry.oci.hashing import resumable_available as ok; \
 assert ok('sha256') and ok('sha512'), 'libcrypto SHA256_*/SHA512_* not found'"; \
     groupadd --system --gid 65532 registry; \
     useradd --system --uid 65532 --gid 65532 --home-dir /data --no-create-home \
@@ -64,7 +86,8 @@ EXPOSE 5000
 # `GET /readyz` (S3 and Redis answer too); both need no credentials (docs/operations.md).
 
 # The main process stops its workers on SIGTERM (Hypercorn gives requests in flight about
-# 3 s) and exits; SIGINT (Ctrl-C) does the same.
+# 3 s) and exits; SIGINT (Ctrl-C) does the same. Stated so that no BASE_IMAGE's own stop
+# signal is inherited.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["simple-registry"]
 CMD ["serve", "-datadir", "/data"]

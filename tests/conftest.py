@@ -21,6 +21,8 @@ from registry.api.app import create_app
 from registry.config.flags import parse_serve
 from registry.config.settings import Settings
 from registry.wiring import build_services
+from tests.clients.daemons import Dockerd, start_dockerd
+from tests.clients.tools import require_binary, require_root
 from tests.server import ADMIN, PASSWORD, RunningRegistry, start
 
 _names = itertools.count()
@@ -39,6 +41,19 @@ def registry_server(
         server = start_scaled(request.getfixturevalue("scaled_services"), datadir)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[Dockerd]:
+    """One private dockerd for the session (tests/clients/daemons.py), shared by the client
+    tests and the container image tests; skipped when dockerd or docker is missing or the
+    tests do not run as root."""
+    daemon_binary = require_binary("dockerd")
+    cli = require_binary("docker")
+    require_root("dockerd")
+    instance = start_dockerd(daemon_binary, cli)
+    yield instance
+    instance.stop()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Fixtures for the real-client tests: tools (skipped when their binary is missing), private
-daemons (one dockerd and one containerd per session) and OCI layouts to push from.
+"""Fixtures for the real-client tests: tools (skipped when their binary is missing), a private
+containerd per session (the session's dockerd is in tests/conftest.py, shared with the image
+tests) and OCI layouts to push from.
 
 The registry itself is the session `registry_server` of tests/conftest.py; every test works in
 its own repository (the `repo` fixture), so tests sharing the server and the daemons do not see
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.daemons import Containerd, Dockerd, start_containerd, start_dockerd
+from tests.clients.daemons import Containerd, start_containerd
 from tests.clients.images import OCILayout
 from tests.clients.tools import Skopeo, require_binary, require_root
 
@@ -27,16 +28,6 @@ def skopeo(tmp_path: Path) -> Skopeo:
 def layout(tmp_path: Path) -> OCILayout:
     """An empty OCI layout to build the test's images in."""
     return OCILayout(tmp_path / "layout")
-
-
-@pytest.fixture(scope="session")
-def dockerd() -> Iterator[Dockerd]:
-    daemon_binary = require_binary("dockerd")
-    cli = require_binary("docker")
-    require_root("dockerd")
-    instance = start_dockerd(daemon_binary, cli)
-    yield instance
-    instance.stop()
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,20 @@ class DaemonError(RuntimeError):
     pass
 
 
+def unmount_below(folder: Path) -> list[str]:
+    """Unmount (lazily) everything mounted below `folder`; what is still mounted after."""
+    for point in reversed(mounts_below(folder)):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    return mounts_below(folder)
+
+
+def mounts_below(folder: Path) -> list[str]:
+    prefix = str(folder.resolve()) + "/"
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4] for line in mountinfo]
+    return [point for point in points if point.startswith(prefix)]
+
+
 def short_tempdir(prefix: str) -> Path:
     """A fresh directory with a short path: /tmp/<prefix>XXXXXXXX."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
@@ -118,7 +132,9 @@ class Dockerd:
 
     def stop(self) -> None:
         self.daemon.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        # dockerd leaves its default network namespace mounted in the exec root.
+        if not unmount_below(self.root):
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def start_dockerd(dockerd: str, docker: str) -> Dockerd:
