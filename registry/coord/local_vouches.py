@@ -20,7 +20,9 @@ is held (`local_leader.held`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -37,6 +39,7 @@ from registry.coord import flocks, local_leader
 T = TypeVar("T")
 # A record's lock is held for microseconds; this only bounds a wait gone wrong.
 LOCK_TIMEOUT = 30.0
+YIELD_EVERY = 100  # records a bulk change handles between turns of the loop
 _JSON = json.JSONDecoder()
 _DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
@@ -55,6 +58,7 @@ class Record:
 class LocalVouches:
     def __init__(self, folder: Path, leaders: Path, tmp: Path) -> None:
         self._records = folder / "records"
+        self._records_path = str(self._records)
         self._horizon = str(folder / "horizon")
         self._generation = str(folder / "generation")
         self._leaders = leaders
@@ -123,7 +127,8 @@ class LocalVouches:
                 return record, True
             return Record(record.last, record.pinned, token, record.pins), True
 
-        return [digest for digest in digests if await self._change_record(digest, change)]
+        claimed = await self._change_records(digests, change)
+        return [digest for digest, taken in zip(digests, claimed, strict=True) if taken]
 
     async def release(self, digests: Sequence[str], hold: float = 0.0) -> None:
         """Forget the records, or hold them claimed until `hold` from now (a token
@@ -134,9 +139,9 @@ class LocalVouches:
         def change(record: Record | None) -> tuple[Record | None, bool]:
             return held, True
 
-        for digest in digests:
-            if held is not None or os.path.exists(self._record_path(digest)):
-                await self._change_record(digest, change)
+        if held is None:  # nothing to forget where there is no record
+            digests = [d for d in digests if os.path.exists(self._record_path(d))]
+        await self._change_records(digests, change)
 
     async def prune(self, before: float) -> int:
         self._ensure_horizon()
@@ -150,10 +155,8 @@ class LocalVouches:
                 return record, False
             return None, True
 
-        pruned = 0
-        for path in self._record_files():
-            pruned += await self._update(path, _on_records(change), in_place=True)
-        return pruned
+        paths = await asyncio.to_thread(lambda: list(self._record_files()))
+        return sum(await self._update_many(paths, _on_records(change)))
 
     async def horizon(self) -> float:
         self._ensure_horizon()
@@ -202,27 +205,24 @@ class LocalVouches:
         if not _DIGEST.fullmatch(digest) or len(digest) > 255:
             raise ValueError(f"not a digest: {digest!r}")
         fan = hashlib.sha256(digest.encode()).hexdigest()[:2]
-        return str(self._records / fan / digest)
+        return os.path.join(self._records_path, fan, digest)
 
     def _record_files(self) -> Iterator[str]:
         """Every record file, one folder's listing at a time (a 256th of them)."""
-        for folder in sorted(os.listdir(self._records)):
+        root = str(self._records)
+        for folder in sorted(os.listdir(root)):
+            folder_path = os.path.join(root, folder)
             try:
-                names = os.listdir(self._records / folder)
+                names = os.listdir(folder_path)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for name in names:
-                yield str(self._records / folder / name)
+                yield os.path.join(folder_path, name)
 
     async def _change_record(
         self, digest: str, change: Callable[[Record | None], tuple[Record | None, bool]]
     ) -> bool:
-        path = self._record_path(digest)
-        try:
-            return await self._update(path, _on_records(change), in_place=True)
-        except FileNotFoundError:  # the first record of its folder (opening failed)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            return await self._update(path, _on_records(change), in_place=True)
+        return await self._update(self._record_path(digest), _on_records(change), in_place=True)
 
     async def _update(
         self,
@@ -234,10 +234,52 @@ class LocalVouches:
         """Change the file at `path` (created empty if absent) under its lock: `change` maps
         the content to the new one (None: remove the file) and a result, which is returned.
         The new content is written `in_place` or renamed over the file (see the module)."""
-        fd = await flocks.acquire(path, LOCK_TIMEOUT, path)
         try:
-            with open(fd, "rb", closefd=False) as file:
-                old = file.read()
+            fd = await flocks.acquire(path, LOCK_TIMEOUT, path)
+        except FileNotFoundError:  # a record's folder that does not exist yet
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = await flocks.acquire(path, LOCK_TIMEOUT, path)
+        return self._change_locked(fd, path, change, in_place)
+
+    async def _change_records(
+        self,
+        digests: Sequence[str],
+        change: Callable[[Record | None], tuple[Record | None, bool]],
+    ) -> list[bool]:
+        """`change` of many records, one after the other (see `_update_many`)."""
+        return await self._update_many(
+            [self._record_path(digest) for digest in digests], _on_records(change)
+        )
+
+    async def _update_many(
+        self, paths: Sequence[str], change: Callable[[bytes], tuple[bytes | None, T]]
+    ) -> list[T]:
+        """`_update` (in place) of many records, for the collector's claims, releases and
+        prunes: each record whose lock is free at once is changed right away, with no
+        coroutine or thread hop per record (a record's lock is held for microseconds); a
+        busy one waits as `_update` does. The loop gets a turn every YIELD_EVERY records, so
+        the leadership's renewal is never held up. Results come in the order of `paths`."""
+        results = []
+        for n, path in enumerate(paths, 1):
+            fd = _lock_now(path)
+            if fd is None:
+                results.append(await self._update(path, change, in_place=True))
+            else:
+                results.append(self._change_locked(fd, path, change, True))
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return results
+
+    def _change_locked(
+        self,
+        fd: int,
+        path: str,
+        change: Callable[[bytes], tuple[bytes | None, T]],
+        in_place: bool,
+    ) -> T:
+        """The body of `_update` once the lock is held on `fd`, which it closes."""
+        try:
+            old = _read_all(fd)
             new, result = change(old)
             if new is None:
                 os.unlink(path)  # while held: see `flocks`
@@ -293,6 +335,29 @@ def _on_records(
         return (old if after == before else _encode(after)), result
 
     return on_bytes
+
+
+def _lock_now(path: str) -> int | None:
+    """The locked descriptor of the file at `path` (created if absent) when its lock is free
+    right now and the path still names it; None otherwise (then wait as `flocks.acquire`)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        return None  # no folder yet: `_update` makes it
+    if flocks.try_lock(fd, fcntl.LOCK_EX) and tempfiles.same_file(fd, path):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _read_all(fd: int) -> bytes:
+    """The whole content of the file at `fd`, from its start (records are a few dozen bytes)."""
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 4096, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _decode(content: bytes) -> Record | None:

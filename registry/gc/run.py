@@ -8,6 +8,8 @@ it names after the cutoff, and the claims refuse them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import time
 from typing import TextIO
@@ -18,6 +20,8 @@ from registry.gc.mark import Marker
 from registry.gc.report import Progress, Report
 from registry.gc.sweep import Sweeper
 from registry.model.registry import Registry
+
+RECORDS_KEPT = 24 * 3600.0  # seconds a vouch record outlives the cutoff (see `_collect`)
 
 
 def leadership_name(store: str) -> str:
@@ -51,6 +55,37 @@ async def _collect(
 ) -> None:
     started = time.monotonic()
     cutoff = await registry.vouches.now() - options.grace
+    # Forgetting records older than the cutoff changes no claim's outcome (the horizon rises
+    # to the prune's time first, and a digest without a record is then claimable exactly
+    # when an old record would have been), so it runs beside the mark and the sweep. It
+    # forgets only records a day older than that (RECORDS_KEPT): a run then forgets about a
+    # day of vouches, not every record of the store, and pays for the churn, not the size.
+    forget_before = cutoff - RECORDS_KEPT
+    pruning = (
+        None if options.dry_run else asyncio.create_task(registry.vouches.prune(forget_before))
+    )
+    try:
+        await _mark_and_sweep(registry, coord, leadership, options, report, out, cutoff)
+    except BaseException:
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(BaseException):
+                await pruning
+        raise
+    if pruning is not None:
+        report.vouches_pruned = await pruning
+    report.duration = time.monotonic() - started
+
+
+async def _mark_and_sweep(
+    registry: Registry,
+    coord: Coordinator,
+    leadership: Leadership,
+    options: GcSettings,
+    report: Report,
+    out: TextIO,
+    cutoff: float,
+) -> None:
     marker = Marker(
         registry.storage, registry.lookup, untagged=options.untagged, progress=Progress(out)
     )
@@ -76,7 +111,3 @@ async def _collect(
     await sweeper.uploads()
     await sweeper.leftovers()
     await sweeper.repositories()
-    if not options.dry_run:
-        leadership.check()
-        report.vouches_pruned = await registry.vouches.prune(cutoff)
-    report.duration = time.monotonic() - started

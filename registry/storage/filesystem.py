@@ -39,6 +39,7 @@ MAX_BATCHES = 4
 READ_CHUNK = 4 * 1024 * 1024
 MAX_IOVECS = 512  # well under IOV_MAX (1024 on Linux)
 FOLDER_TRIES = 4  # attempts at creating a file whose folder a collector may be removing
+REMOVERS = 2  # worker threads removing files at once (see `_remove`)
 
 _Made = TypeVar("_Made")
 
@@ -232,15 +233,27 @@ class FilesystemDriver:
         return await self._remove(keys, sized=True)
 
     async def _remove(self, keys: Sequence[str], *, sized: bool) -> int:
+        """Unlink in batches spread over REMOVERS worker threads, then prune the folders
+        left empty, one depth at a time (a parent emptied by two batches goes too). Freeing
+        a file is a disk round trip (its blocks are released, and discarded on some file
+        systems), so one after the other a large sweep spends most of its time waiting."""
         for key in keys:
             self._path(key)  # every key checked before anything is removed
-        freed = 0
-        for first in range(0, len(keys), filesystem_maintenance.BATCH):
-            batch = keys[first : first + filesystem_maintenance.BATCH]
-            freed += await to_thread.run_sync(
-                functools.partial(filesystem_maintenance.remove, self.root, batch, sized=sized)
+        size = min(filesystem_maintenance.BATCH, max(1, -(-len(keys) // REMOVERS)))
+        unlinked = await _spread(
+            [keys[i : i + size] for i in range(0, len(keys), size)],
+            functools.partial(filesystem_maintenance.unlink, self.root, sized=sized),
+        )
+        pending = {f for _, found in unlinked for f in found if "/" in f}
+        while pending:
+            level = filesystem_maintenance.deepest(pending)
+            size = max(1, -(-len(level) // REMOVERS))
+            parents = await _spread(
+                [level[i : i + size] for i in range(0, len(level), size)],
+                functools.partial(filesystem_maintenance.remove_empty, self.root),
             )
-        return freed
+            pending.update(parent for found in parents for parent in found)
+        return sum(freed for freed, _ in unlinked)
 
     async def sweep_leftovers(
         self, live_uploads: Collection[str], before: float, *, dry_run: bool = False
@@ -372,3 +385,10 @@ def _is_file(mode: int) -> bool:
     import stat
 
     return stat.S_ISREG(mode)
+
+
+async def _spread(
+    batches: list[Sequence[str]], work: Callable[[Sequence[str]], _Made]
+) -> list[_Made]:
+    """`work` of each batch, in worker threads at once."""
+    return list(await asyncio.gather(*(to_thread.run_sync(work, b) for b in batches)))

@@ -53,10 +53,11 @@ def page(found: Iterator[Listed]) -> list[Listed]:
     return list(itertools.islice(found, PAGE))
 
 
-def remove(root: str, keys: Sequence[str], *, sized: bool = False) -> int:
-    """Unlink the regular files at `keys` (absent ones are fine), then the folders they leave
-    empty (see `prune`). With `sized`, each is stat'ed first and the sizes add up to what is
-    returned (a key that is no regular file is left alone); without, 0."""
+def unlink(root: str, keys: Sequence[str], *, sized: bool = False) -> tuple[int, set[str]]:
+    """Unlink the regular files at `keys` (absent ones are fine). With `sized`, each is
+    stat'ed first and the sizes add up to the first value returned (a key that is no regular
+    file is left alone); without, 0. The second value: the folders of what was removed, for
+    `prune` once every batch is done."""
     freed = 0
     folders: set[str] = set()
     for key in keys:
@@ -71,25 +72,37 @@ def remove(root: str, keys: Sequence[str], *, sized: bool = False) -> int:
         except _ABSENT:
             continue
         folders.add(key.rpartition("/")[0])
-    prune(root, folders)
-    return freed
+    return freed, folders
+
+
+def deepest(pending: set[str]) -> list[str]:
+    """Take the deepest folders out of `pending` (none is top-level): pruning goes one depth
+    at a time, so a parent emptied by two of its children is tried after both."""
+    depth = max(folder.count("/") for folder in pending)
+    level = sorted(folder for folder in pending if folder.count("/") == depth)
+    pending.difference_update(level)
+    return level
+
+
+def remove_empty(root: str, folders: Sequence[str]) -> list[str]:
+    """rmdir each folder if it is empty; the parents of those removed (below the top-level
+    folder), which may have become empty in turn."""
+    parents = []
+    for folder in folders:
+        if _remove_empty(f"{root}/{folder}"):
+            parent = folder.rpartition("/")[0]
+            if "/" in parent:
+                parents.append(parent)
+    return parents
 
 
 def prune(root: str, folders: Iterable[str]) -> None:
     """Remove each folder (keys relative to `root`) if it is empty, then its parent if that
     became empty, and so on up to, but never including, the top-level folder (`blobs`,
-    `repositories`): every folder at one depth is tried before any above it, so a parent
-    emptied by two of its children goes too."""
+    `repositories`), one depth at a time (see `deepest`)."""
     pending = {folder for folder in folders if "/" in folder}
     while pending:
-        depth = max(folder.count("/") for folder in pending)
-        level = {folder for folder in pending if folder.count("/") == depth}
-        pending -= level
-        for folder in level:
-            if _remove_empty(f"{root}/{folder}"):
-                parent = folder.rpartition("/")[0]
-                if "/" in parent:
-                    pending.add(parent)
+        pending.update(remove_empty(root, deepest(pending)))
 
 
 def _remove_empty(path: str) -> bool:
