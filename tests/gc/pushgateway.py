@@ -45,13 +45,18 @@ class Pushgateway(ServerProcess):
         finally:
             connection.close()
 
-    def samples(self) -> dict[str, float]:
-        """The job's `registry_gc_*` samples, by name (one store pushes here)."""
+    def samples(self, store: str) -> dict[str, float]:
+        """The job's `registry_gc_*` samples of one store (its grouping label), by name."""
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
         found: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name.startswith("registry_gc_") and sample.labels.get("job") == JOB:
+                labels = sample.labels
+                if (
+                    sample.name.startswith("registry_gc_")
+                    and labels.get("job") == JOB
+                    and labels.get("store") == store
+                ):
                     found[sample.name] = sample.value
         return found
 

@@ -252,7 +252,7 @@ def test_a_real_pushgateway_receives_each_runs_metrics(
         assert client.delete(f"/v2/app/manifests/{dropped.digest}").status_code == 202
 
     store.gc("-grace", "0s", "-pushgateway", pushgateway.url)
-    first = pushgateway.samples()
+    first = pushgateway.samples(f"file://{store.datadir}")
     documented = re.findall(
         r"^\| `(registry_gc_[a-z_]+)` \|", (ROOT / "docs" / "operations.md").read_text(), re.M
     )
@@ -268,7 +268,7 @@ def test_a_real_pushgateway_receives_each_runs_metrics(
         "-redisurl", "redis://127.0.0.1:1/0", "-pushgateway", pushgateway.url, expect=1
     )
     assert "failed" in failed.stderr
-    second = pushgateway.samples()
+    second = pushgateway.samples(f"file://{store.datadir}")
     assert second["registry_gc_success"] == 0
     assert second["registry_gc_last_success_timestamp_seconds"] == succeeded
     assert second["registry_gc_last_run_timestamp_seconds"] >= succeeded
