@@ -155,7 +155,11 @@ class LocalVouches:
                 return record, False
             return None, True
 
-        paths = await asyncio.to_thread(lambda: list(self._record_files()))
+        # A record written since `before` is kept without being locked and read: its last
+        # vouch may be that recent (keeping one that a claim rewrote is only less pruning).
+        paths = await asyncio.to_thread(
+            lambda: [path for path in self._record_files() if _unchanged_since(path, before)]
+        )
         return sum(await self._update_many(paths, _on_records(change)))
 
     async def horizon(self) -> float:
@@ -335,6 +339,14 @@ def _on_records(
         return (old if after == before else _encode(after)), result
 
     return on_bytes
+
+
+def _unchanged_since(path: str, moment: float) -> bool:
+    """Whether the file at `path` was last written before `moment` (False when it is gone)."""
+    try:
+        return os.stat(path).st_mtime < moment
+    except FileNotFoundError:
+        return False
 
 
 def _lock_now(path: str) -> int | None:

@@ -137,7 +137,10 @@ class Blobs:
     async def link(self, name: str, digest: Digest) -> None:
         async with self._lookup.link_guard(name, digest):
             await self._storage.write(paths.holder(digest, name), b"")
-            await self._storage.write(paths.layer_link(name, digest), str(digest).encode())
+            # Empty, like the holder: only its existence is read. (Stores written before held
+            # the digest as text, which reads the same.) An empty file has no data block, so
+            # it costs no disk space beyond its inode, and a collector frees it at no cost.
+            await self._storage.write(paths.layer_link(name, digest), b"")
             await self._lookup.link_added(name, digest)  # the repository exists from now on
 
     async def unlink(self, name: str, digest: Digest) -> None:
