@@ -36,6 +36,7 @@ RANKS = {
     "model": 3,
     "observe": 4,
     "auth": 5,
+    "proxy": 5,  # under api, which will call it; over model, which it will fill
     "api": 6,
     # composition and commands
     "wiring": 7,
@@ -53,6 +54,7 @@ ONLY_FROM = {
     ("config", "coord"): ("registry.coord.redis_options",),
     ("api", "storage"): ("registry.storage.base",),
     ("api", "coord"): ("registry.coord.base",),
+    ("proxy", "config"): ("registry.config.model",),
     ("auth", "config"): (
         "registry.config.model",
         "registry.config.settings",

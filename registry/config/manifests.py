@@ -43,8 +43,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from registry.config import sections as typed_sections
+from registry.config.caches import can_match_under, host_problem, prefix_problem
 from registry.config.model import (
     ACTIONS,
+    DEFAULT_MAX_STALE_SECONDS,
     HTTP_VERBS,
     RESOURCES,
     Configuration,
@@ -580,6 +582,8 @@ _UPSTREAM_FIELDS = (
     "password",
     "passwordFile",
     "passwordEnv",
+    "maxStale",
+    "hosts",
 )
 
 
@@ -612,19 +616,76 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
         fields.fail("username", "required when a password is given")
     if username is not None and password is None:
         fields.fail("password", "required when a username is given (or passwordFile/passwordEnv)")
+    max_stale = fields.duration("maxStale")
     upstream = Upstream(
         url=url,
         timeout_seconds=fields.duration("timeout"),
         username=username,
         password=password,
         ttl_seconds=fields.duration("ttl"),
+        max_stale_seconds=DEFAULT_MAX_STALE_SECONDS if max_stale is None else max_stale,
+        hosts=_hosts(fields),
     )
+    prefix = _prefix(spec)
     scopes = _regexes(spec, "scopes")
-    loaded.caches.append(PullThroughCache(at.name, upstream, scopes, at.source))
+    for index, scope in enumerate(scopes):
+        if not can_match_under(scope.pattern, prefix):
+            at.fail(
+                f"spec.scopes[{index}]",
+                f"{scope.pattern!r} can match no name under spec.prefix {prefix!r}, and this "
+                "cache serves only names that start with its prefix",
+            )
+    loaded.caches.append(PullThroughCache(at.name, upstream, scopes, at.source, prefix))
     loaded.warnings.append(
         f"{at}: the pull-through cache is not built yet: this cache is ignored, nothing is "
         f"fetched from {url}, and its repositories hold only what is pushed here"
     )
+
+
+def _hosts(fields: _Fields) -> tuple[str, ...]:
+    """Lower-cased: host names are case-insensitive, and `?ns=` is compared in lower case."""
+    hosts = tuple(host.lower() for host in fields.texts("hosts") or ())
+    seen: set[str] = set()
+    for index, host in enumerate(hosts):
+        problem = host_problem(host)
+        if problem is not None:
+            fields.at.fail(f"{fields.sub_path('hosts')}[{index}]", problem)
+        if host in seen:
+            fields.at.fail(f"{fields.sub_path('hosts')}[{index}]", f"{host!r} is listed twice")
+        seen.add(host)
+    return hosts
+
+
+def _prefix(spec: _Fields) -> str:
+    if spec.get("prefix") == "":
+        return ""  # no prefix, said explicitly (other empty strings are mistakes)
+    prefix = spec.text("prefix")
+    if prefix is None:
+        return ""
+    problem = prefix_problem(prefix)
+    if problem is not None:
+        spec.fail("prefix", problem)
+    return prefix
+
+
+def _cross_check_hosts(loaded: _Loaded) -> None:
+    """One host, one cache: a `?ns=` must name a single upstream."""
+    owners: dict[str, PullThroughCache] = {}
+    for cache in loaded.caches:
+        for index, host in enumerate(cache.upstream.hosts):
+            owner = owners.setdefault(host, cache)
+            if owner is cache:
+                continue
+            assert cache.source is not None and owner.source is not None
+            where = _At(cache.source, "PullThroughCache", cache.name)
+            loaded.errors.append(
+                where.message(
+                    f"spec.upstream.hosts[{index}]",
+                    f'{host!r} is also listed by PullThroughCache "{owner.name}" '
+                    f"({owner.source.file}, document {owner.source.document}); "
+                    "a host may have one cache only",
+                )
+            )
 
 
 # Where `WebConfig` keeps an option of `WebOptions` whose attribute there has another name.
@@ -718,7 +779,7 @@ _SPEC_FIELDS: dict[str, tuple[str, ...]] = {
     "User": ("passwordHash", "groups"),
     "Role": ("resources", "verbs"),
     "RoleBinding": ("subjects", "roleRef", "scopes"),
-    "PullThroughCache": ("upstream", "scopes"),
+    "PullThroughCache": ("upstream", "scopes", "prefix"),
     "Token": ("value", "valueSha256", "username", "expiresAt"),
 }
 _SPEC_HINTS: dict[str, dict[str, str]] = {
@@ -779,6 +840,7 @@ def _cross_check(loaded: _Loaded) -> None:
     for at, path, username in loaded.token_users:
         if username not in users and ("User", username) not in loaded.failed:
             loaded.errors.append(at.message(path, f'no User named "{username}"'))
+    _cross_check_hosts(loaded)
     seen: dict[str, StaticToken] = {}
     for token in loaded.tokens:
         other = seen.setdefault(token.value_sha256, token)

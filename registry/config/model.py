@@ -17,6 +17,8 @@ RESOURCES = frozenset({"catalog", "tags", "blobs", "manifests", "*"})
 HTTP_VERBS = frozenset({"HEAD", "GET", "POST", "PUT", "PATCH", "DELETE"})
 # Registry actions a Role may also name, as in the Docker token specification.
 ACTIONS = frozenset({"pull", "push", "delete"})
+# A cached tag whose upstream fails is served for a day past its ttl unless `maxStale` says.
+DEFAULT_MAX_STALE_SECONDS = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +74,28 @@ class StaticToken:
 @dataclass(frozen=True, slots=True)
 class Upstream:
     url: str
+    # Bounds the connection and each wait for more bytes, never a whole download; None: none.
     timeout_seconds: float | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)  # password, passwordFile, passwordEnv
+    # How long a cached tag is served without asking the upstream; None: asked every time.
     ttl_seconds: float | None = None
+    # How long past its ttl a cached tag may still be served while the upstream fails.
+    max_stale_seconds: float = DEFAULT_MAX_STALE_SECONDS
+    # The registry hosts this upstream answers for (containerd's `?ns=`): lower case, maybe
+    # with `:port`; listed by one cache at most.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PullThroughCache:
     name: str
     upstream: Upstream
-    scopes: tuple[re.Pattern[str], ...]
+    scopes: tuple[re.Pattern[str], ...]  # searched (not anchored) in the local name
     source: Source | None = None
+    # Stripped from the local name to make the upstream one: "" or a name ending in "/". A
+    # local name that does not start with it is never this cache's.
+    prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1012,6 +1012,158 @@ def test_cache_errors(tmp_path: Path, spec: str, field: str, fragment: str) -> N
     assert "hunter2" not in message
 
 
+def test_cache_routing_fields(tmp_path: Path) -> None:
+    manifests = load(
+        tmp_path,
+        doc(
+            "PullThroughCache",
+            "hub",
+            "upstream: {url: 'https://registry-1.docker.io', ttl: 10m, maxStale: 2h, "
+            "hosts: [Docker.IO, 'registry-1.docker.io', 'localhost:5000', '[::1]:443']}\n"
+            "scopes: ['^dockerhub/.+$']\nprefix: dockerhub/",
+        ),
+        doc(
+            "PullThroughCache",
+            "mirror",
+            "upstream: {url: 'https://mirror.example', maxStale: 0}\n"
+            "scopes: ['^library/.+$']\nprefix: ''",
+        ),
+        doc("PullThroughCache", "seed", "upstream: {url: 'https://seed.example'}\nscopes: [x]"),
+    )
+    hub, mirror, seed = manifests.caches
+    assert hub.upstream.hosts == (
+        "docker.io",
+        "registry-1.docker.io",
+        "localhost:5000",
+        "[::1]:443",
+    )
+    assert (hub.upstream.ttl_seconds, hub.upstream.max_stale_seconds) == (600.0, 7200.0)
+    assert hub.prefix == "dockerhub/"
+    assert (mirror.prefix, mirror.upstream.max_stale_seconds) == ("", 0.0)
+    # The seed's fields alone: no prefix, no hosts, a day of staleness.
+    assert (seed.prefix, seed.upstream.hosts, seed.upstream.max_stale_seconds) == ("", (), 86400.0)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "^dockerhub/",
+        "^docker",  # shorter than the prefix, agrees with it
+        "^dockerhub/library/[^/]+$",
+        "\\Adockerhub\\/",
+        "library",  # not anchored: found after the prefix
+        "^(dockerhub|quay)/",  # a group: the head cannot be told
+        "^dockerhubs?/",  # the last letter is optional: the head is "dockerhub"
+        "^[d]ockerhub/",
+    ],
+)
+def test_cache_scopes_that_may_match_under_the_prefix(tmp_path: Path, scope: str) -> None:
+    spec = f"upstream: {{url: 'https://x'}}\nscopes: ['{scope}']\nprefix: dockerhub/"
+    (cache,) = load(tmp_path, doc("PullThroughCache", "c", spec)).caches
+    assert cache.scopes[0].pattern == scope
+
+
+CACHE_ROUTING_ERRORS = [
+    ("maxStale: -1", "spec.upstream.maxStale", "expected a duration"),
+    ("maxStale: 1w", "spec.upstream.maxStale", "expected a duration"),
+    ("maxStale: true", "spec.upstream.maxStale", "got a boolean"),
+    ("hosts: docker.io", "spec.upstream.hosts", "expected a list of strings"),
+    ("hosts: ['https://docker.io']", "spec.upstream.hosts[0]", "no scheme or path"),
+    ("hosts: [docker.io, 'quay.io/x']", "spec.upstream.hosts[1]", "no scheme or path"),
+    ("hosts: ['-bad.example']", "spec.upstream.hosts[0]", "expected a registry host"),
+    ("hosts: ['bad_host']", "spec.upstream.hosts[0]", "expected a registry host"),
+    ("hosts: ['localhost:0']", "spec.upstream.hosts[0]", "invalid port"),
+    ("hosts: ['localhost:99999']", "spec.upstream.hosts[0]", "invalid port"),
+    ("hosts: ['localhost:']", "spec.upstream.hosts[0]", "invalid port"),
+    ("hosts: ['[::g]']", "spec.upstream.hosts[0]", "expected a registry host"),
+    ("hosts: ['::1']", "spec.upstream.hosts[0]", "expected a registry host"),
+    ("hosts: ['u@docker.io']", "spec.upstream.hosts[0]", "expected a registry host"),
+    ("hosts: [docker.io, Docker.io]", "spec.upstream.hosts[1]", "listed twice"),
+    ("hosts: ['']", "spec.upstream.hosts[0]", "must not be empty"),
+    ("host: [docker.io]", "spec.upstream.host", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("upstream", "field", "fragment"), CACHE_ROUTING_ERRORS)
+def test_cache_upstream_routing_errors(
+    tmp_path: Path, upstream: str, field: str, fragment: str
+) -> None:
+    spec = f"upstream: {{url: 'https://x', {upstream}}}\nscopes: [a]"
+    error(tmp_path, doc("PullThroughCache", "c", spec), document=1, field=field, fragment=fragment)
+
+
+CACHE_PREFIX_ERRORS = [
+    ("prefix: dockerhub", "spec.prefix", "followed by '/'"),
+    ("prefix: /", "spec.prefix", "followed by '/'"),
+    ("prefix: Dockerhub/", "spec.prefix", "followed by '/'"),
+    ("prefix: a//", "spec.prefix", "followed by '/'"),
+    ("prefix: ' '", "spec.prefix", "must not be empty"),
+    ("prefix: 5", "spec.prefix", "expected a string"),
+    ("prefixes: dockerhub/", "spec.prefixes", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("prefix", "field", "fragment"), CACHE_PREFIX_ERRORS)
+def test_cache_prefix_errors(tmp_path: Path, prefix: str, field: str, fragment: str) -> None:
+    spec = f"upstream: {{url: 'https://x'}}\nscopes: ['^']\n{prefix}"
+    error(tmp_path, doc("PullThroughCache", "c", spec), document=1, field=field, fragment=fragment)
+
+
+@pytest.mark.parametrize(
+    ("scopes", "field"),
+    [
+        ("['^library/']", "spec.scopes[0]"),
+        ("['^dockerhub/x', '^dockerhubx/']", "spec.scopes[1]"),
+        ("['^dockerhub$']", "spec.scopes[0]"),  # the name cannot end before the "/"
+        ("['\\Aquay/']", "spec.scopes[0]"),
+        ("['^dockerhub-/']", "spec.scopes[0]"),
+    ],
+)
+def test_cache_scope_that_can_match_nothing_under_the_prefix(
+    tmp_path: Path, scopes: str, field: str
+) -> None:
+    spec = f"upstream: {{url: 'https://x'}}\nscopes: {scopes}\nprefix: dockerhub/"
+    error(
+        tmp_path,
+        doc("PullThroughCache", "c", spec),
+        document=1,
+        field=field,
+        fragment="can match no name under spec.prefix 'dockerhub/'",
+    )
+
+
+def test_cache_host_listed_by_two_caches(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    first = write(
+        cfg,
+        "a.yaml",
+        doc(
+            "PullThroughCache",
+            "hub",
+            "upstream: {url: 'https://h', hosts: [docker.io]}\nscopes: ['^hub/']\nprefix: hub/",
+        ),
+    )
+    second = write(
+        cfg,
+        "b.yaml",
+        doc("User", "alice"),
+        doc(
+            "PullThroughCache",
+            "other",
+            "upstream: {url: 'https://o', "
+            "hosts: [quay.io, DOCKER.io]}\nscopes: ['^o/']\nprefix: o/",
+        ),
+    )
+    with pytest.raises(ConfigErrors) as caught:
+        load_manifests([cfg], {})
+    (message,) = caught.value.messages
+    assert message == (
+        f'{second}, document 2 (PullThroughCache "other"): spec.upstream.hosts[1]: '
+        f"'docker.io' is also listed by PullThroughCache \"hub\" ({first}, document 1); "
+        "a host may have one cache only"
+    )
+
+
 def test_secrets_never_appear_in_messages(tmp_path: Path) -> None:
     message = error(
         tmp_path,
