@@ -25,6 +25,7 @@ from registry.config.model import Configuration, Manifests
 from registry.config.serve_options import ServeOptions, WebOptions
 from registry.config.settings import ConfigError
 from registry.options import declared, shown
+from registry.proxy.routing import in_order
 
 ENV_CFGDIR = "SIMPLE_REGISTRY_CFGDIR"
 
@@ -166,8 +167,10 @@ def summary(manifests: Manifests, dirs: Sequence[Path], file_count: int) -> str:
         [
             f"{cache.name}: {cache.upstream.url} for "
             + ", ".join(scope.pattern for scope in cache.scopes)
+            + (f", prefix {cache.prefix}" if cache.prefix else "")
+            + (f", hosts {', '.join(cache.upstream.hosts)}" if cache.upstream.hosts else "")
             + (", with credentials" if cache.upstream.username else "")
-            for cache in manifests.caches
+            for cache in in_order(manifests.caches)  # the order routing tries them in
         ],
     )
     lines += _names("warnings", list(manifests.warnings))

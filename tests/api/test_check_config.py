@@ -116,6 +116,25 @@ def test_several_folders_and_the_environment(tmp_path: Path) -> None:
         assert "\n  dave: groups [team-a]" in result.stdout
 
 
+def test_caches_are_listed_in_routing_order(tmp_path: Path) -> None:
+    head = "apiVersion: simple-registry.dev/v1\nkind: PullThroughCache\nmetadata: {name: %s}\n"
+    (tmp_path / "c.yaml").write_text(
+        head % "mirror"
+        + "spec: {upstream: {url: 'https://m'}, scopes: ['^library/.+$']}\n---\n"
+        + head % "hub"
+        + "spec: {upstream: {url: 'https://h', hosts: [docker.io, registry-1.docker.io]}, "
+        "scopes: ['^dockerhub/.+$'], prefix: dockerhub/}\n"
+    )
+    result = _run("-cfgdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "caches (2):\n"
+        "  hub: https://h for ^dockerhub/.+$, prefix dockerhub/, "
+        "hosts docker.io, registry-1.docker.io\n"
+        "  mirror: https://m for ^library/.+$\n"
+    ) in result.stdout
+
+
 def test_secrets_are_not_printed(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(
         "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: c}\n"
