@@ -487,7 +487,8 @@ def test_settings_of_features_not_built_yet_are_logged_at_start(
         "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: main}\n"
         "spec: {web: {ui: true}}\n---\n"
         "apiVersion: simple-registry.dev/v1\nkind: PullThroughCache\nmetadata: {name: hub}\n"
-        "spec: {upstream: {url: 'https://up.example'}, scopes: ['^library/']}\n"
+        "spec: {upstream: {url: 'https://up.example', hosts: [docker.io], maxStale: 1h}, "
+        "scopes: ['^hub/'], prefix: hub/}\n"
     )
     server = start_registry("-cfgdir", str(cfg))
     ui = [line for line in server.output if "the web UI is not built yet" in line]
