@@ -51,6 +51,14 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 BLOB_BYTES = 2048  # small: a collector's cost is per object, not per byte
 PUSHERS = 8  # concurrent connections while filling a store
+MOTO_DEADLINE = """\
+apiVersion: simple-registry.dev/v1
+kind: Configuration
+metadata: {name: bench-moto-deadline}
+spec:
+  storage:
+    s3: {requestTimeoutSeconds: 600}
+"""
 TIME = "/usr/bin/time"  # GNU time (Debian package time)
 
 
@@ -284,6 +292,12 @@ def s3(args: argparse.Namespace, layout: Layout, work: Path) -> dict[str, Any]:
     with scaled.Moto(args.python, work / "moto") as moto, scaled.Redis(work / "redis") as redis:
         moto.create_bucket("ours")
         flags = scaled.ours_flags(moto, "ours", redis)
+        # moto filters every key of the bucket for each ListObjectsV2 page (S3 does not), so
+        # with tens of thousands of objects a page can take longer than the default deadline
+        # of an S3 call (10 s) while the collector lists eight prefixes at once.
+        (work / "cfg").mkdir(parents=True, exist_ok=True)
+        (work / "cfg" / "deadline.yaml").write_text(MOTO_DEADLINE)
+        flags += ["-cfgdir", str(work / "cfg")]
         ours = servers.start_ours(
             args.python, work / "ours-s3", 1, extra=flags, env_extra=scaled.S3_ENV
         )

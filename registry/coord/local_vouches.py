@@ -39,6 +39,7 @@ from registry.coord import flocks, local_leader
 T = TypeVar("T")
 # A record's lock is held for microseconds; this only bounds a wait gone wrong.
 LOCK_TIMEOUT = 30.0
+READ_SIZE = 4096
 YIELD_EVERY = 100  # records a bulk change handles between turns of the loop
 _JSON = json.JSONDecoder()
 _DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
@@ -350,25 +351,26 @@ def _unchanged_since(path: str, moment: float) -> bool:
 
 
 def _lock_now(path: str) -> int | None:
-    """The locked descriptor of the file at `path` (created if absent) when its lock is free
-    right now and the path still names it; None otherwise (then wait as `flocks.acquire`)."""
+    """The locked descriptor of the record file at `path` (created if absent) when its lock
+    is free right now and the file is still linked; None otherwise (then wait as
+    `flocks.acquire` does). A record is never replaced, only rewritten in place or removed
+    under its lock, so a file that still has a link is the one the path names."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except FileNotFoundError:
         return None  # no folder yet: `_update` makes it
-    if flocks.try_lock(fd, fcntl.LOCK_EX) and tempfiles.same_file(fd, path):
+    if flocks.try_lock(fd, fcntl.LOCK_EX) and os.fstat(fd).st_nlink > 0:
         return fd
     os.close(fd)
     return None
 
 
 def _read_all(fd: int) -> bytes:
-    """The whole content of the file at `fd`, from its start (records are a few dozen bytes)."""
-    chunks = []
-    offset = 0
-    while chunk := os.pread(fd, 4096, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
+    """The whole content of the file at `fd`, from its start: one read for a record (a few
+    dozen bytes), more only for a larger file."""
+    chunks = [os.pread(fd, READ_SIZE, 0)]
+    while len(chunks[-1]) == READ_SIZE:
+        chunks.append(os.pread(fd, READ_SIZE, READ_SIZE * len(chunks)))
     return b"".join(chunks)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from registry.config.gc_options import GcSettings
@@ -144,6 +144,8 @@ class Sweeper:
         """Blobs nothing marked and written before the cutoff; the others counted as kept."""
         found = []
         for entry in page:
+            if _kept(entry.key, marked.keep):
+                continue
             digest = _blob_digest(entry.key)
             if digest is None or str(digest) in marked.keep:
                 continue
@@ -243,6 +245,14 @@ class Sweeper:
 
 async def _known(size: int) -> int:
     return size
+
+
+def _kept(key: str, keep: Collection[str]) -> bool:
+    """Whether a `blobs/<algorithm>/<hh>/<hex>` key names a kept digest, without parsing it
+    (most of a store is kept; what is not is parsed and checked by `_blob_digest`)."""
+    _, _, rest = key.partition("/")
+    algorithm, _, rest = rest.partition("/")
+    return f"{algorithm}:{rest.rpartition('/')[2]}" in keep
 
 
 def _blob_digest(key: str) -> Digest | None:
