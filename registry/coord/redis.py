@@ -203,6 +203,7 @@ class RedisCoordinator:
         self._leader_limit = tuning.lock_ttl / 2
         # Releases retried in the background; referenced here so they are not collected.
         self._releasing: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._acquire_script = client.register_script(_ACQUIRE)
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
@@ -312,6 +313,8 @@ class RedisCoordinator:
             return int(await self._release_script(keys=[key], args=[token]))
 
     def _release_later(self, key: str, token: str, name: str, *, until_deleted: bool) -> None:
+        if self._closed:
+            return  # the lease frees the lock (see `close`)
         task = asyncio.create_task(self._retry_release(key, token, name, until_deleted))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
@@ -426,10 +429,14 @@ class RedisCoordinator:
             await self._redis.ping()
 
     async def close(self) -> None:
-        """Releases still being retried stop: their leases free those locks."""
-        for task in list(self._releasing):
-            task.cancel()
-        await asyncio.gather(*self._releasing, return_exceptions=True)
+        """Releases still being retried stop: their leases free those locks. A release that
+        fails while closing (a leadership left at the same moment) is not retried either."""
+        self._closed = True
+        while self._releasing:
+            tasks = list(self._releasing)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await self._redis.aclose()
 
     @contextlib.contextmanager

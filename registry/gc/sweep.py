@@ -161,11 +161,8 @@ class Sweeper:
         chosen = [(d, e) for d, e in batch if str(d) in claimed]
         if not chosen:
             return
-        if self._options.verbose:
-            for digest, _ in chosen:
-                self._report.item(self._out, "blob", str(digest))
-        self._report.blobs.deleted += len(chosen)
         if self._dry:
+            self._counted(chosen)
             self._report.links += len(await self._links_of([d for d, _ in chosen]))
             self._report.blobs.bytes += await self._sizes(chosen)
             return
@@ -174,8 +171,16 @@ class Sweeper:
         self._report.blobs.bytes += await self._storage.delete_blobs(
             [entry.key for _, entry in chosen]
         )
+        self._counted(chosen)  # after the delete: a run that failed at it does not count them
         await self._vouches.advance()
         await self._vouches.release(sorted(claimed), hold=RELEASE_AFTER)
+
+    def _counted(self, chosen: list[tuple[Digest, Listed]]) -> None:
+        """Deleted (or, in a dry run, deletable) blobs into the report, and `-v` lines."""
+        if self._options.verbose:
+            for digest, _ in chosen:
+                self._report.item(self._out, "blob", str(digest))
+        self._report.blobs.deleted += len(chosen)
 
     async def _links_of(self, digests: list[Digest]) -> list[tuple[str, Digest]]:
         """(repository, digest) of every repository link, from the reverse index."""
