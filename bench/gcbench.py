@@ -229,8 +229,27 @@ def quiet() -> None:
 
 
 def filesystem(args: argparse.Namespace, layout: Layout, work: Path) -> dict[str, Any]:
-    """Push once into each registry, then collect a fresh copy of each store per rep."""
-    results: dict[str, Any] = {"ours": [], "distribution": []}
+    """Push once into each registry (or reuse `--stores`), then collect copies per rep."""
+    if args.stores:
+        work = Path(args.stores)
+        work.mkdir(parents=True, exist_ok=True)
+    binary = shutil.which(args.distribution) if not args.skip_distribution else None
+    if (work / "ours-filled").exists():
+        print(f"reusing the filled stores in {work}", file=sys.stderr)
+    else:
+        fill_both(args, layout, work, binary)
+    if binary and not (work / "dist-filled").exists():
+        binary = None
+    return collect_copies(args, layout, work, binary)
+
+
+def fill_both(args: argparse.Namespace, layout: Layout, work: Path, binary: str | None) -> None:
+    """Fill one store per registry through its HTTP API, then move each aside.
+
+    Our coordinator keys its records by the store's path (a store moved elsewhere starts a
+    new history, and waits a grace window before deleting anything): so the filled stores
+    are moved aside, and each rep copies them back to the paths they were filled at.
+    """
     ours_store = work / "ours-store"
     ours = servers.start_ours(args.python, ours_store, 1)
     try:
@@ -239,7 +258,6 @@ def filesystem(args: argparse.Namespace, layout: Layout, work: Path) -> dict[str
         ours.process.terminate()
         ours.process.wait(timeout=60)
     dist_store = work / "dist-store"
-    binary = shutil.which(args.distribution) if not args.skip_distribution else None
     if binary:
         dist = servers.start_distribution(binary, dist_store)
         try:
@@ -250,14 +268,17 @@ def filesystem(args: argparse.Namespace, layout: Layout, work: Path) -> dict[str
         finally:
             dist.process.terminate()
             dist.process.wait(timeout=60)
-    # Our coordinator keys its records by the store's path (a store moved elsewhere starts a
-    # new history, and waits a grace window before deleting anything): so the filled stores
-    # are moved aside, and each rep copies them back to the paths they were filled at.
+        dist_store.rename(work / "dist-filled")
+    ours_store.rename(work / "ours-filled")
+
+
+def collect_copies(
+    args: argparse.Namespace, layout: Layout, work: Path, binary: str | None
+) -> dict[str, Any]:
+    """Collect a fresh copy of each filled store per rep, alternating the collectors."""
+    results: dict[str, Any] = {"ours": [], "distribution": []}
     pristine = {"ours": work / "ours-filled", "distribution": work / "dist-filled"}
-    live = {"ours": ours_store, "distribution": dist_store}
-    ours_store.rename(pristine["ours"])
-    if binary:
-        dist_store.rename(pristine["distribution"])
+    live = {"ours": work / "ours-store", "distribution": work / "dist-store"}
     expected_left = layout.blobs - layout.unreferenced + layout.manifests
     for rep in range(args.reps):
         order = ["ours", "distribution"] if rep % 2 == 0 else ["distribution", "ours"]
@@ -380,6 +401,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distribution", default=servers.DISTRIBUTION_BINARY)
     parser.add_argument("--skip-distribution", action="store_true")
     parser.add_argument("--workdir", default=None, help="where the stores go (default: /tmp)")
+    parser.add_argument(
+        "--stores",
+        default=None,
+        help="keep the filled filesystem stores here and reuse them on the next run",
+    )
     parser.add_argument("--json", default=None, help="write every run's numbers here")
     args = parser.parse_args(argv)
     if (

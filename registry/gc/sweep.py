@@ -164,13 +164,15 @@ class Sweeper:
         if self._dry:
             self._counted(chosen)
             self._report.links += len(await self._links_of([d for d, _ in chosen]))
-            self._report.blobs.bytes += await self._sizes(chosen)
+            would_free = await self._sizes(chosen)  # awaited first: batches run at once
+            self._report.blobs.bytes += would_free
             return
         await self._unlink_everywhere([d for d, _ in chosen])
         await self._leadership.confirm()
-        self._report.blobs.bytes += await self._storage.delete_blobs(
-            [entry.key for _, entry in chosen]
-        )
+        # Awaited before the sum: `x += await ...` would read the total before the await,
+        # and batches running at once would overwrite each other's bytes.
+        freed = await self._storage.delete_blobs([entry.key for _, entry in chosen])
+        self._report.blobs.bytes += freed
         self._counted(chosen)  # after the delete: a run that failed at it does not count them
         await self._vouches.advance()
         await self._vouches.release(sorted(claimed), hold=RELEASE_AFTER)
