@@ -35,6 +35,7 @@ from registry.model.registry import Registry
 from registry.observe import health
 from registry.observe.coord import InstrumentedCoordinator
 from registry.observe.storage import InstrumentedStorage
+from registry.proxy.mirror import Mirror
 from registry.storage.base import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 
@@ -101,12 +102,21 @@ def build_backends(settings: Settings) -> Backends:
 def build_services(settings: Settings) -> Services:
     """Everything one serving process answers requests with."""
     backends = build_backends(settings)
+    mirror = Mirror(backends.registry, backends.registry.coord, settings.manifests.caches)
+
+    async def close() -> None:
+        try:
+            await mirror.close()
+        finally:
+            await backends.close()
+
     return Services(
         settings,
         backends.registry,
         build_gate(settings),
         health.Health(backends.checks),
-        backends.close,
+        close,
+        mirror,
     )
 
 

@@ -8,12 +8,13 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from registry.api.common import repository, services
+from registry.api.common import Services, refuse_cache_writes, repository, services
 from registry.api.ranges import parse_range
 from registry.auth.scopes import Need
 from registry.model.blobs import Redirect
 from registry.observe import events
 from registry.oci.digests import Digest
+from registry.oci.errors import BlobUnknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,15 @@ class _Answer:
 class Blob(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
         """The bytes, or a redirect to the store when the registry is configured for it (the
-        client sends its Range again there, and the store answers it the same way)."""
-        answer = await _described(request)
+        client sends its Range again there, and the store answers it the same way). Under a
+        pull-through cache, a blob that is not here comes from the upstream (`_fetched`)."""
+        try:
+            answer = await _described(request)
+        except BlobUnknown:
+            fetched = await _fetched(request)
+            if fetched is not None:
+                return fetched
+            answer = await _described(request)  # stored meanwhile: served from here
         blobs = services(request).registry.blobs
         found = await blobs.read(answer.digest, answer.start, answer.length)
         if isinstance(found, Redirect):
@@ -44,33 +52,77 @@ class Blob(HTTPEndpoint):
         """The headers of the GET, from the index and the size alone: the store is not read.
         A 200 vouches for the blob (docs/gc.md): a client that found it may name it in a
         manifest within the garbage collector's grace window."""
-        answer = await _described(request, vouch=True)
+        try:
+            answer = await _described(request, vouch=True)
+        except BlobUnknown:
+            name, digest, svc = await _allowed(request)
+            upstream = svc.mirror.serving(name)
+            if upstream is None:
+                raise
+            size = await svc.mirror.blob_size(upstream, name, digest)
+            headers = _headers(digest, size) | {"Content-Length": str(size)}
+            return Response(headers=headers)  # not stored, so not vouched for
         return Response(status_code=answer.status, headers=answer.headers)
 
     async def delete(self, request: Request) -> Response:
         name = repository(request)
         svc = services(request)
         await svc.gate.require(request, Need("blobs", name, "DELETE"))
+        refuse_cache_writes(request, name)
         digest = Digest.parse(request.path_params["digest"])
         await svc.registry.blobs.unlink(name, digest)
         return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
 
 
-async def _described(request: Request, *, vouch: bool = False) -> _Answer:
-    """The checks and headers of a GET or HEAD: the reader's right, the link, the range."""
+async def _fetched(request: Request) -> Response | None:
+    """A blob that is not here, under a pull-through cache: the upstream's bytes as the
+    cache fetches them (or a `Range` of them straight from the upstream); None when it was
+    stored here meanwhile. BLOB_UNKNOWN for a name no cache serves."""
+    name, digest, svc = await _allowed(request)
+    upstream = svc.mirror.serving(name)
+    if upstream is None:
+        raise BlobUnknown(detail={"digest": str(digest)})
+    byte_range = request.headers.get("range")
+    if byte_range is not None:
+        part = await svc.mirror.blob_range(upstream, name, digest, byte_range)
+    else:
+        found = await svc.mirror.blob(upstream, name, digest)
+        if found is None:
+            return None
+        part = found
+    headers = _headers(digest, part.size)
+    if part.size is not None:
+        headers["Content-Length"] = str(part.size)
+    if part.content_range is not None:
+        headers["Content-Range"] = part.content_range
+    events.pulled("blob")
+    return StreamingResponse(part.chunks, status_code=part.status, headers=headers)
+
+
+async def _allowed(request: Request) -> tuple[str, Digest, Services]:
+    """The repository and digest, once the caller may read blobs there."""
     name = repository(request)
     svc = services(request)
     await svc.gate.require(request, Need.read("blobs", name, verb=request.method))
-    digest = Digest.parse(request.path_params["digest"])
-    blobs = svc.registry.blobs
-    size = await (blobs.vouch(name, digest) if vouch else blobs.size(name, digest))
-    headers = {
+    return name, Digest.parse(request.path_params["digest"]), svc
+
+
+def _headers(digest: Digest, size: int | None) -> dict[str, str]:
+    return {
         "Docker-Content-Digest": str(digest),
-        "Accept-Ranges": "bytes",
+        "Accept-Ranges": "bytes" if size is not None else "none",
         "Content-Type": "application/octet-stream",
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
+
+
+async def _described(request: Request, *, vouch: bool = False) -> _Answer:
+    """The checks and headers of a GET or HEAD: the reader's right, the link, the range."""
+    name, digest, svc = await _allowed(request)
+    blobs = svc.registry.blobs
+    size = await (blobs.vouch(name, digest) if vouch else blobs.size(name, digest))
+    headers = _headers(digest, size)
     status, start, length = 200, 0, size
     range_header = request.headers.get("range")
     if range_header is not None:

@@ -18,6 +18,7 @@ from registry.numbers import whole_number
 from registry.observe.health import Health
 from registry.oci.errors import PaginationInvalid
 from registry.oci.names import validate_name
+from registry.proxy.mirror import Mirror
 
 MAX_PAGE = 10_000
 # The verbs a resource class may answer, each by the method of that name in lower case.
@@ -34,6 +35,7 @@ class Services:
     gate: Gate
     health: Health  # the readiness checks of the storage and coordination in use
     close: Callable[[], Awaitable[None]]  # releases their clients at shutdown
+    mirror: Mirror  # the pull-through caches (none configured: it serves no name)
 
 
 def resource(path: str, endpoint: type[HTTPEndpoint], name: str) -> Route:
@@ -54,7 +56,16 @@ def services(request: Request) -> Services:
 
 
 def repository(request: Request) -> str:
-    return validate_name(request.path_params["name"])
+    """The local repository name a request is about: the name in its path, or, with
+    containerd's `?ns=<host>`, that name under the cache mirroring the host."""
+    name = validate_name(request.path_params["name"])
+    return services(request).mirror.local_name(name, request.query_params.get("ns"))
+
+
+def refuse_cache_writes(request: Request, name: str) -> None:
+    """Pushes and deletes under a pull-through cache are DENIED (after the caller's rights
+    were checked, so an anonymous push still learns how to log in)."""
+    services(request).mirror.refuse_write(name)
 
 
 async def body(request: Request) -> AsyncIterator[bytes]:

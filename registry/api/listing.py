@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from registry.api.common import link_header, page_params, repository, services
 from registry.auth.scopes import Need
+from registry.model.listing import paginate
 from registry.oci import mediatypes as mt
 from registry.oci.digests import Digest
 
@@ -47,7 +48,11 @@ async def tags(request: Request) -> Response:
     svc = services(request)
     await svc.gate.require(request, Need.read("tags", name))
     n, last = page_params(request, None)
-    page = await svc.registry.listing.tags(name, n, last)
+    upstream = svc.mirror.serving(name)
+    if upstream is None:
+        page = await svc.registry.listing.tags(name, n, last)
+    else:
+        page = paginate(await svc.mirror.tags(upstream, name), n, last)
     return JSONResponse(
         {"name": name, "tags": page.items},
         headers=link_header(f"/v2/{name}/tags/list", page, n),

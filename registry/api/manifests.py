@@ -6,33 +6,34 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.common import Services, repository, services
+from registry.api.common import Services, refuse_cache_writes, repository, services
 from registry.auth.scopes import Need
-from registry.model.manifests import ManifestRef
 from registry.numbers import whole_number
 from registry.observe import events
 from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import DigestInvalid, ManifestUnknown, PayloadTooLarge, TagInvalid
 from registry.oci.manifests import MAX_MANIFEST_BYTES
 from registry.oci.names import validate_tag
+from registry.proxy.mirror import Served
 
 
 class Manifest(HTTPEndpoint):
     async def get(self, request: Request) -> Response:
-        svc, ref = await _resolved(request)
-        content = await svc.registry.manifests.content(ref)
+        svc, served = await _resolved(request)
+        content = await svc.registry.manifests.content(served.ref)
         events.pulled("manifest")
-        return Response(content, headers=_described(ref))
+        return Response(content, headers=_described(served))
 
     async def head(self, request: Request) -> Response:
         """The headers of the GET, without reading the manifest itself."""
-        _, ref = await _resolved(request)
-        return Response(headers=_described(ref))
+        _, served = await _resolved(request)
+        return Response(headers=_described(served))
 
     async def put(self, request: Request) -> Response:
         """Store a manifest under a tag or its digest; the reference is checked by the model,
         which refuses an invalid one with 400 (TAG_INVALID or DIGEST_INVALID)."""
         name, reference, svc = await _allowed(request)
+        refuse_cache_writes(request, name)
         content = await _read_limited(request, MAX_MANIFEST_BYTES)
         media_type = request.headers.get("content-type")
         stored = await svc.registry.manifests.put(name, reference, content, media_type)
@@ -48,6 +49,7 @@ class Manifest(HTTPEndpoint):
 
     async def delete(self, request: Request) -> Response:
         name, reference, svc = await _allowed(request)
+        refuse_cache_writes(request, name)
         _must_name_a_manifest(reference)
         await svc.registry.manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
@@ -64,20 +66,28 @@ async def _allowed(request: Request) -> tuple[str, str, Services]:
     return name, reference, svc
 
 
-async def _resolved(request: Request) -> tuple[Services, ManifestRef]:
-    """What a GET or HEAD names, once the caller may read it."""
+async def _resolved(request: Request) -> tuple[Services, Served]:
+    """What a GET or HEAD names, once the caller may read it: under a pull-through cache,
+    as the cache has it (fetched or revalidated as needed, see `registry.proxy.mirror`)."""
     name, reference, svc = await _allowed(request)
     _must_name_a_manifest(reference)
-    return svc, await svc.registry.manifests.resolve(name, reference)
+    upstream = svc.mirror.serving(name)
+    if upstream is not None:
+        return svc, await svc.mirror.manifest(upstream, name, reference)
+    return svc, Served(await svc.registry.manifests.resolve(name, reference))
 
 
-def _described(ref: ManifestRef) -> dict[str, str]:
-    return {
+def _described(served: Served) -> dict[str, str]:
+    ref = served.ref
+    headers = {
         "Docker-Content-Digest": str(ref.digest),
         "Content-Type": ref.media_type,
         "Content-Length": str(ref.size),
         "ETag": f'"{ref.digest}"',
     }
+    if served.warning is not None:
+        headers["Warning"] = served.warning
+    return headers
 
 
 def _must_name_a_manifest(reference: str) -> None:

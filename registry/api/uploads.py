@@ -10,7 +10,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.common import body, repository, services
+from registry.api.common import body, refuse_cache_writes, repository, services
 from registry.api.ranges import parse_content_range
 from registry.auth.scopes import Need, Principal
 from registry.model.uploads import CHUNK_MIN_LENGTH, Session, upload_range
@@ -66,6 +66,7 @@ class UploadStart(HTTPEndpoint):
                 return _created(name, mounted)
         else:
             principal = await svc.gate.require(request, Need("blobs", name, "POST"))
+            refuse_cache_writes(request, name)
             if "digest" in query:
                 return await _monolithic(request, name, query["digest"])
         session = await svc.registry.uploads.start(name, principal.name)
@@ -85,6 +86,7 @@ async def _mount(
     if source:
         needs.append(Need.read("blobs", validate_name(source)))
     principal = await svc.gate.require(request, *needs)
+    refuse_cache_writes(request, name)
     digest = Digest.parse(mount)
 
     async def may_read(candidate: str) -> bool:
@@ -152,4 +154,5 @@ async def _continued(request: Request, verb: str) -> tuple[str, str, str]:
     """The repository, the upload id and the caller's name, once the caller may `verb`."""
     name = repository(request)
     principal = await services(request).gate.require(request, Need("blobs", name, verb))
+    refuse_cache_writes(request, name)
     return name, request.path_params["upload_id"], principal.name

@@ -636,10 +636,6 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
                 "cache serves only names that start with its prefix",
             )
     loaded.caches.append(PullThroughCache(at.name, upstream, scopes, at.source, prefix))
-    loaded.warnings.append(
-        f"{at}: the pull-through cache is not built yet: this cache is ignored, nothing is "
-        f"fetched from {url}, and its repositories hold only what is pushed here"
-    )
 
 
 def _hosts(fields: _Fields) -> tuple[str, ...]:

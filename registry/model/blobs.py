@@ -134,6 +134,10 @@ class Blobs:
             first = await anext(chunks, b"")
         return _prefetched(first, chunks)
 
+    async def stored(self, digest: Digest) -> bool:
+        """Whether the content is in the store, whichever repositories link it."""
+        return await self._storage.size(paths.blob(digest)) is not None
+
     async def link(self, name: str, digest: Digest) -> None:
         async with self._lookup.link_guard(name, digest):
             await self._storage.write(paths.holder(digest, name), b"")

@@ -51,6 +51,30 @@ class ManifestRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TagState:
+    """A tag's manifest, and when a pull-through cache last had it confirmed by its upstream
+    (None for a pushed tag)."""
+
+    ref: ManifestRef
+    checked: float | None
+
+
+def tag_record(ref: ManifestRef, checked: float | None) -> bytes:
+    """A tag file's content: the reference, and for a cached tag when it was confirmed (a
+    reader of the reference alone ignores it)."""
+    if checked is None:
+        return ref.encode()
+    doc = json.loads(ref.encode())
+    doc["checked"] = checked
+    return json.dumps(doc).encode()
+
+
+def _checked(record: bytes) -> float | None:
+    value = json.loads(record).get("checked")
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     ref: ManifestRef
     manifest: Manifest
@@ -122,7 +146,57 @@ class Manifests:
             await pins.done()
         return Stored(ref, manifest)
 
-    async def _link(self, name: str, ref: ManifestRef, manifest: Manifest, tag: str | None) -> None:
+    async def tag_state(self, name: str, tag: str) -> TagState | None:
+        """The tag's manifest and confirmation time; None when there is no such tag."""
+        record = await self._lookup.tag(name, validate_tag(tag))
+        if record is None:
+            return None
+        return TagState(ManifestRef.decode(record), _checked(record))
+
+    async def store_fetched(
+        self,
+        name: str,
+        tag: str | None,
+        body: bytes,
+        media_type: str | None,
+        digest: Digest,
+        checked: float | None,
+    ) -> ManifestRef:
+        """A manifest a pull-through cache fetched (its digest verified by the caller),
+        validated like a push but without requiring what it names to be here: a cache
+        fetches an index's children and an image's layers only when a client asks for them.
+        With `tag`, the tag moves to it, confirmed at `checked`."""
+        manifest = await _parsed(body, media_type)
+        pins = Pins(self._vouches, [], stored=digest)
+        await pins.take()
+        try:
+            ref = ManifestRef(digest, manifest.media_type, len(body))
+            if await self._storage.size(paths.blob(digest)) != len(body):
+                await self._storage.write(paths.blob(digest), body)
+            pins.check()
+            await self._link(name, ref, manifest, tag, checked)
+        finally:
+            await pins.done()
+        return ref
+
+    async def confirm_tag(self, name: str, tag: str, ref: ManifestRef, checked: float) -> None:
+        """The upstream still names `ref` by the tag: record when, unless the tag moved."""
+        async with self._lookup.guard(name, tag):
+            record = await self._lookup.tag(name, tag)
+            if record is None or ManifestRef.decode(record) != ref:
+                return
+            confirmed = tag_record(ref, checked)
+            await self._storage.write(paths.tag(name, tag), confirmed)
+            await self._lookup.tag_set(name, tag, confirmed)
+
+    async def _link(
+        self,
+        name: str,
+        ref: ManifestRef,
+        manifest: Manifest,
+        tag: str | None,
+        checked: float | None = None,
+    ) -> None:
         """Revision, referrer entry and tag, under the manifest's lock: a delete of the same
         manifest runs wholly before (and the revision comes back) or after (and finds the
         tag, which it removes), never in between, where it would leave a tag naming a
@@ -136,9 +210,10 @@ class Manifests:
                     json.dumps(_referrer_descriptor(ref, manifest)).encode(),
                 )
             if tag is not None:
+                record = tag_record(ref, checked)
                 async with self._lookup.guard(name, tag):
-                    await self._storage.write(paths.tag(name, tag), ref.encode())
-                    await self._lookup.tag_set(name, tag, ref.encode())
+                    await self._storage.write(paths.tag(name, tag), record)
+                    await self._lookup.tag_set(name, tag, record)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every blob and child manifest named must be in the repository; the first missing

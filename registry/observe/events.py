@@ -12,6 +12,14 @@ from typing import Literal
 from registry.observe import context
 from registry.observe.metrics import (
     AUTH_ATTEMPTS,
+    PROXY_COALESCED,
+    PROXY_FETCHED_BYTES,
+    PROXY_HITS,
+    PROXY_MISSES,
+    PROXY_STALE,
+    PROXY_TOKENS,
+    PROXY_UPSTREAM_DURATION,
+    PROXY_UPSTREAM_REQUESTS,
     PULLS,
     PUSHES,
     TOKENS_ISSUED,
@@ -48,3 +56,35 @@ def pushed(kind: Kind) -> None:
 
 def pulled(kind: Kind) -> None:
     PULLS.labels(kind).inc()
+
+
+# --- the pull-through cache: `cache` is a configured cache's name, never request data
+
+
+def upstream_request(cache: str, kind: str, outcome: str, seconds: float) -> None:
+    PROXY_UPSTREAM_REQUESTS.labels(cache, kind, outcome).inc()
+    PROXY_UPSTREAM_DURATION.labels(cache, kind).observe(seconds)
+
+
+def upstream_token(cache: str) -> None:
+    PROXY_TOKENS.labels(cache).inc()
+
+
+def cache_hit(cache: str, kind: Kind) -> None:
+    PROXY_HITS.labels(cache, kind).inc()
+
+
+def cache_miss(cache: str, kind: Kind) -> None:
+    PROXY_MISSES.labels(cache, kind).inc()
+
+
+def fetched(cache: str, size: int) -> None:
+    PROXY_FETCHED_BYTES.labels(cache).inc(size)
+
+
+def stale_served(cache: str) -> None:
+    PROXY_STALE.labels(cache).inc()
+
+
+def coalesced(cache: str) -> None:
+    PROXY_COALESCED.labels(cache).inc()

@@ -96,6 +96,51 @@ TOKENS_ISSUED = Counter(
     ["kind"],
 )
 
+# --- pull-through cache (`cache`: the PullThroughCache's name, from the configuration)
+
+PROXY_UPSTREAM_REQUESTS = Counter(
+    "registry_proxy_upstream_requests_total",
+    "Requests to upstream registries, by cache, kind (manifest, blob, tags, token) and outcome "
+    "(2xx, 3xx, 4xx, 5xx, timeout, error: the connection failed).",
+    ["cache", "kind", "outcome"],
+)
+PROXY_UPSTREAM_DURATION = Histogram(
+    "registry_proxy_upstream_request_duration_seconds",
+    "Time until an upstream answered with its headers (a body streams afterwards).",
+    ["cache", "kind"],
+    buckets=ACTION_BUCKETS,
+)
+PROXY_HITS = Counter(
+    "registry_proxy_hits_total",
+    "Pulls under a cache answered from what it holds, by kind (blob, manifest).",
+    ["cache", "kind"],
+)
+PROXY_MISSES = Counter(
+    "registry_proxy_misses_total",
+    "Pulls under a cache that fetched from the upstream, by kind (blob, manifest).",
+    ["cache", "kind"],
+)
+PROXY_FETCHED_BYTES = Counter(
+    "registry_proxy_fetched_bytes_total",
+    "Bytes of blobs and manifests received from the upstream.",
+    ["cache"],
+)
+PROXY_STALE = Counter(
+    "registry_proxy_stale_serves_total",
+    "Tags served past their ttl because the upstream failed (within maxStale).",
+    ["cache"],
+)
+PROXY_TOKENS = Counter(
+    "registry_proxy_token_fetches_total",
+    "Tokens fetched from upstream token services (cached per scope until they expire).",
+    ["cache"],
+)
+PROXY_COALESCED = Counter(
+    "registry_proxy_coalesced_waits_total",
+    "Blob misses that waited for a fetch already under way instead of fetching again.",
+    ["cache"],
+)
+
 # --- backends
 
 STORAGE_ACTION = Histogram(

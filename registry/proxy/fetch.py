@@ -1,0 +1,199 @@
+"""One upstream GET per missing blob, teed to the client that asked while it is stored.
+
+A blob miss under a cache starts a `Fetch`: a task, independent of the request, that streams
+the upstream body into storage the way a monolithic push does (`Uploads.monolithic`: hashed
+on the way, visible under its digest only once the digest matched, then linked). The client
+that caused it receives the same chunks as they pass, except the last one, which is held back
+until the digest was verified and the blob stored: a corrupt or truncated upstream body ends
+the client's response early (the connection closes short of its Content-Length), so no client
+ever gets a complete-looking wrong body, and nothing is stored.
+
+Concurrent misses of one digest share the fetch: in one process they wait for its task; across
+the processes of a host and across hosts (the scaled mode) the fetch holds a lock in `coord`
+named after the digest, and the others wait for that lock, then serve what it stored. If the
+client goes away, the fetch goes on at the upstream's pace (others may be waiting for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from registry.coord.base import Coordinator, LockTimeout
+from registry.model.registry import Registry
+from registry.observe import events
+from registry.oci.digests import Digest
+from registry.oci.errors import BlobUnknown, RegistryError, Unavailable
+from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavailable
+
+# Chunks waiting for a slow client; beyond them the fetch waits for the client.
+QUEUED_CHUNKS = 16
+# How long a miss waits for another process's fetch of the same blob before giving up.
+WAIT_FOR_OTHERS = 1800.0
+# One wait for the lock (a Redis lock is waited for one lease at most, then asked again).
+WAIT_STEP = 10.0
+
+
+class _Done:
+    """End of the client's chunks: everything was verified and stored."""
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def lock_name(digest: Digest) -> str:
+    return f"proxy-fetch:{digest}"
+
+
+class Fetch:
+    """The upstream GET of one blob into storage, with at most one client attached."""
+
+    def __init__(self, upstream: Upstream, registry: Registry, name: str, remote: str) -> None:
+        self._upstream = upstream
+        self._registry = registry
+        self._name = name
+        self._remote = remote
+        self.started = asyncio.get_running_loop().create_future()  # the size, or an error
+        self._queue: asyncio.Queue[bytes | _Done | _Failed] | None = asyncio.Queue(QUEUED_CHUNKS)
+
+    def detach(self) -> None:
+        """No client: the fetch only stores (a `Range` miss, or a client that left)."""
+        queue, self._queue = self._queue, None
+        while queue is not None and not queue.empty():
+            queue.get_nowait()  # frees a fetch waiting to put
+
+    async def run(self, digest: Digest) -> None:
+        try:
+            async with self._upstream.blob(self._remote, digest) as stream:
+                if not self.started.done():
+                    self.started.set_result(stream.size)
+                held: list[bytes] = []
+                await self._registry.uploads.monolithic(
+                    self._name, digest, self._teed(stream.chunks, held)
+                )
+            for chunk in held:
+                await self._send(chunk)
+            await self._send(_Done())
+        except Exception as exc:  # told to the client and to whoever awaits `started`
+            error = _as_registry_error(exc, digest)
+            if not self.started.done():
+                self.started.set_exception(error)
+            await self._send(_Failed(error))
+            if not isinstance(exc, RegistryError | UpstreamNotFound | UpstreamUnavailable):
+                raise
+
+    async def _teed(self, chunks: AsyncIterator[bytes], held: list[bytes]) -> AsyncIterator[bytes]:
+        """The upstream chunks to storage, and each one before the last to the client."""
+        async for chunk in chunks:
+            if held:
+                await self._send(held.pop())
+            held.append(chunk)
+            events.fetched(self._upstream.name, len(chunk))
+            yield chunk
+
+    async def _send(self, item: bytes | _Done | _Failed) -> None:
+        queue = self._queue
+        if queue is not None:
+            await queue.put(item)
+
+    async def client_chunks(self) -> AsyncIterator[bytes]:
+        """What the attached client receives; raises (cutting the response short) when the
+        fetch failed."""
+        queue = self._queue
+        assert queue is not None
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _Done):
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            self.detach()
+
+
+class Fetches:
+    """The fetches under way in this process, one per digest, and the waits for others'."""
+
+    def __init__(self, registry: Registry, coord: Coordinator) -> None:
+        self._registry = registry
+        self._coord = coord
+        self._running: dict[Digest, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(
+        self, upstream: Upstream, name: str, remote: str, digest: Digest, *, client: bool
+    ) -> Fetch | None:
+        """A fetch of the blob (with the client attached when `client`), or None when another
+        one is under way here or elsewhere (then `wait` for it)."""
+        if digest in self._running:
+            return None
+        lock = self._coord.lock(lock_name(digest), timeout=0)
+        try:
+            await lock.__aenter__()
+        except LockTimeout:
+            return None
+        if digest in self._running:  # started here while the lock was being taken
+            await lock.__aexit__(None, None, None)
+            return None
+        fetch = Fetch(upstream, self._registry, name, remote)
+        if not client:
+            fetch.detach()
+        task = asyncio.create_task(self._locked(fetch, digest, lock.__aexit__))
+        self._running[digest] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._ended(digest, done))
+        return fetch
+
+    async def _locked(
+        self, fetch: Fetch, digest: Digest, release: Callable[..., Awaitable[object]]
+    ) -> None:
+        try:
+            await fetch.run(digest)
+        finally:
+            await asyncio.shield(release(None, None, None))
+
+    def _ended(self, digest: Digest, task: asyncio.Task[None]) -> None:
+        if self._running.get(digest) is task:
+            del self._running[digest]
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure was told to its client already
+
+    async def wait(self, cache: str, digest: Digest) -> None:
+        """Until the fetch of `digest` under way here or elsewhere has ended (stored or not)."""
+        events.coalesced(cache)
+        running = self._running.get(digest)
+        if running is not None:
+            await asyncio.wait({running})
+            return
+        deadline = time.monotonic() + WAIT_FOR_OTHERS
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(f"blob {digest} is still being fetched by another process")
+            try:
+                async with self._coord.lock(lock_name(digest), timeout=min(WAIT_STEP, left)):
+                    return
+            except LockTimeout:
+                continue
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+def _as_registry_error(exc: Exception, digest: Digest) -> RegistryError:
+    if isinstance(exc, RegistryError):
+        return exc
+    if isinstance(exc, UpstreamNotFound):
+        return BlobUnknown(str(exc), detail={"digest": str(digest)})
+    if isinstance(exc, UpstreamUnavailable):
+        return Unavailable(str(exc))
+    return Unavailable(f"fetching {digest} failed: {type(exc).__name__}")
