@@ -40,6 +40,8 @@ class Blob(HTTPEndpoint):
             if fetched is not None:
                 return fetched
             answer = await _described(request)  # stored meanwhile: served from here
+        else:
+            services(request).mirror.count_blob_hit(repository(request))
         blobs = services(request).registry.blobs
         found = await blobs.read(answer.digest, answer.start, answer.length)
         if isinstance(found, Redirect):

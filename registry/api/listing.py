@@ -65,7 +65,11 @@ async def referrers(request: Request) -> Response:
     await svc.gate.require(request, Need.read("manifests", name))
     subject = Digest.parse(request.path_params["digest"])
     artifact_type = request.query_params.get("artifactType")
-    descriptors = await svc.registry.manifests.referrers(name, subject, artifact_type)
+    upstream = svc.mirror.serving(name)
+    if upstream is None:
+        descriptors = await svc.registry.manifests.referrers(name, subject, artifact_type)
+    else:
+        descriptors = await svc.mirror.referrers(upstream, name, subject, artifact_type)
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
     return JSONResponse(
         {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors},

@@ -24,8 +24,18 @@ from registry.observe import context
 ANNOUNCE = "registry.server.announce"
 
 # Libraries whose debug output includes signed request headers or connection details: kept
-# at WARNING even with -loglevel debug, so that debugging never writes a credential.
-QUIET_LIBRARIES = ("botocore", "aiobotocore", "urllib3", "aiohttp", "redis", "asyncio")
+# at WARNING even with -loglevel debug, so that debugging never writes a credential (httpx
+# also logs each upstream request of the pull-through cache at INFO).
+QUIET_LIBRARIES = (
+    "botocore",
+    "aiobotocore",
+    "urllib3",
+    "aiohttp",
+    "redis",
+    "asyncio",
+    "httpx",
+    "httpcore",
+)
 
 _CORE_KEYS = frozenset({"timestamp", "level", "logger", "message", "pid", "request_id"})
 

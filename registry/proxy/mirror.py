@@ -104,6 +104,12 @@ class Mirror:
         cache = routing.cache_for(self._caches, name)
         return self._upstreams[cache.name] if cache is not None else None
 
+    def count_blob_hit(self, name: str) -> None:
+        """A blob served from here: a hit when the name is a cache's."""
+        cache = routing.cache_for(self._caches, name)
+        if cache is not None:
+            events.cache_hit(cache.name, "blob")
+
     def refuse_write(self, name: str) -> None:
         cache = routing.cache_for(self._caches, name)
         if cache is not None:
@@ -216,6 +222,24 @@ class Mirror:
                 ) from None
             return cached
         return sorted({*listed, *cached})
+
+    # --- referrers
+
+    async def referrers(
+        self, upstream: Upstream, name: str, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, object]]:
+        """The upstream's referrers of `subject` with those cached here (by digest, the cached
+        entry first); only the cached ones while the upstream cannot answer."""
+        cached = await self._registry.manifests.referrers(name, subject, artifact_type)
+        remote = routing.upstream_name(upstream.cache, name)
+        try:
+            listed = await upstream.referrers(remote, subject)
+        except (UpstreamNotFound, UpstreamUnavailable):
+            return cached
+        if artifact_type is not None:
+            listed = [d for d in listed if d.get("artifactType") == artifact_type]
+        seen = {d.get("digest") for d in cached}
+        return [*cached, *(d for d in listed if d.get("digest") not in seen)]
 
     # --- blobs
 

@@ -182,6 +182,23 @@ class Upstream:
             path = following
         return found
 
+    # --- referrers
+
+    async def referrers(self, name: str, subject: Digest) -> list[dict[str, object]]:
+        """The descriptors of the upstream's referrers index for `subject` (OCI 1.1)."""
+        async with self._request("GET", name, f"referrers/{subject}", "referrers") as answer:
+            body = bytearray()
+            async for chunk in self._chunks(answer):
+                body += chunk
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise UpstreamUnavailable(f"the referrers of {subject} are too large")
+        try:
+            doc = httpx.Response(200, content=bytes(body)).json()
+            found = doc.get("manifests") or []
+        except (ValueError, AttributeError):
+            raise UpstreamUnavailable(f"upstream {self.name} sent referrers in no JSON") from None
+        return [d for d in found if isinstance(d, dict) and isinstance(d.get("digest"), str)]
+
     # --- requests
 
     @contextlib.asynccontextmanager
