@@ -73,7 +73,9 @@ class InstrumentedCoordinator:
     @contextlib.asynccontextmanager
     async def _lock(self, name: str, timeout: float) -> AsyncIterator[None]:
         """Only the wait to take the lock is measured; errors of the work done under it are
-        the work's own and are not counted here."""
+        the work's own and are not counted here. A try (`timeout` 0) that finds the lock
+        taken is an answer, not a timeout: it is not counted (the pull-through cache tries
+        a blob's fetch lock to learn whether another process is fetching it)."""
         started = time.perf_counter()
         acquired = False
         try:
@@ -82,7 +84,7 @@ class InstrumentedCoordinator:
                 self._lock_wait.observe(time.perf_counter() - started)
                 yield
         except LockTimeout:
-            if not acquired:
+            if not acquired and timeout > 0:
                 self._lock_wait.observe(time.perf_counter() - started)
                 self._lock_timeouts.inc()
             raise

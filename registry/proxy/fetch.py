@@ -17,9 +17,9 @@ client goes away, the fetch goes on at the upstream's pace (others may be waitin
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from registry.coord import backoff
 from registry.coord.base import Coordinator, LockTimeout
 from registry.model.registry import Registry
 from registry.observe import events
@@ -31,8 +31,8 @@ from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavaila
 QUEUED_CHUNKS = 16
 # How long a miss waits for another process's fetch of the same blob before giving up.
 WAIT_FOR_OTHERS = 1800.0
-# One wait for the lock (a Redis lock is waited for one lease at most, then asked again).
-WAIT_STEP = 10.0
+# The longest pause between two looks at another process's fetch lock.
+WAIT_STEP = 1.0
 
 
 class _Done:
@@ -171,16 +171,16 @@ class Fetches:
         if running is not None:
             await asyncio.wait({running})
             return
-        deadline = time.monotonic() + WAIT_FOR_OTHERS
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Unavailable(f"blob {digest} is still being fetched by another process")
-            try:
-                async with self._coord.lock(lock_name(digest), timeout=min(WAIT_STEP, left)):
-                    return
-            except LockTimeout:
-                continue
+        if not await backoff.retry(lambda: self._free(digest), WAIT_FOR_OTHERS, cap=WAIT_STEP):
+            raise Unavailable(f"blob {digest} is still being fetched by another process")
+
+    async def _free(self, digest: Digest) -> bool:
+        """Whether no process holds the fetch lock of `digest` (tried, not waited for)."""
+        try:
+            async with self._coord.lock(lock_name(digest), timeout=0):
+                return True
+        except LockTimeout:
+            return False
 
     async def close(self) -> None:
         for task in list(self._tasks):
