@@ -9,6 +9,9 @@ proxy, which is how "fetched once" and "not asked" are asserted.
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import new_bucket, start_scaled
+from tests.observe.helpers import scrape
 from tests.oci import error_codes
 from tests.proxy.caches import HOST, READER, Cache, Caching, start_caching, write_config
 from tests.proxy.content import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
@@ -426,3 +430,58 @@ def test_tags_merge_the_upstreams_with_the_cached_ones(
         assert cached.json() == {"name": local, "tags": ["v1"]}
         catalog = client.get("/v2/_catalog").json()["repositories"]
         assert local in catalog
+
+
+# --- metrics and garbage collection
+
+
+def test_metrics_count_hits_misses_bytes_stale_serves_and_upstream_requests(
+    upstream: Upstream, public_repo: str, start_registry: Start, tmp_path: Path
+) -> None:
+    image = upstream.push_image(public_repo, "v1", layer_sizes=(10_000,))
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url, ttl="0s"))
+    local = f"up/{public_repo}"
+    layer = image.layers[0]
+    with caching.server.client() as client:
+        assert _manifest(client, local, "v1").status_code == 200
+        for _ in range(2):
+            assert client.get(f"/v2/{local}/blobs/{layer.digest}").content == layer.data
+        upstream.faults.mode = "down"
+        assert "Warning" in _manifest(client, local, "v1").headers
+    metrics = scrape(caching.server)
+    cache = {"cache": "up"}
+    assert metrics.value("registry_proxy_misses_total", kind="blob", **cache) == 1
+    assert metrics.value("registry_proxy_hits_total", kind="blob", **cache) == 1
+    assert metrics.value("registry_proxy_misses_total", kind="manifest", **cache) == 1
+    assert metrics.value("registry_proxy_fetched_bytes_total", **cache) == layer.size
+    assert metrics.value("registry_proxy_stale_serves_total", **cache) == 1
+    assert metrics.value("registry_proxy_token_fetches_total", **cache) >= 1
+    requests = "registry_proxy_upstream_requests_total"
+    assert metrics.value(requests, kind="blob", outcome="2xx", **cache) == 1
+    assert metrics.value(requests, kind="manifest", outcome="error", **cache) == 1
+
+
+def test_garbage_collection_keeps_cached_tags_and_collects_what_nothing_names(
+    upstream: Upstream, public_repo: str, start_registry: Start, tmp_path: Path
+) -> None:
+    image = upstream.push_image(public_repo, "v1")
+    stray = upstream.push_image(public_repo, "stray", layer_sizes=(777,)).layers[0]
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url, ttl="1h"))
+    local = f"up/{public_repo}"
+    with caching.server.client() as client:
+        assert _manifest(client, local, "v1").status_code == 200
+        for blob in (*image.blobs, stray):  # the stray layer is fetched by digest alone
+            assert client.get(f"/v2/{local}/blobs/{blob.digest}").status_code == 200
+        collected = subprocess.run(
+            [sys.executable, "-m", "registry", "gc", "-datadir", str(caching.server.datadir),
+             "-grace", "0s", "-json"],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        report = json.loads(collected.stdout.strip().splitlines()[-1])
+        assert report["blobs"]["deleted"] == 1  # the stray layer: no cached manifest names it
+        for blob in image.blobs:
+            assert client.get(f"/v2/{local}/blobs/{blob.digest}").content == blob.data
+        upstream.faults.reset()
+        # a collected blob is fetched again on the next pull
+        assert client.get(f"/v2/{local}/blobs/{stray.digest}").content == stray.data
+        assert upstream.faults.count("GET", "blob", 200) == 1
