@@ -29,6 +29,8 @@ from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavaila
 
 # Chunks waiting for a slow client; beyond them the fetch waits for the client.
 QUEUED_CHUNKS = 16
+# How long the fetch waits for its client to take a chunk before going on without it.
+CLIENT_WAIT = 60.0
 # How long a miss waits for another process's fetch of the same blob before giving up.
 WAIT_FOR_OTHERS = 1800.0
 # The longest pause between two looks at another process's fetch lock.
@@ -59,11 +61,16 @@ class Fetch:
         self.started = asyncio.get_running_loop().create_future()  # the size, or an error
         self._queue: asyncio.Queue[bytes | _Done | _Failed] | None = asyncio.Queue(QUEUED_CHUNKS)
 
-    def detach(self) -> None:
-        """No client: the fetch only stores (a `Range` miss, or a client that left)."""
+    def detach(self, why: RegistryError | None = None) -> None:
+        """No client: the fetch only stores (a `Range` miss, or a client that left). With
+        `why`, a client still attached learns it was left behind: its response is cut."""
         queue, self._queue = self._queue, None
-        while queue is not None and not queue.empty():
+        if queue is None:
+            return
+        while not queue.empty():
             queue.get_nowait()  # frees a fetch waiting to put
+        if why is not None:
+            queue.put_nowait(_Failed(why))
 
     async def run(self, digest: Digest) -> None:
         try:
@@ -95,9 +102,16 @@ class Fetch:
             yield chunk
 
     async def _send(self, item: bytes | _Done | _Failed) -> None:
+        """To the client, unless it took nothing for CLIENT_WAIT seconds (gone without a word,
+        or stalled): then the fetch goes on without it, so that it never holds the blob's
+        lock, and the other clients waiting for it, for a client that reads nothing."""
         queue = self._queue
-        if queue is not None:
-            await queue.put(item)
+        if queue is None:
+            return
+        try:
+            await asyncio.wait_for(queue.put(item), CLIENT_WAIT)
+        except TimeoutError:
+            self.detach(Unavailable(f"the client read nothing for {CLIENT_WAIT:.0f} s"))
 
     async def client_chunks(self) -> AsyncIterator[bytes]:
         """What the attached client receives; raises (cutting the response short) when the

@@ -485,3 +485,19 @@ def test_garbage_collection_keeps_cached_tags_and_collects_what_nothing_names(
         # a collected blob is fetched again on the next pull
         assert client.get(f"/v2/{local}/blobs/{stray.digest}").content == stray.data
         assert upstream.faults.count("GET", "blob", 200) == 1
+
+
+def test_a_client_leaving_mid_fetch_leaves_the_fetch_to_finish_for_others(
+    upstream: Upstream, public_repo: str, start_registry: Start, tmp_path: Path
+) -> None:
+    image = upstream.push_big(public_repo, "big")
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url, ttl="1h"))
+    blob = f"/v2/up/{public_repo}/blobs/{image.layers[0].digest}"
+    with caching.server.client() as client:
+        with client.stream("GET", blob) as response:
+            assert response.status_code == 200
+            next(response.iter_raw())  # one chunk, then the connection goes
+        again = client.get(blob)
+        assert again.status_code == 200
+        assert _sha(again.content) == image.layers[0].digest
+    assert upstream.faults.count("GET", "blob", 200) == 1
