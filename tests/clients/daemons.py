@@ -10,12 +10,13 @@ at once. Stopping is SIGTERM, a bounded wait, then SIGKILL of the daemon's own p
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +130,43 @@ class Dockerd:
     ) -> subprocess.CompletedProcess[str]:
         env = self.env(config_dir)
         return run([self.docker, *args], env=env, input=input, check=check, timeout=timeout)
+
+    def registry_mirrors(self) -> list[str]:
+        """The Docker Hub mirrors the running daemon uses (`docker info`), as it normalized
+        them (with a trailing `/`)."""
+        shown = self.cli(self.root / "probe-config", "info", "--format", "{{json .RegistryConfig}}")
+        mirrors: list[str] = json.loads(shown.stdout).get("Mirrors") or []
+        return mirrors
+
+    @contextlib.contextmanager
+    def mirroring(self, *mirrors: str) -> Iterator[None]:
+        """Docker Hub pulls go to `mirrors` (daemon.json's `registry-mirrors`) inside the block.
+
+        dockerd reloads `registry-mirrors` from its config file on SIGHUP, without a restart,
+        so the session's daemon serves this and is given its own mirrors back afterwards. A
+        reload changes only the keys the file names (a file without `registry-mirrors` keeps
+        the current ones), so going back names the old list, `[]` when there was none, and the
+        file's own text is restored once the daemon runs with it. The reload is asynchronous:
+        `docker info` is polled (a bounded number of times) until it shows the mirrors.
+        """
+        config = self.root / "daemon.json"
+        original = config.read_text()
+        settings = json.loads(original)
+        before = self.registry_mirrors()
+        self._reload(config, {**settings, "registry-mirrors": list(mirrors)}, list(mirrors))
+        try:
+            yield
+        finally:
+            restored = {**settings, "registry-mirrors": settings.get("registry-mirrors", [])}
+            self._reload(config, restored, before)
+            config.write_text(original)
+
+    def _reload(self, config: Path, settings: dict[str, object], mirrors: list[str]) -> None:
+        config.write_text(json.dumps(settings))
+        assert self.daemon.process is not None
+        self.daemon.process.send_signal(signal.SIGHUP)
+        shown = [mirror.rstrip("/") + "/" for mirror in mirrors]  # as `docker info` shows them
+        self.daemon.wait_ready(lambda: self.registry_mirrors() == shown)
 
     def stop(self) -> None:
         self.daemon.stop()

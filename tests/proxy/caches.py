@@ -70,9 +70,12 @@ def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_config(folder: Path, caches: Sequence[Cache]) -> Path:
+def write_config(
+    folder: Path, caches: Sequence[Cache], anonymous_scopes: Sequence[str] = ()
+) -> Path:
     """The manifests: the caches, and the reader with its binding (the admin comes from the
-    server's -adminpwd)."""
+    server's -adminpwd). With `anonymous_scopes`, also the User `anonymous` (requests without
+    credentials) with a pull binding for those scopes, as a public mirror has."""
     folder.mkdir(parents=True, exist_ok=True)
     password_hash = bcrypt.hashpw(READER[1].encode(), bcrypt.gensalt(rounds=4)).decode()
     docs = [
@@ -89,6 +92,19 @@ def write_config(folder: Path, caches: Sequence[Cache]) -> Path:
             },
         ),
     ]
+    if anonymous_scopes:
+        docs += [
+            _doc("User", "anonymous", {}),
+            _doc(
+                "RoleBinding",
+                "anonymous-pulls",
+                {
+                    "subjects": [{"kind": "User", "name": "anonymous"}],
+                    "roleRef": {"name": "puller"},
+                    "scopes": list(anonymous_scopes),
+                },
+            ),
+        ]
     (folder / "caches.yaml").write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
     return folder
 
@@ -98,6 +114,8 @@ def start_caching(
     folder: Path,
     caches: Sequence[Cache],
     *extra: str,
+    anonymous_scopes: Sequence[str] = (),
 ) -> Caching:
-    server = start_registry("-cfgdir", str(write_config(folder, caches)), *extra)
+    config = write_config(folder, caches, anonymous_scopes)
+    server = start_registry("-cfgdir", str(config), *extra)
     return Caching(server, list(caches))

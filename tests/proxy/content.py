@@ -92,7 +92,7 @@ class Pusher:
         self.base_url = base_url
         self._token = token
 
-    def _client(self, repo: str) -> httpx.Client:
+    def client(self, repo: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self._token(repo)}"}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
 
@@ -142,7 +142,7 @@ class Pusher:
             if docker
             else (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER)
         )
-        with self._client(repo) as http:
+        with self.client(repo) as http:
             layers = tuple(
                 self.blob(http, repo, os.urandom(size), layer_type) for size in layer_sizes
             )
@@ -178,7 +178,7 @@ class Pusher:
             ],
         }
         body = json.dumps(doc, indent=2).encode()
-        with self._client(repo) as http:
+        with self.client(repo) as http:
             digest = self.manifest(http, repo, tag, body, media_type)
         return PushedIndex(repo, tag, digest, media_type, body, children)
 
