@@ -330,6 +330,15 @@ class _Fields:
             self.fail(key, "must list at least one entry")
         return tuple(value)
 
+    def flag(self, key: str) -> bool | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.fail(key, f"expected true or false, got {_type_name(value)}")
+        assert isinstance(value, bool)
+        return value
+
     def duration(self, key: str) -> float | None:
         value = self.get(key)
         if value is None:
@@ -635,7 +644,10 @@ def _cache(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) 
                 f"{scope.pattern!r} can match no name under spec.prefix {prefix!r}, and this "
                 "cache serves only names that start with its prefix",
             )
-    loaded.caches.append(PullThroughCache(at.name, upstream, scopes, at.source, prefix))
+    allow_pushes = bool(spec.flag("allowPushes"))
+    loaded.caches.append(
+        PullThroughCache(at.name, upstream, scopes, at.source, prefix, allow_pushes)
+    )
 
 
 def _hosts(fields: _Fields) -> tuple[str, ...]:
@@ -775,7 +787,7 @@ _SPEC_FIELDS: dict[str, tuple[str, ...]] = {
     "User": ("passwordHash", "groups"),
     "Role": ("resources", "verbs"),
     "RoleBinding": ("subjects", "roleRef", "scopes"),
-    "PullThroughCache": ("upstream", "scopes", "prefix"),
+    "PullThroughCache": ("upstream", "scopes", "prefix", "allowPushes"),
     "Token": ("value", "valueSha256", "username", "expiresAt"),
 }
 _SPEC_HINTS: dict[str, dict[str, str]] = {

@@ -96,6 +96,8 @@ class PullThroughCache:
     # Stripped from the local name to make the upstream one: "" or a name ending in "/". A
     # local name that does not start with it is never this cache's.
     prefix: str = ""
+    # Pushes and deletes under the cache's names, where RBAC allows them; refused otherwise.
+    allow_pushes: bool = False
 
 
 @dataclass(frozen=True, slots=True)

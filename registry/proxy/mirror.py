@@ -10,7 +10,9 @@
   verified, stored (blobs through `fetch`, teed to the client). A blob already stored for
   another repository is linked once the upstream confirms (`HEAD`) that this repository has it,
   so what a name serves is always what its upstream repository holds.
-- **Writes** under a cache are refused (`DENIED`): its names hold what the upstream holds.
+- **Writes** under a cache are refused (`DENIED`): its names hold what the upstream holds;
+  unless the cache allows pushes (`allowPushes`), where RBAC decides as anywhere, and a tag
+  pushed here is served from here without asking the upstream.
 
 The API checks RBAC on the local name before it calls anything here, as for pushed content:
 the upstream credentials never widen what a local user may read.
@@ -112,7 +114,7 @@ class Mirror:
 
     def refuse_write(self, name: str) -> None:
         cache = routing.cache_for(self._caches, name)
-        if cache is not None:
+        if cache is not None and not cache.allow_pushes:
             raise Denied(
                 f"{name} is under the pull-through cache {cache.name!r} of "
                 f"{cache.upstream.url}: it holds what the upstream holds, and takes no pushes "
@@ -152,6 +154,9 @@ class Mirror:
         state = await manifests.tag_state(name, tag)
         settings = upstream.cache.upstream
         now = time.time()
+        if state is not None and state.checked is None:
+            events.cache_hit(upstream.name, "manifest")
+            return Served(state.ref)  # pushed here (allowPushes), not fetched: never asked
         age = now - state.checked if state is not None and state.checked is not None else None
         if state is not None and age is not None and age < (settings.ttl_seconds or 0):
             events.cache_hit(upstream.name, "manifest")

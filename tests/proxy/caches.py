@@ -30,6 +30,7 @@ class Cache:
     hosts: Sequence[str] = (HOST,)
     credentials: tuple[str, str] | None = None
     scopes: Sequence[str] | None = None
+    allow_pushes: bool = False
 
     def document(self) -> dict[str, Any]:
         upstream: dict[str, Any] = {
@@ -42,6 +43,7 @@ class Cache:
         if self.credentials is not None:
             upstream["username"], upstream["password"] = self.credentials
         scopes = list(self.scopes) if self.scopes is not None else [f"^{self.prefix}.+$"]
+        extra = {"allowPushes": True} if self.allow_pushes else {}
         return _doc(
             "PullThroughCache",
             self.name,
@@ -49,6 +51,7 @@ class Cache:
                 "upstream": upstream,
                 "scopes": scopes,
                 "prefix": self.prefix,
+                **extra,
             },
         )
 

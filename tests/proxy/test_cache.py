@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import new_bucket, start_scaled
 from tests.observe.helpers import scrape
-from tests.oci import error_codes
+from tests.oci import error_codes, push_image
 from tests.proxy.caches import HOST, READER, Cache, Caching, start_caching, write_config
 from tests.proxy.content import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from tests.proxy.upstream import Upstream
@@ -409,6 +409,24 @@ def test_pushes_and_deletes_under_a_cache_are_denied(
             assert error_codes(refused) == ["DENIED"]
             assert "pull-through cache 'up'" in refused.json()["errors"][0]["message"]
         assert _manifest(client, local, "v1").content == image.manifest
+
+
+def test_a_cache_that_allows_pushes_serves_pushed_tags_without_asking(
+    upstream: Upstream, public_repo: str, start_registry: Start, tmp_path: Path
+) -> None:
+    fetched = upstream.push_image(public_repo, "v1")
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url, ttl="0s", allow_pushes=True))
+    local = f"up/{public_repo}"
+    with caching.server.client() as client:
+        assert _manifest(client, local, "v1").content == fetched.manifest
+        pushed = push_image(client, local, "local-only")
+        upstream.faults.reset()
+        got = _manifest(client, local, "local-only")
+        assert got.status_code == 200, got.text
+        assert got.content == pushed.body
+        assert upstream.faults.requests == []  # a pushed tag is never asked for upstream
+        tags = client.get(f"/v2/{local}/tags/list").json()["tags"]
+        assert tags == ["local-only", "v1"]
 
 
 # --- listing

@@ -1390,3 +1390,13 @@ def test_example_team_a_pushes_its_namespace_only(examples: Manifests) -> None:
         assert verbs_allowed(examples, "bob", resource, "library/alpine") == READ  # via guests
     assert verbs_allowed(examples, "bob", "catalog", "") == READ
     assert "DELETE" not in verbs_allowed(examples, "bob", "manifests", "team-a/app")
+
+
+def test_a_caches_allow_pushes_is_true_or_false(tmp_path: Path) -> None:
+    spec = "upstream: {url: 'https://up.example'}\nscopes: ['^up/']\nprefix: up/\n"
+    allowing = load(tmp_path / "a", USER, doc("PullThroughCache", "up", spec + "allowPushes: true"))
+    assert allowing.caches[0].allow_pushes is True
+    plain = load(tmp_path / "b", USER, doc("PullThroughCache", "up", spec))
+    assert plain.caches[0].allow_pushes is False
+    with pytest.raises(ConfigError, match=r"spec\.allowPushes: expected true or false, got"):
+        load(tmp_path / "c", USER, doc("PullThroughCache", "up", spec + "allowPushes: 'yes'"))
