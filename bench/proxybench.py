@@ -534,9 +534,9 @@ def verdicts(everything: dict[str, Any], size: int) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=5, help="cold pulls per cache")
-    parser.add_argument("--warm-reps", type=int, default=9)
-    parser.add_argument("--concurrent-reps", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=7, help="cold pulls per cache")
+    parser.add_argument("--warm-reps", type=int, default=11)
+    parser.add_argument("--concurrent-reps", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="our registry's -workers")
     parser.add_argument("--python", default=sys.executable)
