@@ -13,7 +13,8 @@ bytes are hashed after the clock stops, so every client checks the sha256 it got
 1. cold pull, one client, a fresh cache store per rep (a new datadir and a new process), the
    two caches taking turns rep by rep: time to the first body byte, and MB/s;
 2. warm pull of the cached layer, against our own pull of a 32 MiB blob pushed to a plain
-   repository of the same process, and Distribution's warm proxy pull, in turns;
+   repository of the same process, and Distribution's warm proxy pull, in turns (one pull
+   of 32 MiB takes about 20 ms, so each of `--warm-reps` does `--warm-rounds` turns);
 3. `--clients` (8) concurrent cold pulls on a fresh cache: the bytes the upstream sent.
 
 The upstream's bytes are read from its own access log (the combined format's size field:
@@ -255,7 +256,7 @@ def alone(args: argparse.Namespace, upstream: Upstream, blob: Blob) -> list[Samp
     """The upstream pulled directly: the most a cache in front of it could pass on."""
     buffer = bytearray(blob.size)
     out = []
-    for _ in range(args.warm_reps):
+    for _ in range(args.reps):
         busy = quiet()
         target = f"/v2/{REPOSITORY}/blobs/{blob.digest}"
         pull = timed_get(upstream.server.port, target, None, buffer)
@@ -344,11 +345,13 @@ def warm(args: argparse.Namespace, upstream: Upstream, blob: Blob, work: Path) -
         kinds = list(pulls)
         for rep in range(args.warm_reps):
             busy = quiet()
-            for kind in kinds[rep % 3 :] + kinds[: rep % 3]:
-                got, digest = pulls[kind]()
-                sample = Sample(got.mb_per_s, got.ttfb * 1e3, "sha256:" + got.sha256 == digest)
-                sample.other_cores = busy
-                results[kind].append(sample)
+            for turn in range(args.warm_rounds):
+                shift = (rep * args.warm_rounds + turn) % 3
+                for kind in kinds[shift:] + kinds[:shift]:
+                    got, digest = pulls[kind]()
+                    ok = "sha256:" + got.sha256 == digest
+                    sample = Sample(got.mb_per_s, got.ttfb * 1e3, ok, other_cores=busy)
+                    results[kind].append(sample)
             print(
                 "  warm rep "
                 + f"{rep + 1}: "
@@ -536,6 +539,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size-mib", type=int, default=32)
     parser.add_argument("--reps", type=int, default=7, help="cold pulls per cache")
     parser.add_argument("--warm-reps", type=int, default=11)
+    parser.add_argument(
+        "--warm-rounds", type=int, default=5, help="pulls of each kind per warm rep, in turns"
+    )
     parser.add_argument("--concurrent-reps", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="our registry's -workers")
