@@ -175,7 +175,7 @@ DISTRIBUTION_CONFIG = """version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: {no_access_log}
 storage:
   cache:
     blobdescriptor: inmemory
@@ -190,16 +190,24 @@ http:
   secret: bench-shared-secret
   headers:
     X-Content-Type-Options: [nosniff]
-"""
+{extra}"""
 
 
 def start_distribution(
-    binary: str, datadir: Path, label: str = "distribution", backend: str | None = None
+    binary: str,
+    datadir: Path,
+    label: str = "distribution",
+    backend: str | None = None,
+    extra: str = "",
+    access_log: Path | None = None,
 ) -> Server:
     """CNCF Distribution with filesystem storage, no auth, deletes enabled, quiet logs.
 
     `backend` replaces the filesystem section of `storage` (YAML indented by two spaces, e.g.
     an `s3` section plus `redirect`); the environment's AWS_* variables are then not passed on.
+    `extra` adds top-level sections (a `proxy` one). With `access_log`, Distribution writes
+    its access log (one line per request, with the bytes of the body it sent; it goes to
+    stdout) to that file.
     """
     datadir.mkdir(parents=True, exist_ok=True)
     if backend is None:
@@ -209,14 +217,20 @@ def start_distribution(
     for _ in range(5):  # a free port can be taken between the probe and the bind: retry
         port = free_port()
         config = datadir / "config.yml"
-        config.write_text(DISTRIBUTION_CONFIG.format(backend=backend, port=port))
+        text = DISTRIBUTION_CONFIG.format(
+            backend=backend, port=port, extra=extra, no_access_log=str(access_log is None).lower()
+        )
+        config.write_text(text)
+        stdout = access_log.open("ab") if access_log is not None else subprocess.DEVNULL
         process = subprocess.Popen(
             [binary, "serve", str(config)],
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
         )
+        if not isinstance(stdout, int):
+            stdout.close()  # the child holds its own copy
         log: list[str] = []
         threading.Thread(
             target=_drain, args=(process.stderr, log, [], threading.Event()), daemon=True
