@@ -17,6 +17,7 @@ client goes away, the fetch goes on at the upstream's pace (others may be waitin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from registry.coord import backoff
@@ -24,11 +25,14 @@ from registry.coord.base import Coordinator, LockTimeout
 from registry.model.registry import Registry
 from registry.observe import events
 from registry.oci.digests import Digest
-from registry.oci.errors import BlobUnknown, RegistryError, Unavailable
+from registry.oci.errors import BlobUnknown, DigestInvalid, RegistryError, Unavailable
 from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavailable
 
 # Chunks waiting for a slow client; beyond them the fetch waits for the client.
 QUEUED_CHUNKS = 16
+# Upstream chunks (of up to 256 KiB: 32 MiB) read ahead of storage: a cold pull of a layer up
+# to that size is relayed at the upstream's pace while the disk catches up behind it.
+READ_AHEAD_CHUNKS = 128
 # How long the fetch waits for its client to take a chunk before going on without it.
 CLIENT_WAIT = 60.0
 # How long a miss waits for another process's fetch of the same blob before giving up.
@@ -77,13 +81,7 @@ class Fetch:
             async with self._upstream.blob(self._remote, digest) as stream:
                 if not self.started.done():
                     self.started.set_result(stream.size)
-                held: list[bytes] = []
-                await self._registry.uploads.monolithic(
-                    self._name, digest, self._teed(stream.chunks, held)
-                )
-            for chunk in held:
-                await self._send(chunk)
-            await self._send(_Done())
+                await self._relay(digest, stream.chunks)
         except Exception as exc:  # told to the client and to whoever awaits `started`
             error = _as_registry_error(exc, digest)
             if not self.started.done():
@@ -92,14 +90,42 @@ class Fetch:
             if not isinstance(exc, RegistryError | UpstreamNotFound | UpstreamUnavailable):
                 raise
 
-    async def _teed(self, chunks: AsyncIterator[bytes], held: list[bytes]) -> AsyncIterator[bytes]:
-        """The upstream chunks to storage, and each one before the last to the client."""
-        async for chunk in chunks:
-            if held:
-                await self._send(held.pop())
-            held.append(chunk)
-            events.fetched(self._upstream.name, len(chunk))
-            yield chunk
+    async def _relay(self, digest: Digest, chunks: AsyncIterator[bytes]) -> None:
+        """The upstream body to the client as it arrives and, through a read-ahead buffer,
+        into storage (`Uploads.monolithic`, which verifies the digest again before the blob
+        becomes visible). The client is paced by storage only when storage lags by more
+        than READ_AHEAD: a cold pull runs at the upstream's pace, not at the disk's. Its last
+        chunk goes once the digest of everything matched; the fetch (and its lock) ends once
+        the blob is stored."""
+        buffer: asyncio.Queue[bytes | None] = asyncio.Queue(READ_AHEAD_CHUNKS)
+        storing = asyncio.create_task(
+            self._registry.uploads.monolithic(self._name, digest, _drained(buffer))
+        )
+        try:
+            hasher = hashlib.new(digest.algorithm)
+            held: bytes | None = None
+            async for chunk in chunks:
+                await _put(buffer, chunk, storing)
+                hasher.update(chunk)
+                events.fetched(self._upstream.name, len(chunk))
+                if held is not None:
+                    await self._send(held)
+                held = chunk
+            await _put(buffer, None, storing)
+            if hasher.hexdigest() != digest.hex:
+                raise DigestInvalid(
+                    f"the upstream sent {digest.algorithm}:{hasher.hexdigest()} for {digest}; "
+                    "nothing was kept",
+                    detail={"digest": str(digest)},
+                )
+        except BaseException:
+            storing.cancel()
+            await asyncio.wait({storing})
+            raise
+        if held is not None:
+            await self._send(held)
+        await self._send(_Done())
+        await storing
 
     async def _send(self, item: bytes | _Done | _Failed) -> None:
         """To the client, unless it took nothing for CLIENT_WAIT seconds (gone without a word,
@@ -211,3 +237,26 @@ def _as_registry_error(exc: Exception, digest: Digest) -> RegistryError:
     if isinstance(exc, UpstreamUnavailable):
         return Unavailable(str(exc))
     return Unavailable(f"fetching {digest} failed: {type(exc).__name__}")
+
+
+async def _put(
+    buffer: asyncio.Queue[bytes | None], item: bytes | None, storing: asyncio.Task[None]
+) -> None:
+    """Into the read-ahead buffer, waiting while it is full, unless storing ended first (it
+    failed: its error is raised, and the fetch stops reading)."""
+    if not buffer.full():
+        buffer.put_nowait(item)
+        return
+    putting = asyncio.ensure_future(buffer.put(item))
+    await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
+    if putting.done():
+        return
+    putting.cancel()
+    await storing  # raises what made it stop
+    raise Unavailable("storing the fetched blob stopped early")
+
+
+async def _drained(buffer: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    """The buffered chunks, for storage, until the end mark."""
+    while (chunk := await buffer.get()) is not None:
+        yield chunk
