@@ -157,6 +157,27 @@ class Pusher:
             digest = self.manifest(http, repo, tag or sha256(body), body, media_type)
         return PushedImage(repo, tag, digest, media_type, body, config, layers, platform)
 
+    def artifact(self, repo: str, subject: PushedImage) -> PushedImage:
+        """A signature-like OCI artifact whose `subject` is `subject`, pushed by digest."""
+        with self.client(repo) as http:
+            config = self.blob(http, repo, b"{}", "application/vnd.oci.empty.v1+json")
+            layer = self.blob(http, repo, os.urandom(64), "application/vnd.example.signature")
+            doc = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": "application/vnd.example.signature",
+                "config": config.descriptor(),
+                "layers": [layer.descriptor()],
+                "subject": {
+                    "mediaType": subject.media_type,
+                    "digest": subject.digest,
+                    "size": len(subject.manifest),
+                },
+            }
+            body = json.dumps(doc).encode()
+            digest = self.manifest(http, repo, sha256(body), body, OCI_MANIFEST)
+        return PushedImage(repo, None, digest, OCI_MANIFEST, body, config, (layer,))
+
     def index(self, repo: str, tag: str, *, docker: bool = False) -> PushedIndex:
         """Two platform images (linux/amd64, linux/arm64) pushed by digest, then their index
         (OCI) or manifest list (Docker schema 2) under `tag`."""

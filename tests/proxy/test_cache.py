@@ -364,6 +364,59 @@ def test_a_private_upstream_repository_needs_the_caches_credentials(
     assert upstream.tokens.count(scope, user=upstream.username, status=200) == 1
 
 
+@pytest.mark.parametrize("include", ["token", "access_token"])
+def test_the_token_service_may_answer_token_or_access_token(
+    upstream: Upstream, repo: str, start_registry: Start, tmp_path: Path, include: str
+) -> None:
+    image = upstream.push_image(repo, "v1")
+    upstream.tokens.include = include  # type: ignore[assignment]
+    credentials = (upstream.username, upstream.password)
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url, credentials=credentials))
+    with caching.server.client() as client:
+        assert _manifest(client, f"up/{repo}", "v1").content == image.manifest
+    assert upstream.tokens.count(f"repository:{repo}:pull", status=200) == 1
+
+
+def test_an_upstream_taking_basic_credentials(start_registry: Start, tmp_path: Path) -> None:
+    """This registry as the upstream: it takes Basic credentials on every request, which the
+    cache sends without waiting for a challenge."""
+    origin = start_registry()
+    with origin.client() as client:
+        pushed = push_image(client, "team/app", "v1")
+    assert origin.username is not None and origin.password is not None
+    cache = Cache(origin.url, credentials=(origin.username, origin.password))
+    caching = _caching(start_registry, tmp_path, cache)
+    with caching.server.client() as client:
+        got = _manifest(client, "up/team/app", "v1")
+        assert got.status_code == 200, got.text
+        assert got.content == pushed.body
+        for blob in pushed.blobs:
+            assert client.get(f"/v2/up/team/app/blobs/{_sha(blob)}").content == blob
+    wrong = _caching(
+        start_registry, tmp_path / "wrong", Cache(origin.url, credentials=("admin", "nope"))
+    )
+    with wrong.server.client() as client:
+        refused = _manifest(client, "up/team/app", "v1")
+        assert refused.status_code == 503, refused.text  # said, not taken for "not found"
+        assert "check the cache's credentials" in refused.json()["errors"][0]["message"]
+
+
+def test_referrers_of_cached_content_are_listed(
+    upstream: Upstream, public_repo: str, start_registry: Start, tmp_path: Path
+) -> None:
+    """Distribution 2.8 has no referrers API (404): the cache lists what it holds."""
+    image = upstream.push_image(public_repo, "v1")
+    signature = upstream.push_artifact(public_repo, subject=image)
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url, ttl="1h"))
+    local = f"up/{public_repo}"
+    with caching.server.client() as client:
+        assert _manifest(client, local, "v1").status_code == 200
+        assert _manifest(client, local, signature.digest).status_code == 200
+        listed = client.get(f"/v2/{local}/referrers/{image.digest}")
+        assert listed.status_code == 200, listed.text
+        assert [d["digest"] for d in listed.json()["manifests"]] == [signature.digest]
+
+
 def test_a_local_user_without_rights_reads_nothing_through_the_cache(
     upstream: Upstream, start_registry: Start, tmp_path: Path
 ) -> None:

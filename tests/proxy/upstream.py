@@ -72,6 +72,10 @@ class Upstream:
         """A Docker schema 2 image."""
         return self._pusher().image(repo, tag, layer_sizes, docker=True)
 
+    def push_artifact(self, repo: str, subject: PushedImage) -> PushedImage:
+        """An OCI artifact (a signature, say) whose `subject` is `subject`, by digest."""
+        return self._pusher().artifact(repo, subject)
+
     def push_index(self, repo: str, tag: str) -> PushedIndex:
         """An OCI index of linux/amd64 and linux/arm64 images."""
         return self._pusher().index(repo, tag)
