@@ -13,11 +13,19 @@ from pathlib import Path
 import pytest
 
 from tests.clients.daemons import Containerd
-from tests.clients.images import ARM64, OCILayout, host_platform, random_layer
+from tests.clients.images import (
+    ARM64,
+    Image,
+    OCILayout,
+    canonical_json,
+    host_platform,
+    random_layer,
+)
 from tests.clients.test_containerd import content_digests, listed_digest
 from tests.clients.tools import Skopeo
 from tests.proxy.caches import HOST, Cache, start_caching
 from tests.proxy.conftest import upstream, upstream_service  # noqa: F401 (fixtures)
+from tests.proxy.content import DOCKER_LIST, OCI_INDEX, Pusher
 from tests.proxy.upstream import Upstream
 from tests.server import RunningRegistry
 
@@ -59,28 +67,38 @@ def _forget(containerd: Containerd, ref: str) -> None:
         containerd.ctr("content", "rm", *digests)
 
 
+def _push_multi(
+    origin: Upstream, layout: OCILayout, repo: str, images: list[Image], docker: bool
+) -> str:
+    """The images (by digest, with their blobs) and an OCI index or a Docker manifest list of
+    them tagged `multi`, pushed straight to the upstream's Distribution; the top digest."""
+    pusher = Pusher(origin.direct_url, origin.seed_token)
+    with pusher.client(repo) as http:
+        for image in images:
+            for blob in (image.config, *image.layers):
+                pusher.blob(http, repo, layout.read_blob(blob.digest), blob.media_type)
+            body = layout.read_blob(image.manifest.digest)
+            pusher.manifest(http, repo, image.manifest.digest, body, image.manifest.media_type)
+        media_type = DOCKER_LIST if docker else OCI_INDEX
+        children = [image.manifest.to_json() for image in images]
+        top = {"schemaVersion": 2, "mediaType": media_type, "manifests": children}
+        return pusher.manifest(http, repo, "multi", canonical_json(top), media_type)
+
+
+@pytest.mark.parametrize("docker", [False, True], ids=["oci-index", "docker-list"])
 def test_containerd_pulls_a_multi_arch_index_through_ns_cold_then_warm(
+    docker: bool,
     containerd: Containerd,
-    skopeo: Skopeo,
     layout: OCILayout,
     upstream: Upstream,  # noqa: F811
     start_registry: Callable[..., RunningRegistry],
     repo: str,
     tmp_path: Path,
 ) -> None:
-    native = layout.add_image([random_layer(3000), random_layer(200_000)], host_platform())
-    other = layout.add_image([random_layer(4000)], ARM64)
-    index = layout.add_index([native, other])
-    layout.tag(index.index, "multi")
-    skopeo.copy(
-        f"oci:{layout.root}:multi",
-        f"docker://{upstream.direct_url.removeprefix('http://')}/{repo}:multi",
-        "--all",
-        "--preserve-digests",
-        "--dest-creds",
-        f"{upstream.username}:{upstream.password}",
-        "--dest-tls-verify=false",
-    )
+    layers = [random_layer(3000), random_layer(200_000)]
+    native = layout.add_image(layers, host_platform(), docker_types=docker)
+    other = layout.add_image([random_layer(4000)], ARM64, docker_types=docker)
+    top = _push_multi(upstream, layout, repo, [native, other], docker)
     cache = Cache(upstream.url, ttl="1h", credentials=(upstream.username, upstream.password))
     registry = start_caching(start_registry, tmp_path / "cfg", [cache]).server
     hosts = _hosts_dir(tmp_path / "hosts", registry)
@@ -89,7 +107,7 @@ def test_containerd_pulls_a_multi_arch_index_through_ns_cold_then_warm(
 
     _pull(containerd, hosts, registry, ref)
 
-    assert listed_digest(containerd, ref) == index.index.digest
+    assert listed_digest(containerd, ref) == top
     wanted = {native.config.digest, *(layer.digest for layer in native.layers)}
     assert wanted <= content_digests(containerd)
     # only the index, the native platform's manifest and its blobs were fetched
@@ -104,13 +122,15 @@ def test_containerd_pulls_a_multi_arch_index_through_ns_cold_then_warm(
     upstream.reset()
     _pull(containerd, hosts, registry, ref)
 
-    assert listed_digest(containerd, ref) == index.index.digest
+    assert listed_digest(containerd, ref) == top
     assert wanted <= content_digests(containerd)
     assert upstream.faults.count("GET") == 0  # warm: everything came from the cache
     _forget(containerd, ref)
 
 
-def test_skopeo_copies_a_docker_manifest_list_through_the_cache(
+@pytest.mark.parametrize("docker", [False, True], ids=["oci-index", "docker-list"])
+def test_skopeo_copies_an_index_or_a_docker_list_through_the_cache_cold_then_warm(
+    docker: bool,
     skopeo: Skopeo,
     upstream: Upstream,  # noqa: F811
     start_registry: Callable[..., RunningRegistry],
@@ -118,7 +138,9 @@ def test_skopeo_copies_a_docker_manifest_list_through_the_cache(
     tmp_path: Path,
 ) -> None:
     upstream.public.add(repo)
-    pushed = upstream.push_docker_list(repo, "list")
+    pushed = (
+        upstream.push_docker_list(repo, "list") if docker else upstream.push_index(repo, "list")
+    )
     registry = start_caching(
         start_registry, tmp_path / "cfg", [Cache(upstream.url, ttl="1h")]
     ).server
@@ -141,4 +163,4 @@ def test_skopeo_copies_a_docker_manifest_list_through_the_cache(
             assert upstream.faults.count("GET", "blob", 200) == blobs
             upstream.reset()
     assert upstream.faults.count("GET") == 0
-    assert json.loads(pushed.manifest)["mediaType"].endswith("manifest.list.v2+json")
+    assert json.loads(pushed.manifest)["mediaType"] == (DOCKER_LIST if docker else OCI_INDEX)

@@ -76,6 +76,12 @@ class Upstream:
         """An OCI artifact (a signature, say) whose `subject` is `subject`, by digest."""
         return self._pusher().artifact(repo, subject)
 
+    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
+        """Any manifest (its blobs and children pushed already); its digest."""
+        pusher = self._pusher()
+        with pusher.client(repo) as http:
+            return pusher.manifest(http, repo, reference, body, media_type)
+
     def push_index(self, repo: str, tag: str) -> PushedIndex:
         """An OCI index of linux/amd64 and linux/arm64 images."""
         return self._pusher().index(repo, tag)
