@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from registry.coord import backoff
@@ -30,9 +31,9 @@ from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavaila
 
 # Chunks waiting for a slow client; beyond them the fetch waits for the client.
 QUEUED_CHUNKS = 16
-# Upstream chunks (of up to 256 KiB: 32 MiB) read ahead of storage: a cold pull of a layer up
-# to that size is relayed at the upstream's pace while the disk catches up behind it.
-READ_AHEAD_CHUNKS = 128
+# Bytes read from the upstream ahead of storage: a cold pull of a layer up to this size is
+# relayed at the upstream's pace while the disk catches up behind it.
+READ_AHEAD = 32 * 1024 * 1024
 # How long the fetch waits for its client to take a chunk before going on without it.
 CLIENT_WAIT = 60.0
 # How long a miss waits for another process's fetch of the same blob before giving up.
@@ -97,21 +98,21 @@ class Fetch:
         than READ_AHEAD: a cold pull runs at the upstream's pace, not at the disk's. Its last
         chunk goes once the digest of everything matched; the fetch (and its lock) ends once
         the blob is stored."""
-        buffer: asyncio.Queue[bytes | None] = asyncio.Queue(READ_AHEAD_CHUNKS)
+        ahead = _ReadAhead(READ_AHEAD)
         storing = asyncio.create_task(
-            self._registry.uploads.monolithic(self._name, digest, _drained(buffer))
+            self._registry.uploads.monolithic(self._name, digest, ahead.chunks())
         )
         try:
             hasher = hashlib.new(digest.algorithm)
             held: bytes | None = None
             async for chunk in chunks:
-                await _put(buffer, chunk, storing)
+                await ahead.put(chunk, storing)
                 hasher.update(chunk)
                 events.fetched(self._upstream.name, len(chunk))
                 if held is not None:
                     await self._send(held)
                 held = chunk
-            await _put(buffer, None, storing)
+            ahead.end()
             if hasher.hexdigest() != digest.hex:
                 raise DigestInvalid(
                     f"the upstream sent {digest.algorithm}:{hasher.hexdigest()} for {digest}; "
@@ -239,24 +240,45 @@ def _as_registry_error(exc: Exception, digest: Digest) -> RegistryError:
     return Unavailable(f"fetching {digest} failed: {type(exc).__name__}")
 
 
-async def _put(
-    buffer: asyncio.Queue[bytes | None], item: bytes | None, storing: asyncio.Task[None]
-) -> None:
-    """Into the read-ahead buffer, waiting while it is full, unless storing ended first (it
-    failed: its error is raised, and the fetch stops reading)."""
-    if not buffer.full():
-        buffer.put_nowait(item)
-        return
-    putting = asyncio.ensure_future(buffer.put(item))
-    await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
-    if putting.done():
-        return
-    putting.cancel()
-    await storing  # raises what made it stop
-    raise Unavailable("storing the fetched blob stopped early")
+class _ReadAhead:
+    """Chunks on their way from the relay to storage: at most `limit` bytes, so that the
+    relay waits for storage only when storage lags by that much."""
 
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes | None] = deque()
+        self._bytes = 0
+        # One side waits at a time: the relay when it is full, storage when it is empty.
+        self._changed = asyncio.Event()
 
-async def _drained(buffer: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
-    """The buffered chunks, for storage, until the end mark."""
-    while (chunk := await buffer.get()) is not None:
-        yield chunk
+    async def put(self, chunk: bytes, storing: asyncio.Task[None]) -> None:
+        """Add a chunk, waiting while it would pass the limit, unless storing ended first
+        (it failed: its error is raised, and the relay stops)."""
+        while self._bytes and self._bytes + len(chunk) > self._limit:
+            self._changed.clear()
+            waiting = asyncio.ensure_future(self._changed.wait())
+            await asyncio.wait({waiting, storing}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                await storing  # raises what made it stop
+                raise Unavailable("storing the fetched blob stopped early")
+        self._chunks.append(chunk)
+        self._bytes += len(chunk)
+        self._changed.set()
+
+    def end(self) -> None:
+        self._chunks.append(None)
+        self._changed.set()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Storage's side: the chunks in order, until `end`."""
+        while True:
+            while not self._chunks:
+                self._changed.clear()
+                await self._changed.wait()
+            chunk = self._chunks.popleft()
+            if chunk is None:
+                return
+            self._bytes -= len(chunk)
+            self._changed.set()
+            yield chunk

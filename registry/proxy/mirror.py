@@ -257,16 +257,18 @@ class Mirror:
         """A blob that is not here: the client's share of the fetch it starts, or None once it
         is stored here (fetched meanwhile by another request, or linked), to read as usual."""
         remote = routing.upstream_name(upstream.cache, name)
-        events.cache_miss(upstream.name, "blob")
         for _ in range(MISS_ROUNDS):
             if await self._link_stored(upstream, name, remote, digest):
+                events.cache_hit(upstream.name, "blob")
                 return None
             fetch = await self._fetches.start(upstream, name, remote, digest, client=True)
             if fetch is not None:
+                events.cache_miss(upstream.name, "blob")
                 size = await fetch.started
                 return BlobBytes(size, fetch.client_chunks())
             await self._fetches.wait(upstream.name, digest)
             if await self._registry.blobs.linked(name, digest):
+                events.cache_hit(upstream.name, "blob")  # another request's fetch stored it
                 return None
         raise Unavailable(f"blob {digest} could not be fetched from {upstream.name}; retry")
 
