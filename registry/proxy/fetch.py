@@ -3,10 +3,11 @@
 A blob miss under a cache starts a `Fetch`: a task, independent of the request, that streams
 the upstream body into storage the way a monolithic push does (`Uploads.monolithic`: hashed
 on the way, visible under its digest only once the digest matched, then linked). The client
-that caused it receives the same chunks as they pass, except the last one, which is held back
-until the digest was verified and the blob stored: a corrupt or truncated upstream body ends
-the client's response early (the connection closes short of its Content-Length), so no client
-ever gets a complete-looking wrong body, and nothing is stored.
+that caused it receives the same chunks as they arrive, storage following up to READ_AHEAD
+behind, except the last one, which is held back until the digest of everything received
+matched: a corrupt or truncated upstream body ends the client's response early (the
+connection closes short of its Content-Length), so no client ever gets a complete-looking
+wrong body, and nothing is stored.
 
 Concurrent misses of one digest share the fetch: in one process they wait for its task; across
 the processes of a host and across hosts (the scaled mode) the fetch holds a lock in `coord`
@@ -43,7 +44,7 @@ WAIT_STEP = 1.0
 
 
 class _Done:
-    """End of the client's chunks: everything was verified and stored."""
+    """End of the client's chunks: everything arrived and its digest matched."""
 
 
 class _Failed:
