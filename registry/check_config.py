@@ -20,7 +20,7 @@ from typing import TextIO
 
 from registry.auth.rbac import EXPLAINED_RESOURCES, EXPLAINED_VERBS, allowed
 from registry.config import sections
-from registry.config.manifests import NOT_BUILT, load_manifests, manifest_files
+from registry.config.manifests import UNUSED, load_manifests, manifest_files
 from registry.config.model import Configuration, Manifests
 from registry.config.serve_options import ServeOptions, WebOptions
 from registry.config.settings import ConfigError
@@ -97,7 +97,7 @@ _LOADED_NAMES = {
 
 def _configuration_lines(config: Configuration) -> list[str]:
     """Each option the manifests set, as its declaration says to show it (secrets as "(set)"),
-    then the sections of features not built yet by their keys."""
+    then the unused sections by their keys."""
     lines = []
     for prefix, model, loaded in (("", ServeOptions, config), ("web.", WebOptions, config.web)):
         for opt in declared(model):
@@ -112,7 +112,7 @@ def _configuration_lines(config: Configuration) -> list[str]:
     lines += [
         f"  {name}: (keys: {', '.join(sorted(values)) or 'none'})"
         for name, values in sorted(config.sections.items())
-        if name in NOT_BUILT
+        if name in UNUSED
     ]
     return lines
 

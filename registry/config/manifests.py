@@ -82,9 +82,12 @@ API_VERSIONS = (API_VERSION, GO_API_VERSION)
 KINDS = ("Configuration", "User", "Role", "RoleBinding", "PullThroughCache", "Token")
 # Configuration sections kept as plain mappings until their features give them types.
 SECTIONS = ("storage", "redis", "proxy", "gc", "metrics")
-# Settings accepted for features not built yet: each one given is ignored with a warning, so
-# that nobody believes a setting took effect. Remove an entry when its feature exists.
-NOT_BUILT = {"proxy": "the pull-through cache"}
+# Sections accepted but unused: each one given is ignored with a warning saying where its
+# settings go instead, so that nobody believes a setting took effect.
+UNUSED = {
+    "proxy": "the pull-through cache is configured by PullThroughCache manifests "
+    "(docs/pull-through-cache.md)",
+}
 ANONYMOUS = "anonymous"
 
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
@@ -776,10 +779,8 @@ def _section(
         at.note(spec.sub_path(error.path), error.message)
     if not errors:
         sections.setdefault(name, {}).update(plain)
-    if name in NOT_BUILT:
-        loaded.warnings.append(
-            f"{at}: spec.{name}: {NOT_BUILT[name]} is not built yet; this section is ignored"
-        )
+    if name in UNUSED:
+        loaded.warnings.append(f"{at}: spec.{name}: {UNUSED[name]}; this section is ignored")
 
 
 _SPEC_FIELDS: dict[str, tuple[str, ...]] = {

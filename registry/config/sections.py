@@ -4,7 +4,7 @@ Each section is an options model declared next to what uses it (`S3Settings` bes
 driver, `RedisSettings` beside the Redis coordinator, `MetricsSettings` with the server's own
 options). Their fields are checked where the YAML is read, so that a mistake names its file and
 document like every other manifest error; `flags` later turns the merged sections, under the
-command-line flags, into `Settings`. The section of the feature not built yet (`proxy`)
+command-line flags, into `Settings`. The unused section (`proxy`)
 stays a plain mapping.
 """
 

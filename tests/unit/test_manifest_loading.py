@@ -260,7 +260,8 @@ def test_settings_of_features_not_built_yet_are_warnings(tmp_path: Path) -> None
     where = f'{path}, document 1 (Configuration "main"): spec.'
     assert load_manifests([tmp_path / "cfg"], {}).warnings == (
         f"{where}web.ui: the web UI is not built yet; this setting is ignored",
-        f"{where}proxy: the pull-through cache is not built yet; this section is ignored",
+        f"{where}proxy: the pull-through cache is configured by PullThroughCache manifests "
+        "(docs/pull-through-cache.md); this section is ignored",
     )  # the PullThroughCache itself is built: it loads without a word
 
 
