@@ -36,13 +36,19 @@ from registry.oci.digests import Digest, is_digest
 from registry.oci.errors import (
     BlobUnknown,
     Denied,
+    ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
     Unavailable,
 )
 from registry.proxy import routing
 from registry.proxy.fetch import Fetches
-from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavailable
+from registry.proxy.upstream import (
+    FetchedManifest,
+    Upstream,
+    UpstreamNotFound,
+    UpstreamUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -143,9 +149,7 @@ class Mirror:
             return found
         events.cache_miss(upstream.name, "manifest")
         fetched = await _upstream_call(upstream.fetch_manifest(remote, reference), reference)
-        return await manifests.store_fetched(
-            name, None, fetched.body, fetched.media_type, fetched.digest, None
-        )
+        return await self._store(upstream, name, None, fetched, None)
 
     async def _manifest_by_tag(
         self, upstream: Upstream, name: str, remote: str, tag: str
@@ -173,10 +177,28 @@ class Mirror:
             raise ManifestUnknown(str(exc), detail={"name": name, "tag": tag}) from None
         except UpstreamUnavailable as exc:
             return self._stale(upstream, state, age, exc)
-        ref = await manifests.store_fetched(
-            name, tag, fetched.body, fetched.media_type, fetched.digest, now
-        )
-        return Served(ref)
+        return Served(await self._store(upstream, name, tag, fetched, now))
+
+    async def _store(
+        self,
+        upstream: Upstream,
+        name: str,
+        tag: str | None,
+        fetched: FetchedManifest,
+        checked: float | None,
+    ) -> ManifestRef:
+        """Keep a fetched manifest; one this registry would refuse as a push (malformed, or
+        beyond its limits) is the upstream's fault, told as such (502-like 503), not the
+        client's 400."""
+        try:
+            return await self._registry.manifests.store_fetched(
+                name, tag, fetched.body, fetched.media_type, fetched.digest, checked
+            )
+        except ManifestInvalid as exc:
+            raise Unavailable(
+                f"upstream {upstream.name} sent a manifest this registry cannot keep "
+                f"({fetched.digest}): {exc.message}"
+            ) from None
 
     def _stale(
         self,

@@ -572,3 +572,24 @@ def test_a_client_leaving_mid_fetch_leaves_the_fetch_to_finish_for_others(
         assert again.status_code == 200
         assert _sha(again.content) == image.layers[0].digest
     assert upstream.faults.count("GET", "blob", 200) == 1
+
+
+def test_a_manifest_the_registry_cannot_keep_is_the_upstreams_fault(
+    upstream: Upstream, public_repo: str, start_registry: Start, tmp_path: Path
+) -> None:
+    """Distribution takes a manifest nested 150 levels deep in a field it ignores; this
+    registry keeps none deeper than 100: the pull is a 503 naming the upstream, not a 400."""
+    image = upstream.push_image(public_repo, "v1")
+    doc = json.loads(image.manifest)
+    deep: list[object] = []
+    for _ in range(150):
+        deep = [deep]
+    doc["x-deep"] = deep
+    upstream.put_manifest(public_repo, "deep", json.dumps(doc).encode(), OCI_MANIFEST)
+    caching = _caching(start_registry, tmp_path, Cache(upstream.url))
+    with caching.server.client() as client:
+        refused = _manifest(client, f"up/{public_repo}", "deep")
+        assert refused.status_code == 503, refused.text
+        assert error_codes(refused) == ["UNAVAILABLE"]
+        assert "upstream up sent a manifest this registry cannot keep" in refused.text
+        assert _manifest(client, f"up/{public_repo}", "v1").status_code == 200
