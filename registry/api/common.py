@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.endpoints import HTTPEndpoint
@@ -18,7 +19,9 @@ from registry.numbers import whole_number
 from registry.observe.health import Health
 from registry.oci.errors import PaginationInvalid
 from registry.oci.names import validate_name
-from registry.proxy.mirror import Mirror
+
+if TYPE_CHECKING:
+    from registry.proxy.mirror import Mirror
 
 MAX_PAGE = 10_000
 # The verbs a resource class may answer, each by the method of that name in lower case.
