@@ -33,16 +33,17 @@ class Blob(HTTPEndpoint):
         """The bytes, or a redirect to the store when the registry is configured for it (the
         client sends its Range again there, and the store answers it the same way). Under a
         pull-through cache, a blob that is not here comes from the upstream (`_fetched`)."""
+        name, digest, svc = await _allowed(request)
         try:
-            answer = await _described(request)
+            answer = await _described(request, svc, name, digest)
         except BlobUnknown:
-            fetched = await _fetched(request)
+            fetched = await _fetched(request, svc, name, digest)
             if fetched is not None:
                 return fetched
-            answer = await _described(request)  # stored meanwhile: served from here
+            answer = await _described(request, svc, name, digest)  # stored meanwhile
         else:
-            services(request).mirror.count_blob_hit(repository(request))
-        blobs = services(request).registry.blobs
+            svc.mirror.count_blob_hit(name)
+        blobs = svc.registry.blobs
         found = await blobs.read(answer.digest, answer.start, answer.length)
         if isinstance(found, Redirect):
             headers = {"Location": found.url, "Docker-Content-Digest": str(answer.digest)}
@@ -54,10 +55,10 @@ class Blob(HTTPEndpoint):
         """The headers of the GET, from the index and the size alone: the store is not read.
         A 200 vouches for the blob (docs/gc.md): a client that found it may name it in a
         manifest within the garbage collector's grace window."""
+        name, digest, svc = await _allowed(request)
         try:
-            answer = await _described(request, vouch=True)
+            answer = await _described(request, svc, name, digest, vouch=True)
         except BlobUnknown:
-            name, digest, svc = await _allowed(request)
             upstream = svc.mirror.serving(name)
             if upstream is None:
                 raise
@@ -76,11 +77,11 @@ class Blob(HTTPEndpoint):
         return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
 
 
-async def _fetched(request: Request) -> Response | None:
+async def _fetched(request: Request, svc: Services, name: str, digest: Digest) -> Response | None:
     """A blob that is not here, under a pull-through cache: the upstream's bytes as the
-    cache fetches them (or a `Range` of them straight from the upstream); None when it was
-    stored here meanwhile. BLOB_UNKNOWN for a name no cache serves."""
-    name, digest, svc = await _allowed(request)
+    cache fetches them (or a `Range` of them straight from the upstream); None when it is
+    stored here (meanwhile, or for another repository and now linked). BLOB_UNKNOWN for a
+    name no cache serves."""
     upstream = svc.mirror.serving(name)
     if upstream is None:
         raise BlobUnknown(detail={"digest": str(digest)})
@@ -88,10 +89,9 @@ async def _fetched(request: Request) -> Response | None:
     if byte_range is not None:
         part = await svc.mirror.blob_range(upstream, name, digest, byte_range)
     else:
-        found = await svc.mirror.blob(upstream, name, digest)
-        if found is None:
-            return None
-        part = found
+        part = await svc.mirror.blob(upstream, name, digest)
+    if part is None:
+        return None
     headers = _headers(digest, part.size)
     if part.size is not None:
         headers["Content-Length"] = str(part.size)
@@ -119,9 +119,11 @@ def _headers(digest: Digest, size: int | None) -> dict[str, str]:
     }
 
 
-async def _described(request: Request, *, vouch: bool = False) -> _Answer:
-    """The checks and headers of a GET or HEAD: the reader's right, the link, the range."""
-    name, digest, svc = await _allowed(request)
+async def _described(
+    request: Request, svc: Services, name: str, digest: Digest, *, vouch: bool = False
+) -> _Answer:
+    """The checks and headers of a GET or HEAD once the reader's right is checked: the link,
+    the range."""
     blobs = svc.registry.blobs
     size = await (blobs.vouch(name, digest) if vouch else blobs.size(name, digest))
     headers = _headers(digest, size)

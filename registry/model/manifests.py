@@ -39,14 +39,24 @@ class ManifestRef:
     media_type: str
     size: int
 
-    def encode(self) -> bytes:
-        return json.dumps(
-            {"digest": str(self.digest), "mediaType": self.media_type, "size": self.size}
-        ).encode()
+    def encode(self, checked: float | None = None) -> bytes:
+        """The record of a revision or tag; a cached tag's also says when its upstream last
+        confirmed it (`checked`), which a reader of the reference alone ignores."""
+        doc: dict[str, object] = {
+            "digest": str(self.digest),
+            "mediaType": self.media_type,
+            "size": self.size,
+        }
+        if checked is not None:
+            doc["checked"] = checked
+        return json.dumps(doc).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> ManifestRef:
-        doc = json.loads(data)
+        return cls.from_doc(json.loads(data))
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ManifestRef:
         return cls(Digest.parse(doc["digest"]), doc["mediaType"], doc["size"])
 
 
@@ -59,19 +69,12 @@ class TagState:
     checked: float | None
 
 
-def tag_record(ref: ManifestRef, checked: float | None) -> bytes:
-    """A tag file's content: the reference, and for a cached tag when it was confirmed (a
-    reader of the reference alone ignores it)."""
-    if checked is None:
-        return ref.encode()
-    doc = json.loads(ref.encode())
-    doc["checked"] = checked
-    return json.dumps(doc).encode()
-
-
-def _checked(record: bytes) -> float | None:
-    value = json.loads(record).get("checked")
-    return float(value) if isinstance(value, int | float) else None
+def _tag_state(record: bytes) -> TagState:
+    """A tag record read once: its reference and, for a cached tag, its confirmation."""
+    doc = json.loads(record)
+    checked = doc.get("checked")
+    confirmed = float(checked) if isinstance(checked, int | float) else None
+    return TagState(ManifestRef.from_doc(doc), confirmed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +140,7 @@ class Manifests:
         await _refuse_claimed(await pins.take(), manifest)
         try:
             await self._check_references(name, manifest)
-            ref = ManifestRef(digest, manifest.media_type, len(body))
-            if await self._storage.size(paths.blob(digest)) != len(body):
-                await self._storage.write(paths.blob(digest), body)
-            pins.check()
-            await self._link(name, ref, manifest, tag)
+            ref = await self._keep(name, tag, body, digest, manifest, pins, None)
         finally:
             await pins.done()
         return Stored(ref, manifest)
@@ -151,7 +150,7 @@ class Manifests:
         record = await self._lookup.tag(name, validate_tag(tag))
         if record is None:
             return None
-        return TagState(ManifestRef.decode(record), _checked(record))
+        return _tag_state(record)
 
     async def store_fetched(
         self,
@@ -170,13 +169,26 @@ class Manifests:
         pins = Pins(self._vouches, [], stored=digest)
         await pins.take()
         try:
-            ref = ManifestRef(digest, manifest.media_type, len(body))
-            if await self._storage.size(paths.blob(digest)) != len(body):
-                await self._storage.write(paths.blob(digest), body)
-            pins.check()
-            await self._link(name, ref, manifest, tag, checked)
+            return await self._keep(name, tag, body, digest, manifest, pins, checked)
         finally:
             await pins.done()
+
+    async def _keep(
+        self,
+        name: str,
+        tag: str | None,
+        body: bytes,
+        digest: Digest,
+        manifest: Manifest,
+        pins: Pins,
+        checked: float | None,
+    ) -> ManifestRef:
+        """The content stored (unless it is already), then linked while the pins hold."""
+        ref = ManifestRef(digest, manifest.media_type, len(body))
+        if await self._storage.size(paths.blob(digest)) != len(body):
+            await self._storage.write(paths.blob(digest), body)
+        pins.check()
+        await self._link(name, ref, manifest, tag, checked)
         return ref
 
     async def confirm_tag(self, name: str, tag: str, ref: ManifestRef, checked: float) -> None:
@@ -185,7 +197,7 @@ class Manifests:
             record = await self._lookup.tag(name, tag)
             if record is None or ManifestRef.decode(record) != ref:
                 return
-            confirmed = tag_record(ref, checked)
+            confirmed = ref.encode(checked)
             await self._storage.write(paths.tag(name, tag), confirmed)
             await self._lookup.tag_set(name, tag, confirmed)
 
@@ -210,7 +222,7 @@ class Manifests:
                     json.dumps(_referrer_descriptor(ref, manifest)).encode(),
                 )
             if tag is not None:
-                record = tag_record(ref, checked)
+                record = ref.encode(checked)
                 async with self._lookup.guard(name, tag):
                     await self._storage.write(paths.tag(name, tag), record)
                     await self._lookup.tag_set(name, tag, record)

@@ -18,9 +18,10 @@ client goes away, the fetch goes on at the upstream's pace (others may be waitin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from registry.coord import backoff
 from registry.coord.base import Coordinator, LockTimeout
@@ -174,30 +175,28 @@ class Fetches:
         one is under way here or elsewhere (then `wait` for it)."""
         if digest in self._running:
             return None
-        lock = self._coord.lock(lock_name(digest), timeout=0)
+        held = contextlib.AsyncExitStack()  # the lock, released by the fetch's task
         try:
-            await lock.__aenter__()
+            await held.enter_async_context(self._coord.lock(lock_name(digest), timeout=0))
         except LockTimeout:
             return None
         if digest in self._running:  # started here while the lock was being taken
-            await lock.__aexit__(None, None, None)
+            await held.aclose()
             return None
         fetch = Fetch(upstream, self._registry, name, remote)
         if not client:
             fetch.detach()
-        task = asyncio.create_task(self._locked(fetch, digest, lock.__aexit__))
+        task = asyncio.create_task(self._locked(fetch, digest, held))
         self._running[digest] = task
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._ended(digest, done))
         return fetch
 
-    async def _locked(
-        self, fetch: Fetch, digest: Digest, release: Callable[..., Awaitable[object]]
-    ) -> None:
+    async def _locked(self, fetch: Fetch, digest: Digest, held: contextlib.AsyncExitStack) -> None:
         try:
             await fetch.run(digest)
         finally:
-            await asyncio.shield(release(None, None, None))
+            await asyncio.shield(held.aclose())
 
     def _ended(self, digest: Digest, task: asyncio.Task[None]) -> None:
         if self._running.get(digest) is task:

@@ -161,7 +161,7 @@ class Mirror:
         if state is not None and state.checked is None:
             events.cache_hit(upstream.name, "manifest")
             return Served(state.ref)  # pushed here (allowPushes), not fetched: never asked
-        age = now - state.checked if state is not None and state.checked is not None else None
+        age = None if state is None or state.checked is None else now - state.checked
         if state is not None and age is not None and age < (settings.ttl_seconds or 0):
             events.cache_hit(upstream.name, "manifest")
             return Served(state.ref)
@@ -296,13 +296,16 @@ class Mirror:
 
     async def blob_range(
         self, upstream: Upstream, name: str, digest: Digest, byte_range: str
-    ) -> BlobBytes:
+    ) -> BlobBytes | None:
         """A `Range` of a blob that is not here: from the upstream at once, while the whole
-        blob is fetched into the cache behind it (unless that is under way already)."""
+        blob is fetched into the cache behind it (unless that is under way already); None
+        when it is stored here for another repository (now linked), to read as usual."""
         remote = routing.upstream_name(upstream.cache, name)
+        if await self._link_stored(upstream, name, remote, digest):
+            events.cache_hit(upstream.name, "blob")
+            return None
         events.cache_miss(upstream.name, "blob")
-        if not await self._link_stored(upstream, name, remote, digest):
-            await self._fetches.start(upstream, name, remote, digest, client=False)
+        await self._fetches.start(upstream, name, remote, digest, client=False)
         stream = upstream.blob(remote, digest, byte_range)
         answer = await _upstream_call(stream.__aenter__(), str(digest), blob=True)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -125,16 +126,9 @@ class Upstream:
         """`GET` of a manifest, its digest checked against the reference (when it is one) and
         the upstream's `Docker-Content-Digest` (when sent)."""
         async with self._request("GET", name, f"manifests/{reference}", "manifest") as answer:
-            body = bytearray()
-            async for chunk in self._chunks(answer):
-                body += chunk
-                if len(body) > MAX_MANIFEST_BYTES:
-                    raise UpstreamUnavailable(
-                        f"the manifest from {self.name} is over {MAX_MANIFEST_BYTES} bytes"
-                    )
+            content = await self._read_limited(answer, f"the manifest {name}:{reference}")
             media_type = _media_type(answer)
             header = answer.headers.get("docker-content-digest")
-        content = bytes(body)
         claimed = [d for d in (_digest_or_none(reference), _digest_or_none(header)) if d]
         algorithm = claimed[0].algorithm if claimed else "sha256"
         digest = Digest.of(content, algorithm)
@@ -176,12 +170,12 @@ class Upstream:
         path = "tags/list?n=1000"
         for _ in range(1000):  # a bound on the pages of a broken upstream
             async with self._request("GET", name, path, "tags") as answer:
-                body = await answer.aread()
+                body = await self._read_limited(answer, f"the tags of {name}")
                 link = answer.headers.get("link")
             try:
-                doc = httpx.Response(200, content=body).json()
+                doc = json.loads(body)
                 found.extend(t for t in doc.get("tags") or [] if isinstance(t, str))
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):  # not JSON, or not the shape asked for
                 raise UpstreamUnavailable(f"upstream {self.name} listed tags in no JSON") from None
             following = _next_page(link, name)
             if following is None:
@@ -194,17 +188,12 @@ class Upstream:
     async def referrers(self, name: str, subject: Digest) -> list[dict[str, object]]:
         """The descriptors of the upstream's referrers index for `subject` (OCI 1.1)."""
         async with self._request("GET", name, f"referrers/{subject}", "referrers") as answer:
-            body = bytearray()
-            async for chunk in self._chunks(answer):
-                body += chunk
-                if len(body) > MAX_MANIFEST_BYTES:
-                    raise UpstreamUnavailable(f"the referrers of {subject} are too large")
+            body = await self._read_limited(answer, f"the referrers of {subject}")
         try:
-            doc = httpx.Response(200, content=bytes(body)).json()
-            found = doc.get("manifests") or []
-        except (ValueError, AttributeError):
+            found = json.loads(body).get("manifests") or []
+            return [d for d in found if isinstance(d, dict) and isinstance(d.get("digest"), str)]
+        except (ValueError, AttributeError, TypeError):  # not JSON, or not the shape asked for
             raise UpstreamUnavailable(f"upstream {self.name} sent referrers in no JSON") from None
-        return [d for d in found if isinstance(d, dict) and isinstance(d.get("digest"), str)]
 
     # --- requests
 
@@ -361,6 +350,18 @@ class Upstream:
             raise UpstreamUnavailable(
                 f"upstream {self.name} asked for no requests for {left:.0f} s more (Retry-After)"
             )
+
+    async def _read_limited(self, answer: httpx.Response, what: str) -> bytes:
+        """A whole small body (a manifest, a tags page, a referrers index), refused past
+        MAX_MANIFEST_BYTES: an upstream cannot make this registry hold more."""
+        body = bytearray()
+        async for chunk in self._chunks(answer):
+            body += chunk
+            if len(body) > MAX_MANIFEST_BYTES:
+                raise UpstreamUnavailable(
+                    f"{what} from upstream {self.name} is over {MAX_MANIFEST_BYTES} bytes"
+                )
+        return bytes(body)
 
     async def _chunks(self, answer: httpx.Response) -> AsyncIterator[bytes]:
         """The body exactly as sent (no content decoding: a blob's bytes are its digest's),
