@@ -185,6 +185,6 @@ async function deleteThis(name, record, tags, actions) {
     replace(actions, errorBox(err));
     return;
   }
-  setFlash(`Manifest ${shortDigest(record.digest)} deleted${tags.length ? ` with tags ${tags.join(', ')}` : ''}.`);
+  setFlash(`Manifest ${shortDigest(record.digest)} deleted${tags.length ? ` with ${tags.length === 1 ? 'tag' : 'tags'} ${tags.join(', ')}` : ''}.`);
   navigate(tagsUrl(name), true);
 }
