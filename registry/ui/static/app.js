@@ -26,6 +26,7 @@ async function render() {
   const main = document.getElementById('view');
   const route = parseRoute(location);
   main.dataset.view = route.view;
+  delete main.dataset.canDelete; // each view settles it anew (views/tags.js, views/manifest.js)
   setState(main, 'loading');
   replace(main, h('p', { class: 'loading', role: 'status' }, 'Loading…'));
   const flash = takeFlash();

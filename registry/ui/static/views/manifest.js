@@ -158,7 +158,11 @@ async function loadManagement(name, ref, record, manage, signal) {
     replace(here, errorBox(err));
     here.dataset.state = 'error';
   }
-  if (signal.aborted || !(await canDelete)) return;
+  const allowed = await canDelete;
+  if (signal.aborted) return;
+  // Says the question is settled, so a check that no button is offered can wait for it.
+  document.getElementById('view').dataset.canDelete = String(allowed);
+  if (!allowed) return;
   const button = h('button', { type: 'button', id: 'delete-manifest', class: 'danger' }, 'Delete manifest…');
   button.addEventListener('click', () => deleteThis(name, record, tags, actions));
   replace(actions, button);

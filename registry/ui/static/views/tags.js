@@ -20,6 +20,7 @@ export async function renderTags({ main, route, signal }) {
   const tags = await listTags(name, signal);
   // Asked only once the tags could be read, so a refused reader makes one request, not two.
   const canDelete = await permits(`repository:${name}`, 'delete').catch(() => false);
+  document.getElementById('view').dataset.canDelete = String(canDelete);
   const state = {
     name, signal, canDelete,
     tags: tags.slice(),
