@@ -29,9 +29,11 @@ export async function renderManifest({ main, route, signal }) {
   referrers.dataset.state = 'loading';
   const manage = section('manage', 'Tags and management', tagsHere(), h('div', { class: 'manage-actions' }));
   parts.push(referrers, manage, rawDetails('raw-manifest', 'Raw manifest', record.text));
-  parts.push(config && config.text.length <= MAX_RAW_CONFIG
-    ? rawDetails('raw-config', 'Raw configuration', config.text)
-    : h('details', { id: 'raw-config', class: 'raw' }, h('summary', null, 'Raw configuration'), h('pre', null, 'No configuration to show.')));
+  if (config && config.text.length <= MAX_RAW_CONFIG) {
+    parts.push(rawDetails('raw-config', 'Raw configuration', config.text));
+  } else if (record.manifest.config) { // an index has none to speak of
+    parts.push(h('details', { id: 'raw-config', class: 'raw' }, h('summary', null, 'Raw configuration'), h('pre', null, 'No configuration to show.')));
+  }
   replace(main, ...parts);
   setState(main, 'ready');
   // The rest comes after the body is on screen; each part reports its own errors.
