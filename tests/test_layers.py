@@ -37,6 +37,7 @@ RANKS = {
     "observe": 4,
     "auth": 5,
     "proxy": 5,  # under api, which will call it; over model, which it will fill
+    "ui": 5,  # the browser app's files and routes, which the api adds when it is on
     "api": 6,
     # composition and commands
     "wiring": 7,

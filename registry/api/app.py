@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from registry.api import blobs, listing, manifests, metrics, token, uploads
@@ -19,6 +19,8 @@ from registry.api.headers import ProtocolHeaders
 from registry.observe import health
 from registry.observe.metrics import start_process
 from registry.observe.middleware import Observe
+from registry.ui.assets import Assets
+from registry.ui.routes import ui_routes
 
 NAME = "{name:path}"
 
@@ -50,9 +52,11 @@ def create_app(services: Services) -> ASGIApp:
         yield
         await services.close()
 
-    routes = list(ROUTES)
+    routes: list[BaseRoute] = list(ROUTES)
     if settings.metrics_enabled and settings.metrics_addr is None:
         routes.append(METRICS_ROUTE)
+    if settings.ui:
+        routes += ui_routes(Assets.packaged())
     app = Starlette(routes=routes, exception_handlers=dict(HANDLERS), lifespan=lifespan)
     app.state.services = services
     app.state.health = services.health

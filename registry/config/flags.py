@@ -70,6 +70,11 @@ def _env_bool(value: str) -> bool:
     return parsed
 
 
+def _switch(given: str | None, configured: bool | None) -> bool:
+    """A switch flag (or its variable) over the YAML field: `-x` or `x=true` turns it on."""
+    return _env_bool(given) if given is not None else bool(configured)
+
+
 def serve_parser() -> argparse.ArgumentParser:
     return _parser(
         "simple-registry serve",
@@ -298,7 +303,6 @@ def _option(model: type[BaseModel], attr: str) -> Declared:
 def _web_settings(pick: Pick, web: WebConfig, check: _Problems) -> dict[str, object]:
     """The `Settings` fields of `spec.web` and its flags: listening, TLS and tokens."""
     addr = pick("addr") or web.addr or default_of(WebOptions, "addr")
-    trust = pick("trustforwarded")
     return {
         "addr": check(lambda: _checked_addr(addr, "-addr"), addr),
         **check(lambda: _tls(pick, web), {}),
@@ -311,8 +315,9 @@ def _web_settings(pick: Pick, web: WebConfig, check: _Problems) -> dict[str, obj
             lambda: _body_timeout(pick("bodytimeout"), web.body_timeout_seconds), 0.0
         ),
         "service": pick("service") or web.service,
+        "ui": check(lambda: _switch(pick("ui"), web.ui), False),
         "trust_forwarded": check(
-            lambda: _env_bool(trust) if trust is not None else bool(web.trust_forwarded_headers),
+            lambda: _switch(pick("trustforwarded"), web.trust_forwarded_headers),
             False,
         ),
     }

@@ -754,10 +754,6 @@ def _web(at: _At, spec: _Fields, loaded: _Loaded, environ: Mapping[str, str]) ->
         at.note(spec.sub_path(error.path), error.message)
     if web is None:
         return current
-    if web.ui:
-        loaded.warnings.append(
-            f"{at}: spec.web.ui: the web UI is not built yet; this setting is ignored"
-        )
     given = {attr: getattr(web, attr) for attr in web.model_fields_set}
     changes = {_WEB_CONFIG_NAMES.get(attr, attr): value for attr, value in given.items()}
     return replace(current, **{attr: value for attr, value in changes.items() if value is not None})

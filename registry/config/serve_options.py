@@ -197,7 +197,10 @@ class WebOptions(BaseModel):
     ui: bool = option(
         False,
         "ui",
-        "reserved for the web UI, **not built yet**: `true` is accepted and only logs a warning",
+        "serve the web UI at `/ui/` (and redirect `/` there); see docs/ui.md",
+        flag="ui",
+        switch=True,
+        help="serve the web UI at /ui/ (browse, inspect and manage images; docs/ui.md)",
     )
     certfile: Text | None = path_option(
         "certfile",

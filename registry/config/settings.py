@@ -54,6 +54,8 @@ class Settings:
     body_timeout: float = default_of(WebOptions, "body_timeout")
     # The token `service` (audience); None: the host the client used.
     service: str | None = None
+    # The web UI at /ui/ (registry.ui), and / redirecting there.
+    ui: bool = False
     # Honour X-Forwarded-Proto/-Host when building the token realm (behind a proxy only).
     trust_forwarded: bool = False
     realm: str = "simple-registry"

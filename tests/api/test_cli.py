@@ -478,24 +478,27 @@ def test_serve_reports_every_manifest_error_then_their_count(tmp_path: Path) -> 
     assert not (tmp_path / "data").exists()
 
 
-def test_settings_of_features_not_built_yet_are_logged_at_start(
+def test_the_ui_and_a_cache_configured_in_yaml_load_without_a_word(
     start_registry: Callable[..., RunningRegistry], tmp_path: Path
 ) -> None:
+    """`spec.web.ui: true` turns the web UI on (the seed's switch), and the unused `spec.proxy`
+    section is the one setting that is logged as ignored."""
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     (cfg / "main.yaml").write_text(
         "apiVersion: simple-registry.dev/v1\nkind: Configuration\nmetadata: {name: main}\n"
-        "spec: {web: {ui: true}}\n---\n"
+        "spec: {web: {ui: true}, proxy: {anything: 1}}\n---\n"
         "apiVersion: simple-registry.dev/v1\nkind: PullThroughCache\nmetadata: {name: hub}\n"
         "spec: {upstream: {url: 'https://up.example', hosts: [docker.io], maxStale: 1h}, "
         "scopes: ['^hub/'], prefix: hub/}\n"
     )
     server = start_registry("-cfgdir", str(cfg))
-    ui = [line for line in server.output if "the web UI is not built yet" in line]
-    assert len(ui) == 1
-    assert f"{cfg / 'main.yaml'}, document 1" in ui[0]
-    # The cache is built: it loads without a word.
-    assert not [line for line in server.output if "document 2" in line]
+    warned = [line for line in server.output if "main.yaml" in line]
+    assert len(warned) == 1
+    assert "document 1" in warned[0] and "spec.proxy" in warned[0]
+    with httpx.Client(base_url=server.url, verify=False) as client:
+        assert client.get("/").headers["location"] == "/ui/"
+        assert client.get("/ui/").headers["content-type"] == "text/html; charset=utf-8"
 
 
 def test_plaintext_token_value_loads_with_a_warning(

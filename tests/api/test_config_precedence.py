@@ -230,3 +230,28 @@ def test_forwarded_headers_only_when_trusted(tmp_path: Path) -> None:
         challenge = httpx.get(f"{url}/v2/", headers=forwarded).headers["WWW-Authenticate"]
         assert challenge.startswith('Bearer realm="https://registry.example.com/token"')
         assert 'service="registry.example.com"' in challenge
+
+
+@pytest.mark.parametrize(
+    ("web", "env", "flags", "expected"),
+    [
+        ({}, {}, [], False),
+        ({"ui": True}, {}, [], True),
+        ({}, {"SIMPLE_REGISTRY_UI": "true"}, [], True),
+        ({"ui": True}, {"SIMPLE_REGISTRY_UI": "false"}, [], False),
+        ({}, {"SIMPLE_REGISTRY_UI": "false"}, ["-ui"], True),
+    ],
+)
+def test_the_web_ui_switch(
+    tmp_path: Path, web: dict[str, object], env: dict[str, str], flags: list[str], expected: bool
+) -> None:
+    """`-ui`, `SIMPLE_REGISTRY_UI` and `spec.web.ui`, the seed's three switches, in the usual
+    order of precedence."""
+    cfg = _cfgdir(tmp_path, web)
+    settings = parse_serve(["-cfgdir", str(cfg), "-adminpwd", "pw", *flags], environ=env)
+    assert settings.ui is expected
+
+
+def test_a_web_ui_variable_that_is_no_boolean_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a boolean: 'sure'"):
+        parse_serve(["-adminpwd", "pw"], environ={"SIMPLE_REGISTRY_UI": "sure"})

@@ -269,6 +269,14 @@ def test_default_is_one_pod_on_a_read_write_once_claim(chart: helm_python.Chart)
         assert not rendered.all(kind)
     assert not [o for o in rendered.objects if o["kind"] in CUSTOM_KINDS]
     assert not [c for c in rendered.all("ConfigMap") if c["metadata"]["name"].endswith("dashboard")]
+    config = yaml.safe_load(rendered.one("ConfigMap")["data"]["00-configuration.yaml"])
+    assert config["spec"]["web"]["ui"] is False
+
+
+def test_the_web_ui_is_one_value(chart: helm_python.Chart) -> None:
+    rendered = render({"registry": {"ui": True}}, chart=chart)
+    config = yaml.safe_load(rendered.one("ConfigMap")["data"]["00-configuration.yaml"])
+    assert config["spec"]["web"]["ui"] is True
 
 
 def test_gc_on_a_read_write_once_claim_runs_beside_the_registry(chart: helm_python.Chart) -> None:

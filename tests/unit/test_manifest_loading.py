@@ -248,18 +248,17 @@ def test_the_gc_section_is_checked_like_every_section(tmp_path: Path) -> None:
     assert f"{where}untagged: " in messages
 
 
-# --------------------------------------------------------------------------- features not built yet
+# --------------------------------------------------------------------------- settings left unused
 
 
-def test_settings_of_features_not_built_yet_are_warnings(tmp_path: Path) -> None:
-    """Accepted (so that manifests written for them load), but never silently: one warning
-    each, naming the file and what is ignored."""
+def test_the_seeds_proxy_section_is_a_warning(tmp_path: Path) -> None:
+    """Accepted (so that manifests written for the seed load), but never silently: one
+    warning, naming the file and what is ignored; `web.ui` is built and says nothing."""
     spec = "web: {ui: true}\nproxy: {anything: 1}"
     cache = doc("PullThroughCache", "hub", "upstream: {url: 'https://up.example'}\nscopes: [x]")
     path = write(tmp_path / "cfg", "m.yaml", doc("Configuration", "main", spec), USER, cache)
     where = f'{path}, document 1 (Configuration "main"): spec.'
     assert load_manifests([tmp_path / "cfg"], {}).warnings == (
-        f"{where}web.ui: the web UI is not built yet; this setting is ignored",
         f"{where}proxy: the pull-through cache is configured by PullThroughCache manifests "
         "(docs/pull-through-cache.md); this section is ignored",
     )  # the PullThroughCache itself is built: it loads without a word
@@ -1324,7 +1323,7 @@ def test_examples_load_cleanly(examples: Manifests) -> None:
     assert {u.name for u in examples.users} == {"alice", "anonymous", "ci-robot", "carol", "bob"}
     assert examples.configuration.data_dir == "/var/lib/simple-registry"
     assert examples.configuration.web.token_timeout_seconds == 300
-    assert examples.configuration.web.ui is None  # not built: the example does not turn it on
+    assert examples.configuration.web.ui is True  # the example serves the web UI
 
 
 def test_examples_every_file_is_commented() -> None:

@@ -22,7 +22,7 @@ spec:
 {{/* The Configuration manifest: what the values say, then config.configuration over it. */}}
 {{- define "simple-registry.configurationSpec" -}}
 {{- $v := .Values }}
-{{- $web := dict "tokenTimeout" (int $v.registry.tokenTimeout) "bodyTimeout" $v.registry.bodyTimeout "trustForwardedHeaders" (eq (include "simple-registry.trustForwarded" .) "true") }}
+{{- $web := dict "tokenTimeout" (int $v.registry.tokenTimeout) "bodyTimeout" $v.registry.bodyTimeout "trustForwardedHeaders" (eq (include "simple-registry.trustForwarded" .) "true") "ui" $v.registry.ui }}
 {{- with include "simple-registry.tokenService" . }}
 {{- $_ := set $web "service" . }}
 {{- end }}
