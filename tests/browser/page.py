@@ -184,6 +184,13 @@ class Page:
             f"#whoami never showed {account.name}: {self.describe()}",
         )
 
+    def start_as(self, account: Account | None) -> None:
+        """Open the repositories page and sign in as `account` (None: stay anonymous)."""
+        self.open("/ui/")
+        self.wait_view("repositories", "/ui/")
+        if account is not None:
+            self.sign_in(account)
+
     def fill(self, css: str, value: str) -> None:
         element = self.find(css)
         element.clear()
@@ -202,6 +209,29 @@ class Page:
         if self.driver.current_url.startswith(self.base_url):
             self.driver.execute_script("sessionStorage.clear(); localStorage.clear()")
         self.driver.get("about:blank")
+
+    # --- what the lists show
+
+    def listed_repositories(self) -> set[str]:
+        names: list[str] = self.driver.execute_script(
+            "return [...document.querySelectorAll('#repositories tr[data-repo]')]"
+            ".filter((r) => r.getClientRects().length).map((r) => r.dataset.repo)"
+        )
+        return set(names)
+
+    def wait_repositories(self, expected: set[str]) -> None:
+        self.wait(
+            lambda d: self.listed_repositories() == expected,
+            f"the repositories page never listed exactly {sorted(expected)}: {self.describe()}",
+        )
+
+    def visible_tags(self) -> list[str]:
+        """The tags of the tags table's shown rows, in their order."""
+        tags: list[str] = self.driver.execute_script(
+            "return [...document.querySelectorAll('#tags tr[data-tag]')]"
+            ".filter((r) => r.getClientRects().length).map((r) => r.dataset.tag)"
+        )
+        return tags
 
     # --- looks
 
@@ -279,3 +309,33 @@ def session_value(stored: dict[str, dict[str, str]]) -> dict[str, Any] | None:
         return None
     parsed: dict[str, Any] = json.loads(raw)
     return parsed
+
+
+def exact_numbers(element: WebElement) -> set[int]:
+    """The whole numbers an element shows or gives on hover (its own and its descendants'
+    `title`s), separators removed: "12,585 bytes" gives 12585. Sizes are shown in human
+    units with the exact count on hover; a test finds the exact count among these."""
+    texts: list[str] = element.parent.execute_script(
+        "const e = arguments[0], titled = [e, ...e.querySelectorAll('[title]')];"
+        "return [e.textContent, ...titled.map((t) => t.title || '')]",
+        element,
+    )
+    numbers = set()
+    for text in texts:
+        for run in re.findall(r"\d[\d,.\u202f\u00a0 ]*\d|\d", text):
+            digits = re.sub(r"[,.\u202f\u00a0 ]", "", run)
+            numbers.add(int(digits))
+    return numbers
+
+
+def shows(element: WebElement, value: str) -> bool:
+    """Whether the element's text, or a `title` in it (the full value of a shortened digest
+    or media type), contains `value`."""
+    found: bool = element.parent.execute_script(
+        "const e = arguments[0], v = arguments[1];"
+        "return e.textContent.includes(v)"
+        " || [e, ...e.querySelectorAll('[title]')].some((t) => (t.title || '').includes(v))",
+        element,
+        value,
+    )
+    return found
