@@ -24,6 +24,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -192,9 +193,13 @@ class Page:
             self.sign_in(account)
 
     def fill(self, css: str, value: str) -> None:
+        """Replace a field's value by typing, as a user does: the page sees input events
+        (WebDriver's clear() sets the value without any)."""
         element = self.find(css)
-        element.clear()
-        element.send_keys(value)
+        element.send_keys(Keys.CONTROL, "a")
+        element.send_keys(Keys.BACKSPACE)
+        if value:
+            element.send_keys(value)
 
     def storage(self) -> dict[str, dict[str, str]]:
         """Everything in the page's sessionStorage and localStorage."""

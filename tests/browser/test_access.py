@@ -82,6 +82,7 @@ def test_anonymous_browsing_is_limited_by_rbac(page: Page, content: Content) -> 
 
     page.open(f"/ui/{index.repo}:1.0")
     page.wait_view("manifest", f"/ui/{index.repo}:1.0")
+    settled_management(page)
     assert page.all("#delete-manifest") == []
 
     # A repository anonymous visitors may not read: the registry's refusal, not its content.
@@ -106,5 +107,12 @@ def test_the_reader_sees_what_it_may_pull_and_no_delete_buttons(
     image = content.image
     page.open(f"/ui/{image.repo}:1.0")
     page.wait_view("manifest", f"/ui/{image.repo}:1.0")
-    page.find("#layers tr[data-digest]")
+    settled_management(page)
     assert page.all("#delete-manifest") == []
+
+
+def settled_management(page: Page) -> None:
+    """Wait until the manifest view has decided what to offer: it looks for the other tags
+    pointing at the manifest (`#tags-here`), then adds the delete button if permitted.
+    The app gives no mark of the permission itself being known; this is the latest one."""
+    page.find('#tags-here[data-state="ready"]')

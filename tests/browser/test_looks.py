@@ -79,7 +79,7 @@ def test_tab_reaches_links_with_a_visible_focus(page: Page, content: Content) ->
         ActionChains(page.driver).send_keys(Keys.TAB).perform()
         state = page.driver.execute_script(
             "const e = document.activeElement, s = getComputedStyle(e);"
-            "return {tag: e.tagName, inTable: Boolean(e.closest('#repositories')),"
+            "return {tag: e.tagName, href: e.href, inTable: Boolean(e.closest('#repositories')),"
             " visible: e.matches(':focus-visible'), outline: s.outlineStyle,"
             " width: s.outlineWidth, shadow: s.boxShadow}"
         )
@@ -92,9 +92,16 @@ def test_tab_reaches_links_with_a_visible_focus(page: Page, content: Content) ->
     has_outline = state["outline"] != "none" and state["width"] != "0px"
     assert has_outline or state["shadow"] != "none", f"no visible focus: {state}"
 
+    # Enter follows the focused link (a repository's tags, or a namespace's filtered list).
     ActionChains(page.driver).send_keys(Keys.ENTER).perform()
-    page.wait(lambda d: page.path() != "/ui/", "Enter on a focused link did not follow it")
-    page.wait_view("tags")
+    page.wait(
+        lambda d: d.current_url == state["href"],
+        f"Enter on the focused link did not go to {state['href']}: {page.describe()}",
+    )
+    page.wait(
+        lambda d: page.view().get_attribute("data-state") == "ready",
+        f"the page the link leads to never became ready: {page.describe()}",
+    )
 
 
 def test_the_content_security_policy_is_in_force(page: Page, content: Content) -> None:
