@@ -12,6 +12,7 @@ scripts run, records violations the log might word differently.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -259,8 +260,22 @@ class Page:
         assert inner[0] == width, f"viewport {inner} for {size} {width}x{height}"
 
     def screenshot(self, path: Path) -> Path:
+        """The whole page, not only the window: the parts of a manifest below the fold are
+        what a reader of the screenshots wants to see."""
+        width: int = self.driver.execute_script("return innerWidth")
+        height = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"][
+            "height"
+        ]
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            },
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
-        assert self.driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+        path.write_bytes(base64.b64decode(shot["data"]))
         assert path.read_bytes()[:8] == PNG_MAGIC, f"{path} is not a PNG"
         return path
 

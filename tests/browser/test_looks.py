@@ -34,8 +34,12 @@ def test_screenshots_of_every_view(page: Page, content: Content, output_dir: Pat
             page.set_size("desktop")
             page.open(path)
             page.wait_view(view, path)
+            # What comes after "ready" is in the picture too: tag details, referrers, tags.
             if view == "tags":
                 page.find('#tags tr[data-loaded="true"]')
+            if view == "manifest":
+                page.find('#referrers[data-state="ready"]')
+                page.find('#tags-here[data-state="ready"]')
             theme_shown = page.driver.execute_script(
                 "return document.documentElement.dataset.theme"
             )
