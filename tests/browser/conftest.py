@@ -20,7 +20,8 @@ from selenium import webdriver
 
 from tests.browser.access import ADMIN, write_cfgdir
 from tests.browser.content import Content, push_content
-from tests.browser.page import Page, browser_log, start_chromium
+from tests.browser.page import CHROMEDRIVER, CHROMIUM, Page, browser_log, start_chromium
+from tests.clients.tools import require_binary
 from tests.server import RunningRegistry, start
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,10 @@ def admin_api(ui_server: RunningRegistry) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[webdriver.Chrome]:
+    """Skipped with the missing binary's name where Debian's chromium or chromium-driver is
+    not installed (CI installs both, and fails on any skip)."""
+    require_binary(CHROMIUM)
+    require_binary(CHROMEDRIVER)
     driver = start_chromium()
     yield driver
     driver.quit()
