@@ -110,9 +110,11 @@ async function fetchToken(scope) {
     );
   } catch (err) {
     if (err.status === 401) {
+      // The refresh token expired or its user is gone: browse on anonymously, and say so.
+      const ended = new ApiError(401, 'UNAUTHORIZED', `Your session has ended (${err.message}); please sign in again.`);
       forgetTokens();
-      endSession(); // the refresh token expired or its user is gone
-      throw new ApiError(401, 'UNAUTHORIZED', `Your session has ended (${err.message}); please sign in again.`);
+      endSession(ended.message);
+      throw ended;
     }
     throw err;
   }

@@ -63,8 +63,11 @@ window.addEventListener('error', (event) => showUnexpected(event.error || event.
 startTheme();
 startAccount();
 // Whoever changes the session forgets the old tokens first (api.js, account.js).
-sessionEvents.addEventListener('change', () => {
+sessionEvents.addEventListener('change', (event) => {
   showAccount();
+  const notice = document.getElementById('notice');
+  notice.textContent = (event.detail && event.detail.reason) || '';
+  notice.hidden = !notice.textContent;
   render(); // what may be seen depends on who is asking
 });
 startRouter(render);

@@ -66,16 +66,15 @@ export function layersTotal(manifest) {
 }
 
 /**
- * "linux/arm64/v8" for an index entry. An entry without a platform (e.g. a BuildKit
- * attestation) is named by its `vnd.docker.reference.type` annotation, else "unknown/unknown".
+ * "linux/arm64/v8" for an index entry. An entry without a real platform (a BuildKit
+ * attestation says unknown/unknown) is named by its `vnd.docker.reference.type`
+ * annotation when it has one, else "unknown/unknown".
  */
 export function platformOf(descriptor) {
-  const p = descriptor.platform;
-  if (p && (p.os || p.architecture)) {
-    return [p.os || 'unknown', p.architecture || 'unknown', p.variant].filter(Boolean).join('/');
-  }
+  const p = descriptor.platform || {};
   const type = descriptor.annotations && descriptor.annotations[REFERENCE_TYPE];
-  return type ? String(type) : 'unknown/unknown';
+  if (type && (!p.os || p.os === 'unknown')) return String(type);
+  return [p.os || 'unknown', p.architecture || 'unknown', p.variant].filter(Boolean).join('/');
 }
 
 /** Whether an index entry is a real platform image (not an attestation or unknown entry). */

@@ -42,8 +42,9 @@ export function updateRefreshToken(refreshToken) {
   store();
 }
 
-export function endSession() {
+/** Ends the session; `reason` (e.g. an expired refresh token) is shown to the user. */
+export function endSession(reason = '') {
   state = null;
   store();
-  sessionEvents.dispatchEvent(new Event('change'));
+  sessionEvents.dispatchEvent(new CustomEvent('change', { detail: { reason } }));
 }

@@ -39,7 +39,9 @@ export function errorBox(err) {
   const box = h('div', { role: 'alert', class: 'error' }, h('strong', null, 'Error: '), message);
   if (err && err.code && err.code !== 'NETWORK') box.append(' ', h('code', null, `(${err.code})`));
   if (err && err.status === 401 && !currentSession()) {
-    box.append(h('p', null, 'Sign in to see more.'));
+    const signIn = h('button', { type: 'button', class: 'small' }, 'Sign in');
+    signIn.addEventListener('click', () => document.getElementById('signin').click());
+    box.append(h('p', null, 'Sign in to see more. ', signIn));
   }
   return box;
 }

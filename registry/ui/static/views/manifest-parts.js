@@ -47,7 +47,7 @@ export function artifactParts(manifest, artifactType) {
     h('td', null, digestEl(l.digest)),
     h('td', { class: 'num' }, sizeEl(Number(l.size)))));
   return section('artifact-section', 'Artifact',
-    dl([['Artifact type', h('code', { id: 'artifact-type' }, artifactType)]]),
+    dl([['Artifact type', h('code', { id: 'artifact-type' }, artifactType)]], { class: 'facts' }),
     table('files', ['File', 'Media type', 'Digest', 'Size'], rows, 'Files'));
 }
 
@@ -124,11 +124,24 @@ export function referrerGroups(name, referrers) {
   }
   if (groups.size === 0) return [h('p', { class: 'muted' }, 'No referrers (signatures, SBOMs, attestations).')];
   return [...groups].map(([type, items]) => h('section', { dataset: { artifactType: type }, class: 'referrer-group' },
-    h('h3', null, h('code', null, type), ` (${items.length})`),
+    h('h3', null, friendlyType(type), h('code', null, type), ` (${items.length})`),
     h('ul', { class: 'plain' }, items.map((r) => h('li', null,
       h('a', { href: digestUrl(name, r.digest), dataset: { digest: r.digest } }, digestEl(r.digest)),
       ' ', sizeEl(Number(r.size)),
       referrerCreated(r))))));
+}
+
+// Common referrer types, named for people; others show their media type alone.
+const KNOWN_TYPES = [
+  [/cosign.*sig|notary.*signature|\.sig\b|signature/i, 'Signatures'],
+  [/spdx|cyclonedx|sbom|syft/i, 'SBOMs'],
+  [/in-toto|attestation|provenance|slsa/i, 'Attestations'],
+  [/vex/i, 'VEX documents'],
+];
+
+function friendlyType(type) {
+  const known = KNOWN_TYPES.find(([pattern]) => pattern.test(type));
+  return known ? `${known[1]} ` : null;
 }
 
 function referrerCreated(r) {

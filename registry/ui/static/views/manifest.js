@@ -24,11 +24,11 @@ export async function renderManifest({ main, route, signal }) {
   const config = await loadConfig(name, record, signal);
   const title = byDigest ? `${name}@${shortDigest(ref)}` : `${name}:${ref}`;
   const parts = [heading(title), summary(record, config), pullCommands(name, ref, record)];
-  const manage = section('manage', 'Tags and management', tagsHere(), h('div', { class: 'manage-actions' }));
-  parts.push(manage, ...body(name, ref, record, config));
+  parts.push(...body(name, ref, record, config));
   const referrers = section('referrers', 'Referrers', h('p', { class: 'loading' }, 'Loading referrers…'));
   referrers.dataset.state = 'loading';
-  parts.push(referrers, rawDetails('raw-manifest', 'Raw manifest', record.text));
+  const manage = section('manage', 'Tags and management', tagsHere(), h('div', { class: 'manage-actions' }));
+  parts.push(referrers, manage, rawDetails('raw-manifest', 'Raw manifest', record.text));
   parts.push(config && config.text.length <= MAX_RAW_CONFIG
     ? rawDetails('raw-config', 'Raw configuration', config.text)
     : h('details', { id: 'raw-config', class: 'raw' }, h('summary', null, 'Raw configuration'), h('pre', null, 'No configuration to show.')));
@@ -185,6 +185,6 @@ async function deleteThis(name, record, tags, actions) {
     replace(actions, errorBox(err));
     return;
   }
-  setFlash(`Manifest ${shortDigest(record.digest)} deleted${tags.length ? ` with tags ${tags.join(', ')}` : ''}.`);
+  setFlash(`Manifest ${shortDigest(record.digest)} deleted${tags.length ? ` with ${tags.length === 1 ? 'tag' : 'tags'} ${tags.join(', ')}` : ''}.`);
   navigate(tagsUrl(name), true);
 }
