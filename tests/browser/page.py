@@ -130,13 +130,16 @@ class Page:
 
     def wait_error(self, path: str | None = None) -> str:
         """Wait for the view's error state; the text of its `role=alert` error."""
-        self.wait(
-            lambda d: (
-                (path is None or self.path() == path)
-                and self.view().get_attribute("data-state") == "error"
-            ),
-            f"no error state at {path}: {self.describe()}",
-        )
+        try:
+            self.wait(
+                lambda d: (
+                    (path is None or self.path() == path)
+                    and self.view().get_attribute("data-state") == "error"
+                ),
+                f"no error state at {path}",
+            )
+        except TimeoutException:
+            raise AssertionError(f"no error state at {path}: {self.describe()}") from None
         alerts = self.view().find_elements(By.CSS_SELECTOR, "[role=alert].error")
         alerts = alerts or self.driver.find_elements(By.CSS_SELECTOR, "[role=alert].error")
         assert alerts, f"error state without a role=alert .error element: {self.describe()}"
