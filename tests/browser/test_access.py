@@ -112,7 +112,6 @@ def test_the_reader_sees_what_it_may_pull_and_no_delete_buttons(
 
 
 def settled_management(page: Page) -> None:
-    """Wait until the manifest view has decided what to offer: it looks for the other tags
-    pointing at the manifest (`#tags-here`), then adds the delete button if permitted.
-    The app gives no mark of the permission itself being known; this is the latest one."""
-    page.find('#tags-here[data-state="ready"]')
+    """Wait until the manifest view has decided what to offer: once the delete permission is
+    known the view says so (`#view[data-can-delete]`), and the button comes with a `true`."""
+    page.find('#view[data-can-delete="false"]')
