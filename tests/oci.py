@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +33,22 @@ def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:
 
 def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
+
+
+def index_body(
+    children: Sequence[tuple[str, bytes, dict[str, str] | None]], *, docker: bool = False
+) -> bytes:
+    """An OCI index (or Docker manifest list) over `(media type, manifest, platform)` children."""
+    manifests = [
+        descriptor(kind, body, **({"platform": platform} if platform else {}))
+        for kind, body, platform in children
+    ]
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_LIST if docker else OCI_INDEX,
+        "manifests": manifests,
+    }
+    return json.dumps(doc, indent=2).encode()
 
 
 @dataclass

@@ -28,6 +28,7 @@ from tests.oci import (
     OCI_MANIFEST,
     descriptor,
     digest_of,
+    index_body,
     push_blob,
 )
 
@@ -193,23 +194,17 @@ def push_index(client: httpx.Client, repo: str, tag: str, *, docker: bool = Fals
         for p in ("linux/amd64", "linux/arm64")
     )
     media_type = DOCKER_LIST if docker else OCI_INDEX
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "manifests": [
-            {
-                "mediaType": child.media_type,
-                "digest": child.digest,
-                "size": len(child.body),
-                "platform": {
-                    "os": child.platform.split("/")[0],
-                    "architecture": child.platform.split("/")[1],
-                },
-            }
-            for child in children
+    body = index_body(
+        [
+            (
+                c.media_type,
+                c.body,
+                dict(zip(("os", "architecture"), c.platform.split("/"), strict=True)),
+            )
+            for c in children
         ],
-    }
-    body = json.dumps(doc, indent=2).encode()
+        docker=docker,
+    )
     digest = put_manifest(client, repo, tag, body, media_type)
     return Index(repo, digest, body, media_type, children)
 

@@ -25,6 +25,7 @@ from tests.oci import (
     OCI_INDEX,
     OCI_LAYER,
     OCI_MANIFEST,
+    index_body,
 )
 
 __all__ = ["DOCKER_LIST", "DOCKER_MANIFEST", "OCI_INDEX", "OCI_MANIFEST"]
@@ -185,20 +186,7 @@ class Pusher:
             self.image(repo, None, (512, 1024), docker=docker, platform=p) for p in PLATFORMS
         )
         media_type = DOCKER_LIST if docker else OCI_INDEX
-        doc = {
-            "schemaVersion": 2,
-            "mediaType": media_type,
-            "manifests": [
-                {
-                    "mediaType": child.media_type,
-                    "digest": child.digest,
-                    "size": len(child.manifest),
-                    "platform": child.platform,
-                }
-                for child in children
-            ],
-        }
-        body = json.dumps(doc, indent=2).encode()
+        body = index_body([(c.media_type, c.manifest, c.platform) for c in children], docker=docker)
         with self.client(repo) as http:
             digest = self.manifest(http, repo, tag, body, media_type)
         return PushedIndex(repo, tag, digest, media_type, body, children)
