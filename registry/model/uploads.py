@@ -168,19 +168,29 @@ class Uploads:
         """A whole blob in one request with its digest known up front: no session record."""
         await self._write_blob(name, digest, chunks)
 
-    async def _write_blob(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
+    async def checked(self, name: str, digest: Digest, chunks: AsyncIterable[bytes]) -> None:
+        """As `monolithic`, for chunks whose digest the caller has already checked: it ends
+        `chunks` only once every byte hashed to `digest`, and raises into the iteration
+        otherwise (so the blob never appears). The pull-through cache's fetch hashes what it
+        relays anyway; hashing the same bytes again here would cost a core's worth of work
+        on a cold pull."""
+        await self._write_blob(name, digest, chunks, hashed=False)
+
+    async def _write_blob(
+        self, name: str, digest: Digest, chunks: AsyncIterable[bytes], *, hashed: bool = True
+    ) -> None:
         """The bytes go straight to the blob's own key, hashed on the way, and appear there
         only once the digest matched: no scratch copy, no move, no re-read."""
         hasher = _hasher(digest.algorithm)
 
         def verify() -> None:
-            if hasher.hexdigest() != digest.hex:
+            if hashed and hasher.hexdigest() != digest.hex:
                 raise DigestInvalid(
                     f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
                     detail={"digest": str(digest)},
                 )
 
-        incoming = Incoming(chunks, hasher.update)
+        incoming = Incoming(chunks, hasher.update if hashed else None)
         size = await self._storage.write_verified(paths.blob(digest), incoming, verify)
         # Pinned once the bytes are in (a long body must not outlast its pin). Had the garbage
         # collector been deleting an old copy meanwhile, the pin waited for it to finish, and

@@ -1,13 +1,14 @@
 """One upstream GET per missing blob, teed to the client that asked while it is stored.
 
 A blob miss under a cache starts a `Fetch`: a task, independent of the request, that streams
-the upstream body into storage the way a monolithic push does (`Uploads.monolithic`: hashed
-on the way, visible under its digest only once the digest matched, then linked). The client
-that caused it receives the same chunks as they arrive, storage following up to READ_AHEAD
-behind, except the last one, which is held back until the digest of everything received
-matched: a corrupt or truncated upstream body ends the client's response early (the
-connection closes short of its Content-Length), so no client ever gets a complete-looking
-wrong body, and nothing is stored.
+the upstream body into storage the way a monolithic push does (`Uploads.checked`: visible
+under its digest only once its chunks end, then linked). The fetch hashes what it receives
+once, in worker threads behind the relay, and ends storage's chunks only when that digest
+matched. The client that caused it receives the same chunks as they arrive, storage following
+up to READ_AHEAD behind, except the last one, which is held back until the digest matched too:
+a corrupt or truncated upstream body ends the client's response early (the connection closes
+short of its Content-Length), so no client ever gets a complete-looking wrong body, and
+nothing is stored.
 
 Concurrent misses of one digest share the fetch: in one process they wait for its task; across
 the processes of a host and across hosts (the scaled mode) the fetch holds a lock in `coord`
@@ -30,12 +31,16 @@ from registry.observe import events
 from registry.oci.digests import Digest
 from registry.oci.errors import BlobUnknown, DigestInvalid, RegistryError, Unavailable
 from registry.proxy.upstream import Upstream, UpstreamNotFound, UpstreamUnavailable
+from registry.storage.observing import observe_after
 
 # Chunks waiting for a slow client; beyond them the fetch waits for the client.
 QUEUED_CHUNKS = 16
 # Bytes read from the upstream ahead of storage: a cold pull of a layer up to this size is
 # relayed at the upstream's pace while the disk catches up behind it.
 READ_AHEAD = 32 * 1024 * 1024
+# Bytes hashed per worker-thread hop, and hops queued at most before the relay waits.
+HASH_BATCH = 2 * 1024 * 1024
+HASH_BATCHES = 4
 # How long the fetch waits for its client to take a chunk before going on without it.
 CLIENT_WAIT = 60.0
 # How long a miss waits for another process's fetch of the same blob before giving up.
@@ -95,33 +100,35 @@ class Fetch:
 
     async def _relay(self, digest: Digest, chunks: AsyncIterator[bytes]) -> None:
         """The upstream body to the client as it arrives and, through a read-ahead buffer,
-        into storage (`Uploads.monolithic`, which verifies the digest again before the blob
-        becomes visible). The client is paced by storage only when storage lags by more
-        than READ_AHEAD: a cold pull runs at the upstream's pace, not at the disk's. Its last
-        chunk goes once the digest of everything matched; the fetch (and its lock) ends once
-        the blob is stored."""
+        into storage (`Uploads.checked`: the blob becomes visible only when its chunks end,
+        which they do once the digest of everything matched). The client is paced by
+        storage only when storage lags by more than READ_AHEAD: a cold pull runs at the
+        upstream's pace, not at the disk's. Its last chunk goes once the digest matched; the
+        fetch (and its lock) ends once the blob is stored."""
         ahead = _ReadAhead(READ_AHEAD)
         storing = asyncio.create_task(
-            self._registry.uploads.monolithic(self._name, digest, ahead.chunks())
+            self._registry.uploads.checked(self._name, digest, ahead.chunks())
         )
+        hashing = _Hashing(digest.algorithm)
         try:
-            hasher = hashlib.new(digest.algorithm)
             held: bytes | None = None
             async for chunk in chunks:
                 await ahead.put(chunk, storing)
-                hasher.update(chunk)
+                await hashing.add(chunk)
                 events.fetched(self._upstream.name, len(chunk))
                 if held is not None:
                     await self._send(held)
                 held = chunk
-            ahead.end()
-            if hasher.hexdigest() != digest.hex:
+            received = await hashing.hexdigest()
+            if received != digest.hex:
                 raise DigestInvalid(
-                    f"the upstream sent {digest.algorithm}:{hasher.hexdigest()} for {digest}; "
+                    f"the upstream sent {digest.algorithm}:{received} for {digest}; "
                     "nothing was kept",
                     detail={"digest": str(digest)},
                 )
+            ahead.end()  # only now: storage keeps the blob once its chunks end
         except BaseException:
+            hashing.abandon()
             storing.cancel()
             await asyncio.wait({storing})
             raise
@@ -238,6 +245,45 @@ def _as_registry_error(exc: Exception, digest: Digest) -> RegistryError:
     if isinstance(exc, UpstreamUnavailable):
         return Unavailable(str(exc))
     return Unavailable(f"fetching {digest} failed: {type(exc).__name__}")
+
+
+class _Hashing:
+    """The digest of the relayed bytes, computed in worker threads behind the relay (hashlib
+    lets go of the GIL on large buffers), so that the event loop only receives and sends:
+    hashing on the loop took a third of a cold pull's time. Batches are hashed in order,
+    at most HASH_BATCHES of them waiting."""
+
+    def __init__(self, algorithm: str) -> None:
+        self._hasher = hashlib.new(algorithm)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._batches: deque[asyncio.Future[None]] = deque()
+
+    async def add(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= HASH_BATCH:
+            while len(self._batches) >= HASH_BATCHES:
+                await self._batches.popleft()
+            self._submit()
+
+    def _submit(self) -> None:
+        batch, self._pending, self._pending_size = self._pending, [], 0
+        tail = self._batches[-1] if self._batches else None
+        self._batches.append(asyncio.ensure_future(observe_after(tail, self._hasher.update, batch)))
+
+    async def hexdigest(self) -> str:
+        if self._pending:
+            self._submit()
+        while self._batches:
+            await self._batches.popleft()
+        return self._hasher.hexdigest()
+
+    def abandon(self) -> None:
+        """Nothing waits for the digest any more (a thread already hashing finishes alone)."""
+        for batch in self._batches:
+            batch.cancel()
+        self._batches.clear()
 
 
 class _ReadAhead:

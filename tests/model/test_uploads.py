@@ -3,6 +3,8 @@ that must follow each other, and a digest checked before a blob becomes visible.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from registry.model import paths
@@ -83,6 +85,32 @@ async def test_a_monolithic_upload_with_a_wrong_digest_stores_nothing(registry: 
         await registry.uploads.monolithic("app", wrong, body(b"received"))
     assert await registry.storage.size(paths.blob(wrong)) is None
     assert not await registry.blobs.linked("app", wrong)
+
+
+async def test_checked_chunks_are_stored_as_they_end(registry: Registry) -> None:
+    """`checked`: the caller hashed the bytes; the blob is kept and linked when they end."""
+    digest = Digest.of(b"fetched")
+    await registry.uploads.checked("cache", digest, body(b"fet", b"ched"))
+    assert await _read(registry, digest) == b"fetched"
+    assert await registry.blobs.linked("cache", digest)
+
+
+async def test_checked_chunks_that_fail_before_their_end_store_nothing(
+    registry: Registry,
+) -> None:
+    """The caller's check failing is an error raised into the chunks: nothing appears, and
+    no partial file is left where a blob or its temporary copy would be."""
+    digest = Digest.of(b"fetched")
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"fet"
+        raise DigestInvalid("the upstream sent other bytes")
+
+    with pytest.raises(DigestInvalid):
+        await registry.uploads.checked("cache", digest, failing())
+    assert await registry.storage.size(paths.blob(digest)) is None
+    assert not await registry.blobs.linked("cache", digest)
+    assert [e async for page in registry.storage.walk("blobs") for e in page] == []
 
 
 async def test_a_blob_already_stored_is_linked_and_the_copy_dropped(registry: Registry) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.proxy.fetch import HASH_BATCH
 from tests.conftest import new_bucket, start_scaled
 from tests.observe.helpers import scrape
 from tests.oci import error_codes, push_image
@@ -212,7 +213,9 @@ def test_a_corrupt_or_truncated_blob_breaks_the_response_and_stores_nothing(
     tmp_path: Path,
     mode: str,
 ) -> None:
-    image = upstream.push_image(public_repo, "v1", layer_sizes=(2_000_000,))
+    # Larger than a few of the relay's hash batches (fetch.HASH_BATCH), so the digest is
+    # checked over batches hashed one after the other in worker threads.
+    image = upstream.push_image(public_repo, "v1", layer_sizes=(3 * HASH_BATCH + 12_345,))
     caching = _caching(start_registry, tmp_path, Cache(upstream.url, ttl="1h"))
     local = f"up/{public_repo}"
     layer = image.layers[0]
