@@ -59,6 +59,19 @@ class GcSettings(BaseModel):
         default_doc="24h",
         help="remove upload data without a live session once this old (default 24h)",
     )
+    processes: int = option(
+        0,
+        "processes",
+        "processes that sweep the blobs of a filesystem store at once, each taking every Nth "
+        "fan-out folder of `blobs/` (one process deletes about as fast as one core allows); "
+        "0: one more than the CPUs, at most 4. With S3 or Redis the sweep stays in one "
+        "process, whose work is concurrent network round trips",
+        flag="processes",
+        metavar="N",
+        ge=0,
+        le=64,
+        help="processes sweeping a filesystem store's blobs (default 0: CPUs + 1, at most 4)",
+    )
     pushgateway: Text | None = option(
         None,
         "pushgateway",

@@ -20,6 +20,7 @@ from registry.config.settings import ConfigError
 from registry.coord.base import CoordinatorUnavailable, LeaderBusy, LeadershipLost
 from registry.gc.report import Report
 from registry.gc.run import collect
+from registry.gc.shards import sweepers
 from registry.storage.base import StorageUnavailable
 from registry.wiring import Backends, build_backends
 
@@ -35,7 +36,9 @@ def gc_main(argv: Sequence[str], command: str = "gc") -> int:
     logging.basicConfig(level=logging.WARNING, format=f"{PROG} gc: %(message)s")
     backends = build_backends(settings)
     report = Report(dry_run=options.dry_run)
-    status = asyncio.run(_run(backends, options, report))
+    scaled = settings.s3 is not None or settings.redis is not None
+    processes = sweepers(options.processes, scaled)
+    status = asyncio.run(_run(backends, options, report, processes))
     report.duration = report.duration or time.time() - report.started
     if status != BUSY:
         print(report.summary(), file=sys.stderr)
@@ -46,10 +49,10 @@ def gc_main(argv: Sequence[str], command: str = "gc") -> int:
     return status
 
 
-async def _run(backends: Backends, options: GcSettings, report: Report) -> int:
+async def _run(backends: Backends, options: GcSettings, report: Report, processes: int) -> int:
     who = f"{socket.gethostname()} pid {os.getpid()}"
     try:
-        await collect(backends.registry, backends.coord, options, who, report)
+        await collect(backends.registry, backends.coord, options, who, report, processes=processes)
     except LeaderBusy as exc:
         report.outcome, report.error = "busy", _busy(exc)
         print(f"{PROG} gc: {report.error}", file=sys.stderr)

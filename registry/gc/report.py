@@ -77,9 +77,12 @@ class Report:
         return "\n".join(lines)
 
     def item(self, out: TextIO, kind: str, what: str) -> None:
-        """`-v`: one line per deleted (or deletable) item."""
+        """`-v`: one line per deleted (or deletable) item, written and flushed whole: the
+        processes of a split sweep (`shards`) share the stream, and a line written in one
+        piece of under PIPE_BUF bytes is never interleaved with another's."""
         verb = "would delete" if self.dry_run else "deleted"
-        print(f"{verb} {kind} {what}", file=out)
+        out.write(f"{verb} {kind} {what}\n")
+        out.flush()
 
     def push(self, url: str, store: str) -> None:
         """Push the run's metrics to a Pushgateway. Only the metrics of this run are

@@ -36,13 +36,15 @@ async def collect(
     who: str,
     report: Report,
     out: TextIO = sys.stderr,
+    processes: int = 1,
 ) -> None:
-    """Run one collection into `report`. LeaderBusy when another one holds the store;
+    """Run one collection into `report`, its blob sweep split over `processes` (filesystem
+    stores only: see `shards`). LeaderBusy when another one holds the store;
     LeadershipLost, StorageUnavailable or CoordinatorUnavailable stop it part way, with the
     store consistent (see `sweep`)."""
     name = leadership_name(registry.store)
     async with coord.leadership(name, who, wait=options.wait) as leadership:
-        await _collect(registry, coord, leadership, options, report, out)
+        await _collect(registry, coord, leadership, options, report, out, processes)
 
 
 async def _collect(
@@ -52,6 +54,7 @@ async def _collect(
     options: GcSettings,
     report: Report,
     out: TextIO,
+    processes: int,
 ) -> None:
     started = time.monotonic()
     cutoff = await registry.vouches.now() - options.grace
@@ -65,7 +68,7 @@ async def _collect(
         None if options.dry_run else asyncio.create_task(registry.vouches.prune(forget_before))
     )
     try:
-        await _mark_and_sweep(registry, coord, leadership, options, report, out, cutoff)
+        await _mark_and_sweep(registry, coord, leadership, options, report, out, cutoff, processes)
     except BaseException:
         if pruning is not None:
             pruning.cancel()
@@ -85,6 +88,7 @@ async def _mark_and_sweep(
     report: Report,
     out: TextIO,
     cutoff: float,
+    processes: int,
 ) -> None:
     marker = Marker(
         registry.storage, registry.lookup, untagged=options.untagged, progress=Progress(out)
@@ -107,7 +111,7 @@ async def _mark_and_sweep(
     )
     if options.untagged:
         await sweeper.manifests(marked)
-    await sweeper.blobs(marked)
+    await sweeper.blobs(marked, processes)
     await sweeper.uploads()
     await sweeper.leftovers()
     await sweeper.repositories()

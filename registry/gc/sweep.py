@@ -17,12 +17,14 @@ process still remembers the old object by the time the digest can be written aga
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from registry.config.gc_options import GcSettings
 from registry.coord.base import Coordinator, Leadership, Vouches
+from registry.gc import shards
 from registry.gc.mark import Marked, revision_written
 from registry.gc.report import Report
 from registry.model import paths
@@ -116,10 +118,51 @@ class Sweeper:
 
     # --- blobs
 
-    async def blobs(self, marked: Marked) -> None:
-        """Walk `blobs/` one fan-out folder (`blobs/<algorithm>/<hh>`) per walker, several
-        at once (S3 lists 1,000 keys a request, one request after another per prefix),
-        deleting candidates in batches as they fill."""
+    async def blobs(self, marked: Marked, processes: int = 1) -> None:
+        """Every fan-out folder of `blobs/` (`blobs/<algorithm>/<hh>`), in this process or
+        split over `processes` (see `shards`)."""
+        prefixes = [
+            f"blobs/{algorithm}/{fan}"
+            for algorithm in await self._storage.list("blobs")
+            for fan in await self._storage.list(f"blobs/{algorithm}")
+        ]
+        if processes < 2 or len(prefixes) < 2:
+            await self._sweep_blobs(marked, prefixes)
+            return
+        counted = await shards.sweep_split(
+            prefixes, processes, functools.partial(self._counted_sweep, marked)
+        )
+        for counts in counted[1:]:  # this process's own are in the report already
+            self._report.blobs.deleted += counts.deleted
+            self._report.blobs.bytes += counts.freed
+            self._report.blobs.kept_recent += counts.kept_recent
+            self._report.links += counts.links
+            self.touched |= counts.touched
+
+    async def _counted_sweep(self, marked: Marked, prefixes: Sequence[str]) -> shards.Counts:
+        """`_sweep_blobs`, and what it added to the report."""
+        before = self._counts()
+        await self._sweep_blobs(marked, prefixes)
+        after = self._counts()
+        return shards.Counts(
+            after.deleted - before.deleted,
+            after.freed - before.freed,
+            after.kept_recent - before.kept_recent,
+            after.links - before.links,
+            after.touched - before.touched,
+        )
+
+    def _counts(self) -> shards.Counts:
+        blobs = self._report.blobs
+        touched = frozenset(self.touched)
+        return shards.Counts(
+            blobs.deleted, blobs.bytes, blobs.kept_recent, self._report.links, touched
+        )
+
+    async def _sweep_blobs(self, marked: Marked, prefixes: Sequence[str]) -> None:
+        """Walk the `prefixes`, one per walker, several at once (S3 lists 1,000 keys a
+        request, one request after another per prefix), deleting candidates in batches as
+        they fill."""
         batch: list[tuple[Digest, Listed]] = []
         gate = asyncio.Semaphore(WALKERS)
 
@@ -132,11 +175,6 @@ class Sweeper:
                         full, batch = batch, []
                         await self._blob_batch(full)
 
-        prefixes = [
-            f"blobs/{algorithm}/{fan}"
-            for algorithm in await self._storage.list("blobs")
-            for fan in await self._storage.list(f"blobs/{algorithm}")
-        ]
         await asyncio.gather(*(walk(prefix) for prefix in prefixes))
         await self._blob_batch(batch)
 
