@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,13 @@ async def sweep_split(prefixes: Sequence[str], processes: int, sweep: Sweep) -> 
 def _fork(prefixes: Sequence[str], sweep: Sweep) -> tuple[int, int]:
     """A child sweeping `prefixes` on a loop of its own; its pid and the pipe it answers on."""
     read, write = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12 warns when a process with threads forks: a lock another thread held
+        # stays locked in the child. The child here takes none: it starts a new event loop
+        # (its own worker threads) and touches files only; the parent's idle worker threads
+        # hold no lock the child needs.
+        warnings.filterwarnings("ignore", r".*multi-threaded.*fork", DeprecationWarning)
+        pid = os.fork()
     if pid:
         os.close(write)
         return pid, read
