@@ -127,7 +127,8 @@ def _join(pid: int, read: int) -> Counts | Exception:
     try:
         answer = json.loads(data)
     except ValueError:
-        return RuntimeError(f"a sweeping process ended without an answer (status {status})")
+        code = os.waitstatus_to_exitcode(status)  # negative: the signal that ended it
+        return RuntimeError(f"a sweeping process ended without an answer (exit {code})")
     if "error" in answer:
         failure = _KNOWN_FAILURES.get(answer["error"], RuntimeError)
         return failure(f"a sweeping process failed: {answer['error']}: {answer['message']}")

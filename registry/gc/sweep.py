@@ -129,6 +129,7 @@ class Sweeper:
         if processes < 2 or len(prefixes) < 2:
             await self._sweep_blobs(marked, prefixes)
             return
+        self._out.flush()  # the `-v` stream: what is buffered would be written by every child
         counted = await shards.sweep_split(
             prefixes, processes, functools.partial(self._counted_sweep, marked)
         )

@@ -250,8 +250,8 @@ def _as_registry_error(exc: Exception, digest: Digest) -> RegistryError:
 class _Hashing:
     """The digest of the relayed bytes, computed in worker threads behind the relay (hashlib
     lets go of the GIL on large buffers), so that the event loop only receives and sends:
-    hashing on the loop took a third of a cold pull's time. Batches are hashed in order,
-    at most HASH_BATCHES of them waiting."""
+    on the loop, 32 MiB took about 31 ms of it here. Batches are hashed in order, at most
+    HASH_BATCHES of them waiting."""
 
     def __init__(self, algorithm: str) -> None:
         self._hasher = hashlib.new(algorithm)

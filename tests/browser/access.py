@@ -9,12 +9,12 @@ bootstrap account, so that the whole policy is in one cfgdir, as an operator wou
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
+
+from tests.manifests import manifest_doc
 
 
 @dataclass(frozen=True)
@@ -36,33 +36,26 @@ def _hash(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
-def _doc(kind: str, name: str, spec: Mapping[str, object]) -> str:
-    """One manifest; JSON is YAML, and keeps the bcrypt hashes' `$` out of quoting trouble."""
-    return json.dumps(
-        {
-            "apiVersion": "simple-registry.dev/v1",
-            "kind": kind,
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
-
-
 def _binding(name: str, group: str, role: str, scopes: list[str]) -> str:
     subjects = [{"kind": "Group", "name": group}]
-    return _doc(
+    return manifest_doc(
         "RoleBinding", name, {"subjects": subjects, "roleRef": {"name": role}, "scopes": scopes}
     )
+
+
+def _user(account: Account, group: str) -> str:
+    spec = {"passwordHash": _hash(account.password), "groups": [group]}
+    return manifest_doc("User", account.name, spec)
 
 
 def manifests() -> str:
     pull = {"resources": ["catalog", "tags", "manifests", "blobs"], "verbs": ["pull"]}
     docs = [
-        _doc("User", ADMIN.name, {"passwordHash": _hash(ADMIN.password), "groups": ["admins"]}),
-        _doc("User", READER.name, {"passwordHash": _hash(READER.password), "groups": ["readers"]}),
-        _doc("User", "anonymous", {"groups": ["guests"]}),
-        _doc("Role", "everything", {"resources": ["*"], "verbs": ["*"]}),
-        _doc("Role", "pull", pull),
+        _user(ADMIN, "admins"),
+        _user(READER, "readers"),
+        manifest_doc("User", "anonymous", {"groups": ["guests"]}),
+        manifest_doc("Role", "everything", {"resources": ["*"], "verbs": ["*"]}),
+        manifest_doc("Role", "pull", pull),
         _binding("admins-everything", "admins", "everything", ["^.*$"]),
         _binding("readers-pull-all-but-private", "readers", "pull", [NOT_PRIVATE]),
         _binding("guests-pull-public", "guests", "pull", [PUBLIC, "^$"]),

@@ -30,6 +30,7 @@ from tests.clients.daemons import Dockerd
 from tests.clients.images import DOCKER_MANIFEST, OCI_MANIFEST, OCILayout, random_layer
 from tests.clients.test_docker import import_image, stored_auths
 from tests.clients.tools import Skopeo, describe, require_binary
+from tests.manifests import manifest_doc
 from tests.server import RunningRegistry, start
 
 pytestmark = pytest.mark.clients
@@ -41,35 +42,25 @@ ARTIFACT_TYPE = "application/vnd.example.simple-registry.ci.v1+text"
 
 
 def _manifests() -> str:
-    def doc(kind: str, name: str, spec: dict[str, object]) -> str:
-        return json.dumps(
-            {
-                "apiVersion": "simple-registry.dev/v1",
-                "kind": kind,
-                "metadata": {"name": name},
-                "spec": spec,
-            }
-        )
-
     def binding(name: str, kind: str, subject: str, role: str, scope: str) -> str:
         spec: dict[str, object] = {
             "subjects": [{"kind": kind, "name": subject}],
             "roleRef": {"name": role},
             "scopes": [scope],
         }
-        return doc("RoleBinding", name, spec)
+        return manifest_doc("RoleBinding", name, spec)
 
     alice_hash = bcrypt.hashpw(ALICE_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     robot_sha = hashlib.sha256(ROBOT_TOKEN.encode()).hexdigest()
     content = ["tags", "blobs", "manifests"]
     docs = [
-        doc("Role", "pull", {"resources": content, "verbs": ["pull"]}),
-        doc("Role", "push", {"resources": content, "verbs": ["pull", "push"]}),
-        doc("Role", "list-catalog", {"resources": ["catalog"], "verbs": ["GET"]}),
-        doc("User", "anonymous", {"groups": ["guests"]}),
-        doc("User", "alice", {"passwordHash": alice_hash, "groups": ["team-a", "guests"]}),
-        doc("User", "robot", {}),
-        doc("Token", "robot-ci", {"username": "robot", "valueSha256": robot_sha}),
+        manifest_doc("Role", "pull", {"resources": content, "verbs": ["pull"]}),
+        manifest_doc("Role", "push", {"resources": content, "verbs": ["pull", "push"]}),
+        manifest_doc("Role", "list-catalog", {"resources": ["catalog"], "verbs": ["GET"]}),
+        manifest_doc("User", "anonymous", {"groups": ["guests"]}),
+        manifest_doc("User", "alice", {"passwordHash": alice_hash, "groups": ["team-a", "guests"]}),
+        manifest_doc("User", "robot", {}),
+        manifest_doc("Token", "robot-ci", {"username": "robot", "valueSha256": robot_sha}),
         binding("guests-pull-library", "Group", "guests", "pull", "^library/"),
         binding("guests-catalog", "Group", "guests", "list-catalog", "^$"),
         binding("team-a-push", "Group", "team-a", "push", "^team-a/"),

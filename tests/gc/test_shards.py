@@ -77,6 +77,17 @@ async def test_this_processs_failure_waits_for_the_others(tmp_path: Path) -> Non
             os.waitpid(pid, os.WNOHANG)
 
 
+async def test_a_process_that_dies_without_answering_fails_the_sweep() -> None:
+    async def dying(prefixes: Sequence[str]) -> Counts:
+        if os.getpid() != parent:
+            os._exit(7)  # as a crash would: no answer on the pipe
+        return Counts()
+
+    parent = os.getpid()
+    with pytest.raises(RuntimeError, match=r"ended without an answer \(exit 7\)"):
+        await sweep_split(PREFIXES, 2, dying)
+
+
 def test_scaled_stores_sweep_in_one_process() -> None:
     assert sweepers(8, scaled=True) == 1
     assert sweepers(0, scaled=True) == 1
